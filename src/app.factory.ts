@@ -1,0 +1,56 @@
+import type { LoggerService, LogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
+import { AppModule } from './app.module.js';
+import type { AppConfig } from './config/configuration.js';
+
+export const BODY_LIMIT_BYTES = 16 * 1024;
+
+export interface CreateAppOptions {
+  logger?: LoggerService | LogLevel[] | false;
+  /** Called with the Fastify instance before routes are registered (tests collect routes). */
+  beforeInit?: (adapter: FastifyAdapter) => void;
+}
+
+export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject {
+  const config = new DocumentBuilder()
+    .setTitle('Lineage')
+    .setDescription(
+      'Authentication API: short-lived JWT access tokens, rotating single-use refresh tokens ' +
+        'grouped in token families (one per login), immediate logout, and a per-user todo list. ' +
+        'Every error has the shape `{statusCode, error, code, message}` with a stable `code`.',
+    )
+    .setVersion('0.1.0')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
+    .build();
+  return SwaggerModule.createDocument(app, config);
+}
+
+/** Builds the fully configured application; `main.ts` and the e2e tests share it. */
+export async function createApp(
+  config: AppConfig,
+  options: CreateAppOptions = {},
+): Promise<NestFastifyApplication> {
+  const adapter = new FastifyAdapter({
+    bodyLimit: BODY_LIMIT_BYTES,
+    // X-Forwarded-For is not believed unless a trusted proxy is configured.
+    trustProxy: false,
+    // Fastify's own request logging stays off; Nest's logger reports errors.
+    logger: false,
+  });
+  // JSON routes take JSON only: any other content type is a 415, not a parsed string.
+  adapter.getInstance().removeContentTypeParser('text/plain');
+  options.beforeInit?.(adapter);
+  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
+    logger: options.logger,
+    bufferLogs: false,
+  });
+  SwaggerModule.setup('docs', app, () => buildOpenApiDocument(app), {
+    jsonDocumentUrl: 'docs-json',
+    swaggerOptions: { persistAuthorization: true },
+  });
+  await app.init();
+  await app.getHttpAdapter().getInstance().ready();
+  return app;
+}

@@ -1,0 +1,46 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER, APP_PIPE } from '@nestjs/core';
+import { ConfigModule, ConfigService } from '@nestjs/config';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { AuthModule } from './auth/auth.module.js';
+import { AllExceptionsFilter } from './common/http-exception.filter.js';
+import { createValidationPipe } from './common/validation.pipe.js';
+import type { AppConfig } from './config/configuration.js';
+import { dataSourceOptions } from './database/data-source-options.js';
+import { runMigrationsLocked } from './database/migrations.js';
+import { HealthController } from './health/health.controller.js';
+import { TodosModule } from './todos/todos.module.js';
+import { UsersModule } from './users/users.module.js';
+
+@Module({})
+export class AppModule {
+  /** The config is validated before Nest starts (see main.ts) and handed in whole. */
+  static forRoot(config: AppConfig): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot({ isGlobal: true, ignoreEnvFile: true, ignoreEnvVars: true, load: [() => config] }),
+        TypeOrmModule.forRootAsync({
+          inject: [ConfigService],
+          useFactory: (cfg: ConfigService<AppConfig, true>) =>
+            dataSourceOptions(cfg.get('database', { infer: true }).url),
+          // Pending migrations are applied before any request is served.
+          dataSourceFactory: async (options) => {
+            const dataSource = await new DataSource(options!).initialize();
+            await runMigrationsLocked(dataSource);
+            return dataSource;
+          },
+        }),
+        UsersModule,
+        AuthModule,
+        TodosModule,
+      ],
+      controllers: [HealthController],
+      providers: [
+        { provide: APP_PIPE, useFactory: createValidationPipe },
+        { provide: APP_FILTER, useClass: AllExceptionsFilter },
+      ],
+    };
+  }
+}

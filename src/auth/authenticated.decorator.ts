@@ -1,0 +1,19 @@
+import { applyDecorators } from '@nestjs/common';
+import { ApiBearerAuth, ApiUnauthorizedResponse } from '@nestjs/swagger';
+import { ErrorResponseDto } from '../common/error-response.dto.js';
+
+/**
+ * Marks a controller or route as needing an access token. The global guard
+ * already enforces it (routes opt out with @Public()); this bundles the
+ * OpenAPI security requirement and the documented 401 so both stay in step.
+ */
+export function Authenticated() {
+  return applyDecorators(
+    ApiBearerAuth(),
+    ApiUnauthorizedResponse({
+      type: ErrorResponseDto,
+      description:
+        'Missing, malformed, expired (`token_expired`) or revoked (`session_revoked`) access token',
+    }),
+  );
+}

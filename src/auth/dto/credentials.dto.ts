@@ -1,0 +1,48 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { IsString, Matches, MaxLength, MinLength, Validate, type ValidatorConstraintInterface, ValidatorConstraint } from 'class-validator';
+import { USERNAME_PATTERN, USERNAME_RULE } from '../../users/username.js';
+
+export const PASSWORD_MIN_LENGTH = 8;
+// bcrypt only reads the first 72 bytes of its input; longer passwords are
+// refused with a reason instead of being silently truncated.
+export const PASSWORD_MAX_BYTES = 72;
+
+@ValidatorConstraint({ name: 'maxUtf8Bytes' })
+class MaxUtf8Bytes implements ValidatorConstraintInterface {
+  validate(value: unknown): boolean {
+    return typeof value === 'string' && Buffer.byteLength(value, 'utf8') <= PASSWORD_MAX_BYTES;
+  }
+
+  defaultMessage(): string {
+    return `password must be at most ${PASSWORD_MAX_BYTES} bytes in UTF-8 (bcrypt ignores anything longer)`;
+  }
+}
+
+export class CredentialsDto {
+  @ApiProperty({ example: 'testuser', pattern: USERNAME_PATTERN.source })
+  @IsString()
+  @Matches(USERNAME_PATTERN, { message: `username ${USERNAME_RULE}` })
+  username!: string;
+
+  @ApiProperty({ example: 'testpass123', minLength: PASSWORD_MIN_LENGTH, description: `At most ${PASSWORD_MAX_BYTES} bytes in UTF-8` })
+  @IsString()
+  @MinLength(PASSWORD_MIN_LENGTH)
+  @MaxLength(PASSWORD_MAX_BYTES)
+  @Validate(MaxUtf8Bytes)
+  password!: string;
+}
+
+/** Login checks credentials against what is stored; it does not re-apply registration rules. */
+export class LoginDto {
+  @ApiProperty({ example: 'testuser' })
+  @IsString()
+  @MinLength(1)
+  @MaxLength(64)
+  username!: string;
+
+  @ApiProperty({ example: 'testpass123' })
+  @IsString()
+  @MinLength(1)
+  @MaxLength(1024)
+  password!: string;
+}

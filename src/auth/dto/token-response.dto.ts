@@ -1,0 +1,24 @@
+import { ApiProperty } from '@nestjs/swagger';
+
+/** RFC 6749 §5.1 successful token response. */
+export class TokenResponseDto {
+  @ApiProperty({ description: 'JWT access token (typ at+jwt), sent as `Authorization: Bearer`' })
+  access_token!: string;
+
+  @ApiProperty({ example: 'Bearer', enum: ['Bearer'] })
+  token_type!: 'Bearer';
+
+  @ApiProperty({ example: 900, description: 'Access token lifetime in seconds' })
+  expires_in!: number;
+
+  @ApiProperty({ description: 'Single-use refresh token; each refresh returns a new one' })
+  refresh_token!: string;
+
+  @ApiProperty({ example: 604800, description: 'Seconds until the refresh token expires' })
+  refresh_expires_in!: number;
+}
+
+export class MessageResponseDto {
+  @ApiProperty({ example: 'Logged out' })
+  message!: string;
+}

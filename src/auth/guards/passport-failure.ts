@@ -1,0 +1,21 @@
+import { AppError, ErrorCode, UnauthorizedError } from '../../common/errors.js';
+
+/**
+ * Turns what passport-jwt reports into our typed errors. An expired token gets
+ * its own code so a client knows to refresh rather than log in again (seed 003).
+ */
+export function passportFailure(err: unknown, info: unknown, kind: 'Access' | 'Refresh'): Error {
+  if (err instanceof AppError) return err;
+  if (err) return err instanceof Error ? err : new Error(String(err));
+  const name = (info as { name?: string } | undefined)?.name;
+  if (name === 'TokenExpiredError') {
+    return new UnauthorizedError(ErrorCode.TokenExpired, `${kind} token has expired`);
+  }
+  if (name === 'JsonWebTokenError' || name === 'NotBeforeError') {
+    return new UnauthorizedError(ErrorCode.TokenInvalid, `${kind} token is invalid`);
+  }
+  if (kind === 'Access') {
+    return new UnauthorizedError(ErrorCode.TokenMissing, 'Missing bearer access token');
+  }
+  return new UnauthorizedError(ErrorCode.TokenInvalid, `${kind} token is invalid`);
+}

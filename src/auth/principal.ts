@@ -1,0 +1,12 @@
+import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
+
+/** Who is calling, as established by the access-token guard. */
+export interface Principal {
+  userId: string;
+  sessionId: string;
+}
+
+export const CurrentPrincipal = createParamDecorator(
+  (_data: unknown, ctx: ExecutionContext): Principal =>
+    ctx.switchToHttp().getRequest<{ user: Principal }>().user,
+);

@@ -1,0 +1,139 @@
+import { createHash, createSecretKey, type KeyObject, randomUUID } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { JwtService } from '@nestjs/jwt';
+import type { AppConfig, AuthConfig } from '../config/configuration.js';
+import {
+  ACCESS_TOKEN_TYP,
+  type DecodedJwt,
+  JWT_ALGORITHM,
+  readClaims,
+  REFRESH_TOKEN_TYP,
+  type TokenClaims,
+} from './token-claims.js';
+
+export interface SignedToken {
+  token: string;
+  claims: TokenClaims;
+}
+
+export interface RefreshTokenSpec {
+  id: string;
+  userId: string;
+  familyId: string;
+  issuedAt: Date;
+  expiresAt: Date;
+}
+
+export const toEpochSeconds = (date: Date): number => Math.floor(date.getTime() / 1000);
+
+/**
+ * Signs access and refresh tokens, each with its own key. Keys are prebuilt
+ * `KeyObject`s: jsonwebtoken rebuilds a key from a string secret on every call
+ * (~400 µs), a KeyObject costs ~8 µs. Each JwtService is built with exactly one
+ * key and no per-call secret is ever passed, so @nestjs/jwt has no other key
+ * to fall back to (RFC 8725 §3.1: one algorithm, one key per token type).
+ */
+@Injectable()
+export class TokenService {
+  readonly accessKey: KeyObject;
+  readonly refreshKey: KeyObject;
+  private readonly auth: AuthConfig;
+  private readonly accessJwt: JwtService;
+  private readonly refreshJwt: JwtService;
+
+  constructor(config: ConfigService<AppConfig, true>) {
+    this.auth = config.get('auth', { infer: true });
+    this.accessKey = createSecretKey(Buffer.from(this.auth.accessSecret, 'utf8'));
+    this.refreshKey = createSecretKey(Buffer.from(this.auth.refreshSecret, 'utf8'));
+    this.accessJwt = new JwtService({
+      secret: this.accessKey,
+      signOptions: { algorithm: JWT_ALGORITHM, header: { alg: JWT_ALGORITHM, typ: ACCESS_TOKEN_TYP } },
+    });
+    this.refreshJwt = new JwtService({
+      secret: this.refreshKey,
+      signOptions: { algorithm: JWT_ALGORITHM, header: { alg: JWT_ALGORITHM, typ: REFRESH_TOKEN_TYP } },
+    });
+  }
+
+  get issuer(): string {
+    return this.auth.issuer;
+  }
+
+  get audience(): string {
+    return this.auth.audience;
+  }
+
+  get accessTokenTtl(): number {
+    return this.auth.accessTokenTtl;
+  }
+
+  signAccessToken(userId: string, familyId: string, now: Date): SignedToken {
+    const iat = toEpochSeconds(now);
+    const claims: TokenClaims = {
+      sub: userId,
+      sid: familyId,
+      jti: randomUUID(),
+      iat,
+      exp: iat + this.auth.accessTokenTtl,
+      iss: this.auth.issuer,
+      aud: this.auth.audience,
+    };
+    return { token: this.accessJwt.sign(claims), claims };
+  }
+
+  /**
+   * Deterministic: the same spec always yields the same token (HS256 over the
+   * same header and claims), which is how the reuse grace window answers a
+   * retried refresh with the very token it already issued, without storing it.
+   */
+  signRefreshToken(spec: RefreshTokenSpec): SignedToken {
+    const claims: TokenClaims = {
+      sub: spec.userId,
+      sid: spec.familyId,
+      jti: spec.id,
+      iat: toEpochSeconds(spec.issuedAt),
+      exp: toEpochSeconds(spec.expiresAt),
+      iss: this.auth.issuer,
+      aud: this.auth.audience,
+    };
+    return { token: this.refreshJwt.sign(claims), claims };
+  }
+
+  /**
+   * Identifies a refresh token for logout only: signature, algorithm, issuer,
+   * audience and `typ` are checked, expiry is not (an expired token of a live
+   * session still names the session its owner wants ended).
+   */
+  verifyRefreshTokenIgnoringExpiry(token: string): TokenClaims | undefined {
+    try {
+      const decoded = this.refreshJwt.verify<DecodedJwt>(token, {
+        algorithms: [JWT_ALGORITHM],
+        issuer: this.auth.issuer,
+        audience: this.auth.audience,
+        complete: true,
+        ignoreExpiration: true,
+      });
+      return readClaims(decoded, REFRESH_TOKEN_TYP);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A new refresh token's identity and lifetime, with times on whole seconds as in the JWT. */
+  newRefreshTokenSpec(userId: string, familyId: string, now: Date): RefreshTokenSpec {
+    const issuedAt = new Date(toEpochSeconds(now) * 1000);
+    return {
+      id: randomUUID(),
+      userId,
+      familyId,
+      issuedAt,
+      expiresAt: new Date(issuedAt.getTime() + this.auth.refreshTokenTtl * 1000),
+    };
+  }
+}
+
+/** Only this digest of a refresh token is stored (a dump must not yield usable tokens). */
+export function hashToken(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}

@@ -1,0 +1,67 @@
+import { HttpStatus } from '@nestjs/common';
+
+/** Stable, machine-readable error codes; clients may switch on them. */
+export const ErrorCode = {
+  ValidationFailed: 'validation_failed',
+  InvalidCredentials: 'invalid_credentials',
+  UsernameTaken: 'username_taken',
+  TokenMissing: 'token_missing',
+  TokenInvalid: 'token_invalid',
+  TokenExpired: 'token_expired',
+  SessionRevoked: 'session_revoked',
+  SessionExpired: 'session_expired',
+  RefreshTokenReused: 'refresh_token_reused',
+  NotFound: 'not_found',
+  MethodNotAllowed: 'method_not_allowed',
+  PayloadTooLarge: 'payload_too_large',
+  UnsupportedMediaType: 'unsupported_media_type',
+  BadRequest: 'bad_request',
+  ServiceUnavailable: 'service_unavailable',
+  InternalError: 'internal_error',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface ErrorDetail {
+  field: string;
+  messages: string[];
+}
+
+/**
+ * A domain error with its HTTP status and stable code. Services throw these;
+ * the global filter turns them into the one JSON error shape.
+ */
+export class AppError extends Error {
+  constructor(
+    readonly status: HttpStatus,
+    readonly code: ErrorCode,
+    message: string,
+    readonly details?: ErrorDetail[],
+  ) {
+    super(message);
+    this.name = 'AppError';
+  }
+}
+
+export class UnauthorizedError extends AppError {
+  constructor(code: ErrorCode, message: string) {
+    super(HttpStatus.UNAUTHORIZED, code, message);
+  }
+}
+
+export class NotFoundError extends AppError {
+  constructor(message = 'Resource not found') {
+    super(HttpStatus.NOT_FOUND, ErrorCode.NotFound, message);
+  }
+}
+
+export class ConflictError extends AppError {
+  constructor(code: ErrorCode, message: string) {
+    super(HttpStatus.CONFLICT, code, message);
+  }
+}
+
+export class ValidationError extends AppError {
+  constructor(message: string, details?: ErrorDetail[]) {
+    super(HttpStatus.BAD_REQUEST, ErrorCode.ValidationFailed, message, details);
+  }
+}

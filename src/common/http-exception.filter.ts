@@ -1,0 +1,69 @@
+import {
+  type ArgumentsHost,
+  Catch,
+  type ExceptionFilter,
+  HttpException,
+  HttpStatus,
+  Logger,
+} from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { codeForStatus, errorBody, type ErrorBody, wwwAuthenticate } from './error-body.js';
+import { AppError, ErrorCode } from './errors.js';
+
+/** Maps anything thrown to the one error shape; 5xx bodies never carry internals. */
+export function toErrorBody(exception: unknown): ErrorBody {
+  if (exception instanceof AppError) {
+    return errorBody(exception.status, exception.code, exception.message, exception.details);
+  }
+  if (exception instanceof HttpException) {
+    const status = exception.getStatus();
+    const response = exception.getResponse();
+    const message =
+      status >= 500
+        ? 'Internal server error'
+        : typeof response === 'string'
+          ? response
+          : String((response as { message?: unknown }).message ?? exception.message);
+    return errorBody(status, codeForStatus(status), message);
+  }
+  // Errors raised by Fastify itself (body parsing, size limits) carry a 4xx statusCode.
+  const status = (exception as { statusCode?: unknown } | null)?.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const message = (exception as Error).message || 'Bad request';
+    return errorBody(status, codeForStatus(status), message);
+  }
+  return errorBody(
+    HttpStatus.INTERNAL_SERVER_ERROR,
+    ErrorCode.InternalError,
+    'Internal server error',
+  );
+}
+
+export function sendError(
+  reply: FastifyReply,
+  request: FastifyRequest,
+  exception: unknown,
+  logger: Logger,
+): void {
+  const body = toErrorBody(exception);
+  if (body.statusCode >= 500) {
+    logger.error(
+      `${request.method} ${request.url} failed (request ${request.id})`,
+      exception instanceof Error ? exception.stack : String(exception),
+    );
+  }
+  if (body.statusCode === HttpStatus.UNAUTHORIZED) {
+    void reply.header('WWW-Authenticate', wwwAuthenticate(body.code, body.message));
+  }
+  void reply.status(body.statusCode).header('Cache-Control', 'no-store').send(body);
+}
+
+@Catch()
+export class AllExceptionsFilter implements ExceptionFilter {
+  private readonly logger = new Logger('Exceptions');
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    sendError(http.getResponse<FastifyReply>(), http.getRequest<FastifyRequest>(), exception, this.logger);
+  }
+}

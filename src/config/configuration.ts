@@ -1,0 +1,177 @@
+import { parseDurationSeconds } from './duration.js';
+
+export interface DatabaseConfig {
+  url: string;
+  /** True when the URL points at the embedded server this process started. */
+  embedded: boolean;
+}
+
+export interface AuthConfig {
+  accessSecret: string;
+  refreshSecret: string;
+  accessTokenTtl: number;
+  refreshTokenTtl: number;
+  refreshReuseGrace: number;
+  bcryptCost: number;
+  issuer: string;
+  audience: string;
+}
+
+export interface AppConfig {
+  nodeEnv: string;
+  port: number;
+  host: string;
+  database: DatabaseConfig;
+  auth: AuthConfig;
+  seedDemoUser: boolean;
+}
+
+/** Thrown at boot when the environment is unusable; the message names the variable. */
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`Invalid configuration: ${variable} ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** What the process itself supplies when it runs the embedded database. */
+export interface RuntimeOverrides {
+  embeddedDatabaseUrl?: string;
+  generatedSecrets?: { accessSecret: string; refreshSecret: string };
+}
+
+// A 256-bit key is what RFC 7518 §3.2 requires for HS256; 32 characters of
+// base64/hex-ish text is the minimum we accept as "strong" in production.
+const MIN_PRODUCTION_SECRET_LENGTH = 32;
+
+type Env = Record<string, string | undefined>;
+
+function readDuration(env: Env, name: string, fallback: number, min: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const seconds = parseDurationSeconds(raw);
+  if (seconds === undefined) {
+    throw new ConfigError(name, `must be seconds or a duration like 15m, 7d (got "${raw}")`);
+  }
+  if (seconds < min) throw new ConfigError(name, `must be at least ${min} seconds`);
+  return seconds;
+}
+
+function readInt(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw)) throw new ConfigError(name, `must be an integer (got "${raw}")`);
+  const value = Number(raw);
+  if (value < min || value > max) {
+    throw new ConfigError(name, `must be between ${min} and ${max} (got ${value})`);
+  }
+  return value;
+}
+
+function readBoolean(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (raw === 'true' || raw === '1') return true;
+  if (raw === 'false' || raw === '0') return false;
+  throw new ConfigError(name, `must be true or false (got "${raw}")`);
+}
+
+function readDatabaseUrl(env: Env, runtime: RuntimeOverrides): DatabaseConfig {
+  const raw = env.DATABASE_URL;
+  if (raw) {
+    let url: URL;
+    try {
+      url = new URL(raw);
+    } catch {
+      throw new ConfigError('DATABASE_URL', 'is not a valid URL');
+    }
+    if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+      throw new ConfigError('DATABASE_URL', 'must be a postgres:// or postgresql:// URL');
+    }
+    return { url: raw, embedded: false };
+  }
+  if (runtime.embeddedDatabaseUrl) return { url: runtime.embeddedDatabaseUrl, embedded: true };
+  throw new ConfigError('DATABASE_URL', 'is required when the embedded database is not started');
+}
+
+function readSecret(
+  env: Env,
+  name: string,
+  generated: string | undefined,
+  production: boolean,
+): string {
+  const raw = env[name];
+  if (raw) {
+    if (production && raw.length < MIN_PRODUCTION_SECRET_LENGTH) {
+      throw new ConfigError(
+        name,
+        `must be at least ${MIN_PRODUCTION_SECRET_LENGTH} characters when NODE_ENV=production`,
+      );
+    }
+    return raw;
+  }
+  if (!production && generated) return generated;
+  throw new ConfigError(
+    name,
+    production
+      ? 'is required when NODE_ENV=production (use 32+ random characters, e.g. `openssl rand -base64 48`)'
+      : 'is required (outside production a generated one is kept under .data/)',
+  );
+}
+
+/**
+ * Validates the environment once, at boot, into a typed object. Every problem
+ * is reported with the variable's name so the operator knows what to fix.
+ */
+export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig {
+  const nodeEnv = env.NODE_ENV || 'development';
+  const production = nodeEnv === 'production';
+  const database = readDatabaseUrl(env, runtime);
+
+  const accessSecret = readSecret(
+    env,
+    'JWT_ACCESS_SECRET',
+    runtime.generatedSecrets?.accessSecret,
+    production,
+  );
+  const refreshSecret = readSecret(
+    env,
+    'JWT_REFRESH_SECRET',
+    runtime.generatedSecrets?.refreshSecret,
+    production,
+  );
+  // Distinct keys make it impossible for one token type to verify as the other
+  // even if a `typ` check were ever lost (RFC 8725 §3.11, cross-JWT confusion).
+  if (accessSecret === refreshSecret) {
+    throw new ConfigError('JWT_REFRESH_SECRET', 'must differ from JWT_ACCESS_SECRET');
+  }
+
+  const accessTokenTtl = readDuration(env, 'ACCESS_TOKEN_TTL', 15 * 60, 1);
+  const refreshTokenTtl = readDuration(env, 'REFRESH_TOKEN_TTL', 7 * 86400, 1);
+  if (refreshTokenTtl < accessTokenTtl) {
+    throw new ConfigError('REFRESH_TOKEN_TTL', 'must not be shorter than ACCESS_TOKEN_TTL');
+  }
+
+  return {
+    nodeEnv,
+    port: readInt(env, 'PORT', 8000, 0, 65535),
+    host: env.HOST || '0.0.0.0',
+    database,
+    auth: {
+      accessSecret,
+      refreshSecret,
+      accessTokenTtl,
+      refreshTokenTtl,
+      refreshReuseGrace: readDuration(env, 'REFRESH_REUSE_GRACE', 10, 0),
+      bcryptCost: readInt(env, 'BCRYPT_COST', 12, 4, 31),
+      issuer: env.JWT_ISSUER || 'lineage',
+      audience: env.JWT_AUDIENCE || 'lineage-api',
+    },
+    // The lesson's demo account exists only on the embedded development default,
+    // never in production or against a real server unless explicitly requested.
+    seedDemoUser: readBoolean(env, 'SEED_DEMO_USER', database.embedded && !production),
+  };
+}

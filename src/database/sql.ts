@@ -1,0 +1,24 @@
+import type { EntityManager } from 'typeorm';
+
+export interface SqlResult<T> {
+  rows: T[];
+  rowCount: number;
+}
+
+/**
+ * Runs one SQL statement on the manager's connection (the transaction's, when
+ * inside one) and returns rows and affected count in one predictable shape.
+ */
+export async function runSql<T = Record<string, unknown>>(
+  manager: EntityManager,
+  text: string,
+  params: unknown[],
+): Promise<SqlResult<T>> {
+  const runner = manager.queryRunner ?? manager.dataSource.createQueryRunner();
+  try {
+    const result = await runner.query(text, params, true);
+    return { rows: result.records as T[], rowCount: result.affected ?? result.records.length };
+  } finally {
+    if (!manager.queryRunner) await runner.release();
+  }
+}
