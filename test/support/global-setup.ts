@@ -1,0 +1,27 @@
+import { chmod, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+// Loaded by Jest outside its module system, so it uses the compiled build (npm test builds first).
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../dist/src/database/embedded-postgres.js';
+
+declare global {
+  var __LINEAGE_TEST_DB__: { db?: EmbeddedDatabase; dir?: string } | undefined;
+}
+
+/**
+ * One real PostgreSQL for the whole e2e run: the server named by
+ * TEST_DATABASE_URL, or a fresh embedded cluster in a temporary directory.
+ * Workers read the URL from LINEAGE_TEST_DATABASE_URL.
+ */
+export default async function globalSetup(): Promise<void> {
+  if (process.env.TEST_DATABASE_URL) {
+    process.env.LINEAGE_TEST_DATABASE_URL = process.env.TEST_DATABASE_URL;
+    return;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'lineage-test-'));
+  // The cluster may run as the `postgres` system user, which must reach it.
+  await chmod(dir, 0o755);
+  const db = await startEmbeddedPostgres({ dataDir: join(dir, 'postgres'), database: 'lineage_test' });
+  process.env.LINEAGE_TEST_DATABASE_URL = db.url;
+  globalThis.__LINEAGE_TEST_DB__ = { db, dir };
+}

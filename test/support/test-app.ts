@@ -1,0 +1,80 @@
+import { randomUUID } from 'node:crypto';
+import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import request from 'supertest';
+import { DataSource } from 'typeorm';
+import { createApp } from '../../src/app.factory.js';
+import { buildConfig } from '../../src/config/configuration.js';
+
+export interface TestApp {
+  app: NestFastifyApplication;
+  http: () => ReturnType<typeof request>;
+  db: DataSource;
+  /** Every route Fastify registered, as "METHOD /path". */
+  routes: string[];
+  close: () => Promise<void>;
+}
+
+export interface Tokens {
+  access_token: string;
+  refresh_token: string;
+  token_type: string;
+  expires_in: number;
+  refresh_expires_in: number;
+}
+
+/**
+ * The real application (Fastify, guards, pipes, filter, TypeORM) against the
+ * e2e database. `env` overrides configuration the way the environment would.
+ */
+export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+  const databaseUrl = process.env.LINEAGE_TEST_DATABASE_URL;
+  if (!databaseUrl) throw new Error('e2e database not prepared (global setup did not run)');
+  const config = buildConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: databaseUrl,
+    JWT_ACCESS_SECRET: 'test-access-secret-0123456789abcdef0123456789',
+    JWT_REFRESH_SECRET: 'test-refresh-secret-0123456789abcdef012345678',
+    BCRYPT_COST: '4',
+    ...env,
+  });
+  const routes: string[] = [];
+  const app = await createApp(config, {
+    logger: ['error'],
+    beforeInit: (adapter) =>
+      adapter.getInstance().addHook('onRoute', (route) => {
+        const methods = Array.isArray(route.method) ? route.method : [route.method];
+        for (const method of methods) routes.push(`${method} ${route.url}`);
+      }),
+  });
+  const server = app.getHttpServer();
+  return {
+    app,
+    http: () => request(server),
+    db: app.get(DataSource),
+    routes,
+    close: () => app.close(),
+  };
+}
+
+export function uniqueUsername(prefix = 'u'): string {
+  return `${prefix}_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
+}
+
+export const PASSWORD = 'correct horse battery';
+
+export async function register(t: TestApp, username = uniqueUsername()): Promise<Tokens & { username: string }> {
+  const res = await t.http().post('/auth/register').send({ username, password: PASSWORD }).expect(201);
+  return { ...(res.body as Tokens), username };
+}
+
+export async function login(t: TestApp, username: string, password = PASSWORD): Promise<Tokens> {
+  const res = await t.http().post('/auth/login').send({ username, password }).expect(200);
+  return res.body as Tokens;
+}
+
+export const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+
+/** The JWT payload, decoded without verification (tests only read claims). */
+export function claimsOf(token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8')) as Record<string, unknown>;
+}
