@@ -1,0 +1,58 @@
+import type { ConfigService } from '@nestjs/config';
+import jsonwebtoken from 'jsonwebtoken';
+import { buildConfig, type AppConfig } from '../config/configuration.js';
+import { hashToken, TokenService } from './token.service.js';
+
+function service(): TokenService {
+  const config = buildConfig({
+    DATABASE_URL: 'postgres://u@localhost/db',
+    JWT_ACCESS_SECRET: 'access-secret-for-unit-tests-0123456789',
+    JWT_REFRESH_SECRET: 'refresh-secret-for-unit-tests-012345678',
+    ACCESS_TOKEN_TTL: '15m',
+    REFRESH_TOKEN_TTL: '7d',
+  });
+  const configService = { get: (key: keyof AppConfig) => config[key] } as unknown as ConfigService<AppConfig, true>;
+  return new TokenService(configService);
+}
+
+const USER = '0b6c2c6e-6d0c-4a55-9d77-6ad0c0a0f001';
+const FAMILY = '1b6c2c6e-6d0c-4a55-9d77-6ad0c0a0f002';
+const now = new Date('2026-03-01T10:00:00.750Z');
+
+describe('TokenService', () => {
+  it('signs access tokens with typ at+jwt, HS256 and the session claims', () => {
+    const { token, claims } = service().signAccessToken(USER, FAMILY, now);
+    const decoded = jsonwebtoken.decode(token, { complete: true });
+    expect(decoded?.header).toEqual({ alg: 'HS256', typ: 'at+jwt' });
+    expect(decoded?.payload).toEqual(claims);
+    expect(claims).toMatchObject({ sub: USER, sid: FAMILY, iss: 'lineage', aud: 'lineage-api' });
+    expect(claims.exp - claims.iat).toBe(900);
+    expect(claims.iat).toBe(Math.floor(now.getTime() / 1000));
+  });
+
+  it('re-signs the identical refresh token from the same stored spec (grace re-issue)', () => {
+    const tokens = service();
+    const spec = tokens.newRefreshTokenSpec(USER, FAMILY, now);
+    const first = tokens.signRefreshToken(spec).token;
+    const stored = { ...spec, issuedAt: new Date(spec.issuedAt), expiresAt: new Date(spec.expiresAt) };
+    expect(service().signRefreshToken(stored).token).toBe(first);
+    expect(hashToken(first).equals(hashToken(tokens.signRefreshToken(stored).token))).toBe(true);
+  });
+
+  it('keeps refresh times on whole seconds so the stored row reproduces the JWT', () => {
+    const spec = service().newRefreshTokenSpec(USER, FAMILY, now);
+    expect(spec.issuedAt.getTime() % 1000).toBe(0);
+    expect(spec.expiresAt.getTime() - spec.issuedAt.getTime()).toBe(7 * 86400 * 1000);
+  });
+
+  it('uses distinct keys: a refresh token does not verify as an access token', () => {
+    const tokens = service();
+    const refresh = tokens.signRefreshToken(tokens.newRefreshTokenSpec(USER, FAMILY, new Date())).token;
+    expect(() => jsonwebtoken.verify(refresh, tokens.accessKey, { algorithms: ['HS256'] })).toThrow(
+      'invalid signature',
+    );
+    expect(tokens.verifyRefreshTokenIgnoringExpiry(refresh)).toMatchObject({ sub: USER, sid: FAMILY });
+    const access = tokens.signAccessToken(USER, FAMILY, new Date()).token;
+    expect(tokens.verifyRefreshTokenIgnoringExpiry(access)).toBeUndefined();
+  });
+});

@@ -1,0 +1,118 @@
+import { buildConfig, ConfigError } from './configuration.js';
+
+const strong = {
+  JWT_ACCESS_SECRET: 'a'.repeat(40),
+  JWT_REFRESH_SECRET: 'b'.repeat(40),
+};
+const base = { DATABASE_URL: 'postgres://u@localhost:5432/db', ...strong };
+
+function errorOf(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('buildConfig', () => {
+  it('applies the documented defaults', () => {
+    const config = buildConfig(base);
+    expect(config.port).toBe(8000);
+    expect(config.auth.accessTokenTtl).toBe(900);
+    expect(config.auth.refreshTokenTtl).toBe(7 * 86400);
+    expect(config.auth.refreshReuseGrace).toBe(10);
+    expect(config.auth.bcryptCost).toBe(12);
+    expect(config.database).toEqual({ url: base.DATABASE_URL, embedded: false });
+    expect(config.seedDemoUser).toBe(false);
+  });
+
+  it('accepts lifetimes as seconds or with units', () => {
+    const config = buildConfig({
+      ...base,
+      ACCESS_TOKEN_TTL: '5m',
+      REFRESH_TOKEN_TTL: '30d',
+      REFRESH_REUSE_GRACE: '0',
+      PORT: '9000',
+      BCRYPT_COST: '4',
+    });
+    expect(config.auth).toMatchObject({
+      accessTokenTtl: 300,
+      refreshTokenTtl: 30 * 86400,
+      refreshReuseGrace: 0,
+      bcryptCost: 4,
+    });
+    expect(config.port).toBe(9000);
+  });
+
+  it.each([
+    ['ACCESS_TOKEN_TTL', 'soon'],
+    ['ACCESS_TOKEN_TTL', '0'],
+    ['REFRESH_REUSE_GRACE', '-1'],
+    ['BCRYPT_COST', '3'],
+    ['BCRYPT_COST', 'twelve'],
+    ['PORT', '70000'],
+    ['SEED_DEMO_USER', 'yes'],
+    ['DATABASE_URL', 'mysql://localhost/db'],
+    ['DATABASE_URL', 'not a url'],
+  ])('names %s when it is %p', (variable, value) => {
+    expect(errorOf(() => buildConfig({ ...base, [variable]: value })).variable).toBe(variable);
+  });
+
+  it('refuses a refresh lifetime shorter than the access lifetime', () => {
+    const error = errorOf(() => buildConfig({ ...base, ACCESS_TOKEN_TTL: '1h', REFRESH_TOKEN_TTL: '10m' }));
+    expect(error.variable).toBe('REFRESH_TOKEN_TTL');
+  });
+
+  it('refuses identical access and refresh secrets', () => {
+    const error = errorOf(() => buildConfig({ ...base, JWT_REFRESH_SECRET: strong.JWT_ACCESS_SECRET }));
+    expect(error.variable).toBe('JWT_REFRESH_SECRET');
+  });
+
+  describe('in production', () => {
+    const production = { ...base, NODE_ENV: 'production' };
+
+    it('refuses to start without each secret, naming it', () => {
+      const { JWT_ACCESS_SECRET: _a, ...noAccess } = production;
+      const { JWT_REFRESH_SECRET: _r, ...noRefresh } = production;
+      const generated = { generatedSecrets: { accessSecret: 'x'.repeat(64), refreshSecret: 'y'.repeat(64) } };
+      expect(errorOf(() => buildConfig(noAccess, generated)).variable).toBe('JWT_ACCESS_SECRET');
+      expect(errorOf(() => buildConfig(noRefresh, generated)).variable).toBe('JWT_REFRESH_SECRET');
+    });
+
+    it('refuses weak secrets', () => {
+      const error = errorOf(() => buildConfig({ ...production, JWT_ACCESS_SECRET: 'short' }));
+      expect(error.variable).toBe('JWT_ACCESS_SECRET');
+      expect(error.message).toContain('32');
+    });
+
+    it('never seeds the demo user by default', () => {
+      expect(buildConfig(production).seedDemoUser).toBe(false);
+    });
+  });
+
+  describe('on the embedded default', () => {
+    const runtime = {
+      embeddedDatabaseUrl: 'postgres://postgres:pw@127.0.0.1:5555/lineage',
+      generatedSecrets: { accessSecret: 'g'.repeat(64), refreshSecret: 'h'.repeat(64) },
+    };
+
+    it('uses the embedded server, generated secrets and seeds the demo user', () => {
+      const config = buildConfig({}, runtime);
+      expect(config.database).toEqual({ url: runtime.embeddedDatabaseUrl, embedded: true });
+      expect(config.auth.accessSecret).toBe(runtime.generatedSecrets.accessSecret);
+      expect(config.auth.refreshSecret).toBe(runtime.generatedSecrets.refreshSecret);
+      expect(config.seedDemoUser).toBe(true);
+    });
+
+    it('lets SEED_DEMO_USER switch the demo user off, and on for a real server', () => {
+      expect(buildConfig({ SEED_DEMO_USER: 'false' }, runtime).seedDemoUser).toBe(false);
+      expect(buildConfig({ ...base, SEED_DEMO_USER: 'true' }).seedDemoUser).toBe(true);
+    });
+
+    it('prefers DATABASE_URL over the embedded server', () => {
+      expect(buildConfig(base, runtime).database.embedded).toBe(false);
+    });
+  });
+});
