@@ -1,0 +1,385 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  bearer,
+  claimsOf,
+  login,
+  PASSWORD,
+  register,
+  startTestApp,
+  type TestApp,
+  type Tokens,
+  uniqueUsername,
+} from './support/test-app.js';
+
+/** Asserts the one error shape, the code, and RFC 6750 §3's header on 401s. */
+function expectError(res: { status: number; body: unknown; headers: Record<string, string> }, status: number, code: string) {
+  expect(res.status).toBe(status);
+  expect(res.body).toMatchObject({ statusCode: status, code });
+  const body = res.body as Record<string, unknown>;
+  expect(typeof body.error).toBe('string');
+  expect(typeof body.message).toBe('string');
+  expect(body).not.toHaveProperty('stack');
+  if (status === 401) expect(res.headers['www-authenticate']).toMatch(/^Bearer /);
+}
+
+describe('auth (e2e)', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    // SEED_DEMO_USER: the lesson's account, as on the embedded default.
+    t = await startTestApp({ SEED_DEMO_USER: 'true' });
+  });
+
+  afterAll(async () => {
+    await t.close();
+  });
+
+  const refresh = (refreshToken: unknown) => t.http().post('/auth/refresh').send({ refresh_token: refreshToken });
+  const todos = (accessToken: string) => t.http().get('/todos').set(bearer(accessToken));
+
+  describe('seed 000 client flow, literally', () => {
+    it('login, refresh, todos, logout with the login-time refresh token, then both 401', async () => {
+      const loginRes = await t
+        .http()
+        .post('/auth/login')
+        .send({ username: 'testuser', password: 'testpass123' })
+        .expect(200);
+      const { access_token: accessToken, refresh_token: refreshToken } = loginRes.body as Tokens;
+      expect(accessToken).toEqual(expect.any(String));
+      expect(refreshToken).toEqual(expect.any(String));
+
+      const refreshRes = await refresh(refreshToken).expect(200);
+      const refreshed = refreshRes.body as Tokens;
+      expect(refreshed.access_token).not.toBe(accessToken);
+      expect(refreshed.refresh_token).not.toBe(refreshToken);
+
+      const todosRes = await todos(refreshed.access_token).expect(200);
+      expect(Array.isArray(todosRes.body)).toBe(true);
+
+      // The lesson logs out with the new access token and the *login-time* refresh token.
+      const logoutRes = await t
+        .http()
+        .post('/auth/logout')
+        .set(bearer(refreshed.access_token))
+        .send({ refresh_token: refreshToken })
+        .expect(200);
+      expect(logoutRes.body).toEqual({ message: expect.any(String) });
+
+      expectError(await todos(refreshed.access_token), 401, 'session_revoked');
+      expectError(await refresh(refreshToken), 401, 'session_revoked');
+      // The newest refresh token of that session is dead too.
+      expectError(await refresh(refreshed.refresh_token), 401, 'session_revoked');
+    });
+  });
+
+  describe('token responses (seed 003, RFC 6749 §5.1)', () => {
+    it('register returns the full token response, uncacheable', async () => {
+      const username = uniqueUsername();
+      const res = await t.http().post('/auth/register').send({ username, password: PASSWORD }).expect(201);
+      expect(Object.keys(res.body as object).sort()).toEqual(
+        ['access_token', 'expires_in', 'refresh_expires_in', 'refresh_token', 'token_type'].sort(),
+      );
+      const body = res.body as Tokens;
+      expect(body.token_type).toBe('Bearer');
+      expect(body.expires_in).toBe(15 * 60);
+      expect(body.refresh_expires_in).toBe(7 * 24 * 60 * 60);
+      expect(res.headers['cache-control']).toBe('no-store');
+      expect(res.headers['pragma']).toBe('no-cache');
+    });
+
+    it('access token carries sub, sid, jti, iat, exp, iss, aud and typ at+jwt (RFC 9068)', async () => {
+      const tokens = await register(t);
+      const header = JSON.parse(Buffer.from(tokens.access_token.split('.')[0], 'base64url').toString()) as Record<
+        string,
+        unknown
+      >;
+      expect(header).toMatchObject({ alg: 'HS256', typ: 'at+jwt' });
+      const claims = claimsOf(tokens.access_token);
+      expect(claims).toMatchObject({ iss: 'lineage', aud: 'lineage-api' });
+      for (const claim of ['sub', 'sid', 'jti', 'iat', 'exp']) expect(claims).toHaveProperty(claim);
+      expect((claims.exp as number) - (claims.iat as number)).toBe(tokens.expires_in);
+      const me = await t.http().get('/users/me').set(bearer(tokens.access_token)).expect(200);
+      expect((me.body as { id: string }).id).toBe(claims.sub);
+    });
+
+    it('login and refresh responses are uncacheable too', async () => {
+      const { username } = await register(t);
+      const res = await t.http().post('/auth/login').send({ username, password: PASSWORD }).expect(200);
+      expect(res.headers['cache-control']).toBe('no-store');
+      const refreshed = await refresh((res.body as Tokens).refresh_token).expect(200);
+      expect(refreshed.headers['cache-control']).toBe('no-store');
+      expect((refreshed.body as Tokens).token_type).toBe('Bearer');
+    });
+  });
+
+  describe('register', () => {
+    it('refuses a taken username, case-insensitively, and keeps the original account', async () => {
+      const username = uniqueUsername('Case');
+      await register(t, username);
+      const same = await t.http().post('/auth/register').send({ username, password: 'another password' });
+      expectError(same, 409, 'username_taken');
+      const upper = await t
+        .http()
+        .post('/auth/register')
+        .send({ username: username.toUpperCase(), password: 'another password' });
+      expectError(upper, 409, 'username_taken');
+      // The original password still works; the rejected one does not.
+      await login(t, username);
+      expectError(
+        await t.http().post('/auth/login').send({ username, password: 'another password' }),
+        401,
+        'invalid_credentials',
+      );
+    });
+
+    it.each([
+      ['missing password', { username: 'someone_ok' }],
+      ['short password', { username: 'someone_ok', password: 'short' }],
+      ['password over 72 bytes (bcrypt would truncate it)', { username: 'someone_ok', password: 'é'.repeat(40) }],
+      ['bad username characters', { username: 'no spaces allowed', password: PASSWORD }],
+      ['non-string username', { username: 42, password: PASSWORD }],
+      ['unknown field', { username: 'someone_ok', password: PASSWORD, admin: true }],
+    ])('refuses %s with validation_failed', async (_case, body) => {
+      const res = await t.http().post('/auth/register').send(body);
+      expectError(res, 400, 'validation_failed');
+      expect((res.body as { details: unknown[] }).details.length).toBeGreaterThan(0);
+    });
+  });
+
+  describe('login', () => {
+    it('answers unknown user and wrong password identically', async () => {
+      const { username } = await register(t);
+      const wrongPassword = await t.http().post('/auth/login').send({ username, password: 'wrong password!' });
+      const unknownUser = await t
+        .http()
+        .post('/auth/login')
+        .send({ username: uniqueUsername('ghost'), password: PASSWORD });
+      expectError(wrongPassword, 401, 'invalid_credentials');
+      expectError(unknownUser, 401, 'invalid_credentials');
+      expect(unknownUser.body).toEqual(wrongPassword.body);
+      expect(unknownUser.headers['www-authenticate']).toBe(wrongPassword.headers['www-authenticate']);
+    });
+
+    it('matches the username case-insensitively', async () => {
+      const { username } = await register(t, uniqueUsername('Mixed'));
+      await login(t, username.toLowerCase());
+    });
+
+    it('starts a new, independent family each time', async () => {
+      const { username } = await register(t);
+      const a = await login(t, username);
+      const b = await login(t, username);
+      expect(claimsOf(a.access_token).sid).not.toBe(claimsOf(b.access_token).sid);
+    });
+  });
+
+  describe('refresh rotation (RFC 9700 §4.14.2)', () => {
+    it('rotates along a chain, each token single-use, the family kept', async () => {
+      const first = await register(t);
+      const sid = claimsOf(first.access_token).sid;
+      let current: Tokens = first;
+      const seen = new Set<string>([first.refresh_token]);
+      for (let i = 0; i < 5; i += 1) {
+        const res = await refresh(current.refresh_token).expect(200);
+        current = res.body as Tokens;
+        expect(seen.has(current.refresh_token)).toBe(false);
+        seen.add(current.refresh_token);
+        expect(claimsOf(current.access_token).sid).toBe(sid);
+        expect(claimsOf(current.refresh_token).sid).toBe(sid);
+        await todos(current.access_token).expect(200);
+      }
+    });
+
+    it('re-presenting the immediate predecessor within the grace window returns the same child', async () => {
+      const first = await register(t);
+      const child = (await refresh(first.refresh_token).expect(200)).body as Tokens;
+      const again = (await refresh(first.refresh_token).expect(200)).body as Tokens;
+      expect(again.refresh_token).toBe(child.refresh_token);
+      // The family goes on: the child still rotates normally.
+      await refresh(child.refresh_token).expect(200);
+    });
+
+    it('reuse of an older token revokes the whole family, newest tokens included', async () => {
+      const first = await register(t);
+      const second = (await refresh(first.refresh_token).expect(200)).body as Tokens;
+      const third = (await refresh(second.refresh_token).expect(200)).body as Tokens;
+      await todos(third.access_token).expect(200);
+
+      // `first` is a grandparent: no grace applies, this is theft.
+      expectError(await refresh(first.refresh_token), 401, 'refresh_token_reused');
+      expectError(await refresh(third.refresh_token), 401, 'session_revoked');
+      expectError(await todos(third.access_token), 401, 'session_revoked');
+      expectError(await todos(first.access_token), 401, 'session_revoked');
+
+      const family = await t.db.query<{ revoked_reason: string }[]>(
+        'SELECT revoked_reason FROM token_families WHERE id = $1',
+        [claimsOf(first.access_token).sid],
+      );
+      expect(family).toEqual([{ revoked_reason: 'reuse_detected' }]);
+    });
+
+    it('reuse does not touch the same user\'s other sessions', async () => {
+      const a = await register(t);
+      const b = await login(t, a.username);
+      const a2 = (await refresh(a.refresh_token).expect(200)).body as Tokens;
+      await refresh(a2.refresh_token).expect(200);
+      expectError(await refresh(a.refresh_token), 401, 'refresh_token_reused');
+      await todos(b.access_token).expect(200);
+      await refresh(b.refresh_token).expect(200);
+    });
+
+    it('stores only hashes of refresh tokens', async () => {
+      const tokens = await register(t);
+      const jti = claimsOf(tokens.refresh_token).jti;
+      const rows = await t.db.query<{ token_hash: Buffer }[]>('SELECT token_hash FROM refresh_tokens WHERE id = $1', [
+        jti,
+      ]);
+      expect(rows).toHaveLength(1);
+      expect(rows[0].token_hash).toHaveLength(32);
+      const dump = JSON.stringify(await t.db.query('SELECT * FROM refresh_tokens WHERE id = $1', [jti]));
+      expect(dump).not.toContain(tokens.refresh_token);
+      expect(dump).not.toContain(tokens.refresh_token.split('.')[2]);
+    });
+
+    it.each([
+      ['missing', {}],
+      ['not a string', { refresh_token: 123 }],
+      ['empty', { refresh_token: '' }],
+    ])('a %s refresh_token is a 400', async (_case, body) => {
+      expectError(await t.http().post('/auth/refresh').send(body), 400, 'validation_failed');
+    });
+
+    it('refuses garbage and tampered refresh tokens', async () => {
+      const tokens = await register(t);
+      expectError(await refresh('not.a.jwt'), 401, 'token_invalid');
+      const [h, p, s] = tokens.refresh_token.split('.');
+      const flipped = `${h}.${p}.${s.slice(0, -2)}${s.endsWith('AA') ? 'BB' : 'AA'}`;
+      expectError(await refresh(flipped), 401, 'token_invalid');
+      // The untouched token still works: a forged one must not have harmed the family.
+      await refresh(tokens.refresh_token).expect(200);
+    });
+  });
+
+  describe('token kinds are not interchangeable (RFC 8725 §3.11)', () => {
+    it('an access token is not a refresh token', async () => {
+      const tokens = await register(t);
+      expectError(await refresh(tokens.access_token), 401, 'token_invalid');
+    });
+
+    it('a refresh token is not an access token', async () => {
+      const tokens = await register(t);
+      expectError(await todos(tokens.refresh_token), 401, 'token_invalid');
+    });
+
+    it('refuses alg none and a missing bearer token', async () => {
+      const tokens = await register(t);
+      const [, payload] = tokens.access_token.split('.');
+      const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url')}.${payload}.`;
+      expectError(await todos(none), 401, 'token_invalid');
+      expectError(await t.http().get('/todos'), 401, 'token_missing');
+    });
+  });
+
+  describe('logout', () => {
+    it('kills both tokens of the session at once; another session of the user survives', async () => {
+      const a = await register(t);
+      const b = await login(t, a.username);
+      await t.http().post('/auth/logout').set(bearer(a.access_token)).send({}).expect(200);
+
+      expectError(await todos(a.access_token), 401, 'session_revoked');
+      expectError(await refresh(a.refresh_token), 401, 'session_revoked');
+      await todos(b.access_token).expect(200);
+      await refresh(b.refresh_token).expect(200);
+    });
+
+    it('is harmless to repeat, and works without a body', async () => {
+      const a = await register(t);
+      const b = await login(t, a.username);
+      await t.http().post('/auth/logout').set(bearer(a.access_token)).expect(200);
+      // The revoked access token cannot log out again: its session is gone.
+      expectError(await t.http().post('/auth/logout').set(bearer(a.access_token)), 401, 'session_revoked');
+      // Logging out the other session with the first one's refresh token changes nothing for it.
+      await t
+        .http()
+        .post('/auth/logout')
+        .set(bearer(b.access_token))
+        .send({ refresh_token: a.refresh_token })
+        .expect(200);
+      const reasons = await t.db.query<{ revoked_reason: string }[]>(
+        'SELECT revoked_reason FROM token_families WHERE user_id = $1 ORDER BY created_at',
+        [claimsOf(a.access_token).sub],
+      );
+      expect(reasons).toEqual([{ revoked_reason: 'logout' }, { revoked_reason: 'logout' }]);
+    });
+
+    it('also ends the session of a given refresh token of the same user', async () => {
+      const a = await register(t);
+      const b = await login(t, a.username);
+      await t
+        .http()
+        .post('/auth/logout')
+        .set(bearer(a.access_token))
+        .send({ refresh_token: b.refresh_token })
+        .expect(200);
+      expectError(await todos(b.access_token), 401, 'session_revoked');
+      expectError(await refresh(b.refresh_token), 401, 'session_revoked');
+    });
+
+    it("ignores another user's refresh token", async () => {
+      const a = await register(t);
+      const other = await register(t);
+      await t
+        .http()
+        .post('/auth/logout')
+        .set(bearer(a.access_token))
+        .send({ refresh_token: other.refresh_token })
+        .expect(200);
+      await todos(other.access_token).expect(200);
+      await refresh(other.refresh_token).expect(200);
+    });
+
+    it('requires an access token', async () => {
+      expectError(await t.http().post('/auth/logout').send({}), 401, 'token_missing');
+    });
+  });
+
+  describe('with short lifetimes', () => {
+    let short: TestApp;
+
+    beforeAll(async () => {
+      short = await startTestApp({ ACCESS_TOKEN_TTL: '1', REFRESH_REUSE_GRACE: '1' });
+    });
+
+    afterAll(async () => {
+      await short.close();
+    });
+
+    it('an expired access token gets token_expired with the seed 003 message; refresh recovers', async () => {
+      const tokens = (await short.http().post('/auth/register').send({ username: uniqueUsername(), password: PASSWORD }))
+        .body as Tokens;
+      expect(tokens.expires_in).toBe(1);
+      // exp has one-second resolution: past it for certain after two seconds.
+      await sleep(2100);
+      const res = await short.http().get('/todos').set(bearer(tokens.access_token));
+      expectError(res, 401, 'token_expired');
+      expect((res.body as { message: string }).message).toBe('Access token has expired');
+      expect(res.headers['www-authenticate']).toContain('error="invalid_token"');
+
+      const refreshed = (await short.http().post('/auth/refresh').send({ refresh_token: tokens.refresh_token }).expect(200))
+        .body as Tokens;
+      await short.http().get('/todos').set(bearer(refreshed.access_token)).expect(200);
+    });
+
+    it('reuse of the predecessor after the grace window revokes the family', async () => {
+      const first = (await short.http().post('/auth/register').send({ username: uniqueUsername(), password: PASSWORD }))
+        .body as Tokens;
+      const child = (await short.http().post('/auth/refresh').send({ refresh_token: first.refresh_token }).expect(200))
+        .body as Tokens;
+      await sleep(1500);
+      const res = await short.http().post('/auth/refresh').send({ refresh_token: first.refresh_token });
+      expectError(res, 401, 'refresh_token_reused');
+      const after = await short.http().post('/auth/refresh').send({ refresh_token: child.refresh_token });
+      expectError(after, 401, 'session_revoked');
+    });
+  });
+});

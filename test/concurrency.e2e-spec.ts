@@ -1,0 +1,176 @@
+import type { Response } from 'supertest';
+import {
+  bearer,
+  claimsOf,
+  login,
+  PASSWORD,
+  register,
+  startTestApp,
+  type TestApp,
+  type Tokens,
+  uniqueUsername,
+} from './support/test-app.js';
+
+/**
+ * Races through the real HTTP stack into real PostgreSQL. Requests are fired
+ * together with Promise.all; the database's row locks and conditional updates,
+ * not the order they happen to arrive in, must make the outcome correct.
+ */
+describe('concurrency (e2e)', () => {
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+
+  afterAll(async () => {
+    await t.close();
+  });
+
+  const refresh = (token: string) => t.http().post('/auth/refresh').send({ refresh_token: token });
+  const statuses = (responses: Response[]) => responses.map((r) => r.status);
+
+  async function familyRows(sid: unknown) {
+    return t.db.query<{ used: boolean; revoked_reason: string | null }[]>(
+      `SELECT t.used_at IS NOT NULL AS used, f.revoked_reason
+         FROM refresh_tokens t JOIN token_families f ON f.id = t.family_id
+        WHERE t.family_id = $1 ORDER BY t.issued_at`,
+      [sid],
+    );
+  }
+
+  it('20 parallel refreshes with one token: no 5xx, one child, the family alive (RFC 9700 §4.14.2)', async () => {
+    const first = await register(t);
+    const sid = claimsOf(first.access_token).sid;
+
+    const responses = await Promise.all(Array.from({ length: 20 }, () => refresh(first.refresh_token)));
+
+    expect(statuses(responses).filter((s) => s >= 500)).toEqual([]);
+    // Every caller is inside the grace window, so each one gets the same child.
+    expect(statuses(responses)).toEqual(Array.from({ length: 20 }, () => 200));
+    const children = new Set(responses.map((r) => (r.body as Tokens).refresh_token));
+    expect(children.size).toBe(1);
+
+    const rows = await familyRows(sid);
+    expect(rows).toEqual([
+      { used: true, revoked_reason: null },
+      { used: false, revoked_reason: null },
+    ]);
+
+    // The one child goes on rotating and its access tokens work.
+    const [child] = children;
+    const next = (await refresh(child).expect(200)).body as Tokens;
+    await t.http().get('/todos').set(bearer(next.access_token)).expect(200);
+  });
+
+  it('parallel refreshes of the current token and a reused grandparent: the family ends revoked, never forked', async () => {
+    const first = await register(t);
+    const second = (await refresh(first.refresh_token).expect(200)).body as Tokens;
+    const third = (await refresh(second.refresh_token).expect(200)).body as Tokens;
+
+    const responses = await Promise.all([
+      ...Array.from({ length: 5 }, () => refresh(third.refresh_token)),
+      refresh(first.refresh_token),
+    ]);
+    expect(statuses(responses).filter((s) => s >= 500)).toEqual([]);
+    expect(responses[5].status).toBe(401);
+    expect((responses[5].body as { code: string }).code).toBe('refresh_token_reused');
+
+    const rows = await familyRows(claimsOf(first.access_token).sid);
+    expect(rows.filter((r) => !r.used).length).toBeLessThanOrEqual(1);
+    expect(new Set(rows.map((r) => r.revoked_reason))).toEqual(new Set(['reuse_detected']));
+    // Whatever the winners received is dead now.
+    for (const r of responses.filter((res) => res.status === 200)) {
+      await refresh((r.body as Tokens).refresh_token).expect(401);
+      await t.http().get('/todos').set(bearer((r.body as Tokens).access_token)).expect(401);
+    }
+  });
+
+  it('a refresh racing a logout: after both, the session is dead whatever the order', async () => {
+    for (let round = 0; round < 5; round += 1) {
+      const tokens = await register(t);
+      const [refreshRes, logoutRes] = await Promise.all([
+        refresh(tokens.refresh_token),
+        t
+          .http()
+          .post('/auth/logout')
+          .set(bearer(tokens.access_token))
+          .send({ refresh_token: tokens.refresh_token }),
+      ]);
+      expect(logoutRes.status).toBe(200);
+      expect([200, 401]).toContain(refreshRes.status);
+      if (refreshRes.status === 401) {
+        expect((refreshRes.body as { code: string }).code).toBe('session_revoked');
+      } else {
+        // It won the race, but what it got must not outlive the logout.
+        const won = refreshRes.body as Tokens;
+        await refresh(won.refresh_token).expect(401);
+        await t.http().get('/todos').set(bearer(won.access_token)).expect(401);
+      }
+      await refresh(tokens.refresh_token).expect(401);
+      const rows = await familyRows(claimsOf(tokens.access_token).sid);
+      expect(rows.filter((r) => !r.used).length).toBeLessThanOrEqual(1);
+      expect(new Set(rows.map((r) => r.revoked_reason))).toEqual(new Set(['logout']));
+    }
+  });
+
+  it('concurrent logouts of one session all succeed and revoke it once', async () => {
+    const tokens = await register(t);
+    const other = await login(t, tokens.username);
+    const responses = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        t.http().post('/auth/logout').set(bearer(tokens.access_token)).send({ refresh_token: tokens.refresh_token }),
+      ),
+    );
+    expect(statuses(responses).filter((s) => s >= 500)).toEqual([]);
+    // A logout that arrives after another committed finds its session revoked.
+    for (const r of responses) {
+      expect([200, 401]).toContain(r.status);
+      if (r.status === 401) expect((r.body as { code: string }).code).toBe('session_revoked');
+    }
+    expect(responses.some((r) => r.status === 200)).toBe(true);
+    await t.http().get('/todos').set(bearer(tokens.access_token)).expect(401);
+    await t.http().get('/todos').set(bearer(other.access_token)).expect(200);
+  });
+
+  it('concurrent registrations of one username: exactly one account', async () => {
+    const username = uniqueUsername('race');
+    const responses = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        t
+          .http()
+          .post('/auth/register')
+          .send({ username: i % 2 === 0 ? username : username.toUpperCase(), password: PASSWORD }),
+      ),
+    );
+    const codes = statuses(responses).sort();
+    expect(codes).toEqual([201, 409, 409, 409, 409, 409, 409, 409]);
+    for (const r of responses.filter((res) => res.status === 409)) {
+      expect((r.body as { code: string }).code).toBe('username_taken');
+    }
+    const users = await t.db.query<{ n: string }[]>(
+      'SELECT count(*) AS n FROM users WHERE username_key = lower($1)',
+      [username],
+    );
+    expect(users).toEqual([{ n: '1' }]);
+  });
+
+  it('parallel todo writes by one user all land and stay theirs', async () => {
+    const a = await register(t);
+    const b = await register(t);
+    await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        t
+          .http()
+          .post('/todos')
+          .set(bearer(i % 2 === 0 ? a.access_token : b.access_token))
+          .send({ title: `todo ${i}` })
+          .expect(201),
+      ),
+    );
+    const listA = await t.http().get('/todos?limit=100').set(bearer(a.access_token)).expect(200);
+    const listB = await t.http().get('/todos?limit=100').set(bearer(b.access_token)).expect(200);
+    expect(listA.headers['x-total-count']).toBe('5');
+    expect(listB.headers['x-total-count']).toBe('5');
+  });
+});
