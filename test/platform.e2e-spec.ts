@@ -1,0 +1,233 @@
+import type { Response } from 'supertest';
+import { BODY_LIMIT_BYTES } from '../src/app.factory.js';
+import { pendingSchemaChanges } from '../src/database/migrations.js';
+import { bearer, claimsOf, register, startTestApp, type TestApp } from './support/test-app.js';
+
+interface OpenApiOperation {
+  security?: Record<string, string[]>[];
+}
+
+interface OpenApiDocument {
+  openapi: string;
+  paths: Record<string, Record<string, OpenApiOperation>>;
+  components?: { securitySchemes?: Record<string, Record<string, unknown>> };
+}
+
+/** The routes that carry @Public(); every other operation needs a bearer token. */
+const PUBLIC_OPERATIONS = new Set([
+  'POST /auth/register',
+  'POST /auth/login',
+  'POST /auth/refresh',
+  'GET /health',
+]);
+
+const HTTP_METHODS = new Set(['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']);
+
+let t: TestApp;
+
+beforeAll(async () => {
+  t = await startTestApp();
+});
+
+afterAll(async () => {
+  await t?.close();
+});
+
+/** The one error shape: exactly these keys (details optional), and nothing internal. */
+function expectErrorBody(res: Response, status: number, code: string): void {
+  expect(res.status).toBe(status);
+  expect(res.headers['content-type']).toMatch(/^application\/json/);
+  const body = res.body as Record<string, unknown>;
+  const keys = Object.keys(body).filter((key) => key !== 'details');
+  expect(keys.sort()).toEqual(['code', 'error', 'message', 'statusCode']);
+  expect(body).toMatchObject({ statusCode: status, code });
+  expect(typeof body.error).toBe('string');
+  expect(typeof body.message).toBe('string');
+  expect(body).not.toHaveProperty('stack');
+  // No stack frame or source path leaks into the message either.
+  expect(body.message).not.toMatch(/\n\s+at |node_modules|\.ts:\d+|\.js:\d+/);
+}
+
+describe('GET /health', () => {
+  it('is public and reports the database up', async () => {
+    const res = await t.http().get('/health').expect(200);
+    expect(res.body).toEqual({ status: 'ok', database: 'up' });
+  });
+});
+
+describe('GET /users/me', () => {
+  it('returns exactly id, username and created_at of the token’s user', async () => {
+    const { access_token, username } = await register(t);
+    const res = await t.http().get('/users/me').set(bearer(access_token)).expect(200);
+
+    const body = res.body as { id: string; username: string; created_at: string };
+    expect(Object.keys(body).sort()).toEqual(['created_at', 'id', 'username']);
+    expect(body.id).toBe(claimsOf(access_token).sub);
+    expect(body.username).toBe(username);
+    expect(new Date(body.created_at).toISOString()).toBe(body.created_at);
+    expect(res.text).not.toMatch(/password|hash/i);
+  });
+
+  it('needs a token', async () => {
+    const res = await t.http().get('/users/me');
+    expectErrorBody(res, 401, 'token_missing');
+    expect(res.headers['www-authenticate']).toMatch(/^Bearer /);
+  });
+});
+
+describe('OpenAPI document', () => {
+  let doc: OpenApiDocument;
+
+  beforeAll(async () => {
+    const res = await t.http().get('/docs-json').expect(200);
+    doc = res.body as OpenApiDocument;
+  });
+
+  /** "METHOD /path" for every application route Fastify registered, in OpenAPI path syntax. */
+  function applicationRoutes(): string[] {
+    const routes = t.routes
+      .filter((route) => !route.startsWith('HEAD '))
+      .filter((route) => {
+        const path = route.slice(route.indexOf(' ') + 1);
+        return path !== '/docs' && !path.startsWith('/docs/') && !path.startsWith('/docs-');
+      })
+      .map((route) => route.replace(/:(\w+)/g, '{$1}'));
+    return [...new Set(routes)].sort();
+  }
+
+  /** "METHOD /path" for every operation the document describes. */
+  function documentedOperations(): string[] {
+    return Object.entries(doc.paths)
+      .flatMap(([path, item]) =>
+        Object.keys(item)
+          .filter((method) => HTTP_METHODS.has(method))
+          .map((method) => `${method.toUpperCase()} ${path}`),
+      )
+      .sort();
+  }
+
+  function operation(route: string): OpenApiOperation | undefined {
+    const [method, path] = route.split(' ');
+    return doc.paths[path]?.[method.toLowerCase()];
+  }
+
+  it('is OpenAPI 3', () => {
+    expect(doc.openapi).toMatch(/^3\./);
+  });
+
+  it('the route collection saw the application routes', () => {
+    // Guards the next test against passing vacuously on an empty or mis-filtered list.
+    expect(applicationRoutes()).toEqual(
+      expect.arrayContaining([
+        'GET /health',
+        'GET /users/me',
+        'POST /auth/login',
+        'GET /todos',
+        'PATCH /todos/{id}',
+      ]),
+    );
+  });
+
+  it('documents every registered route, and nothing that is not registered', () => {
+    const documented = documentedOperations();
+    const missing = applicationRoutes().filter((route) => !documented.includes(route));
+    expect(missing).toEqual([]);
+    expect(documented).toEqual(applicationRoutes());
+  });
+
+  it('declares a bearer security scheme', () => {
+    expect(doc.components?.securitySchemes?.bearer).toMatchObject({
+      type: 'http',
+      scheme: 'bearer',
+    });
+  });
+
+  it('every non-public operation requires the bearer scheme', () => {
+    const protectedRoutes = applicationRoutes().filter((route) => !PUBLIC_OPERATIONS.has(route));
+    expect(protectedRoutes.length).toBeGreaterThan(0);
+    const unsecured = protectedRoutes.filter(
+      (route) => !operation(route)?.security?.some((requirement) => 'bearer' in requirement),
+    );
+    expect(unsecured).toEqual([]);
+  });
+
+  it('public operations do not claim to need a token', () => {
+    for (const route of PUBLIC_OPERATIONS) {
+      const op = operation(route);
+      expect(op).toBeDefined();
+      expect(op?.security ?? []).toEqual([]);
+    }
+  });
+
+  it.each(['/docs', '/docs/'])('GET %s serves the Swagger UI page', async (path) => {
+    const res = await t.http().get(path).expect(200);
+    expect(res.headers['content-type']).toMatch(/^text\/html/);
+    expect(res.text).toMatch(/<html/i);
+    expect(res.text).toContain('Swagger UI');
+  });
+});
+
+describe('error responses', () => {
+  it('an unknown route is 404 not_found', async () => {
+    const res = await t.http().get('/no-such-route');
+    expectErrorBody(res, 404, 'not_found');
+  });
+
+  it('an unregistered method on a known path is 404 not_found', async () => {
+    const res = await t.http().delete('/health');
+    expectErrorBody(res, 404, 'not_found');
+  });
+
+  it('malformed JSON is 400 bad_request without internals', async () => {
+    const res = await t
+      .http()
+      .post('/auth/login')
+      .set('Content-Type', 'application/json')
+      .send('{"username": "a", "password": ');
+    expectErrorBody(res, 400, 'bad_request');
+  });
+
+  it('a non-JSON content type is 415 unsupported_media_type', async () => {
+    const res = await t
+      .http()
+      .post('/auth/login')
+      .set('Content-Type', 'text/plain')
+      .send('username=a&password=b');
+    expectErrorBody(res, 415, 'unsupported_media_type');
+  });
+
+  it('a body over 16 KiB is 413 payload_too_large', async () => {
+    expect(BODY_LIMIT_BYTES).toBe(16 * 1024);
+    const res = await t
+      .http()
+      .post('/auth/login')
+      .send({ username: 'someone', password: 'p'.repeat(BODY_LIMIT_BYTES) });
+    expectErrorBody(res, 413, 'payload_too_large');
+  });
+
+  it('a body just under 16 KiB reaches validation instead', async () => {
+    const res = await t
+      .http()
+      .post('/auth/login')
+      .send({ username: 'someone', password: 'p'.repeat(BODY_LIMIT_BYTES - 100) });
+    expectErrorBody(res, 400, 'validation_failed');
+    expect((res.body as { details?: { field: string }[] }).details).toEqual([
+      expect.objectContaining({ field: 'password' }),
+    ]);
+  });
+
+  it('a validation error carries details in the same shape', async () => {
+    const res = await t.http().post('/auth/login').send({ username: 'someone' });
+    expectErrorBody(res, 400, 'validation_failed');
+    const { details } = res.body as { details?: { field: string; messages: string[] }[] };
+    expect(details?.map((detail) => detail.field)).toEqual(['password']);
+    expect(details?.[0].messages.length).toBeGreaterThan(0);
+    expect(details?.[0].messages.join('; ')).toMatch(/^password /);
+  });
+});
+
+describe('schema', () => {
+  it('the migrations produce exactly the schema the entities describe', async () => {
+    expect(await pendingSchemaChanges(t.db)).toEqual([]);
+  });
+});
