@@ -4,7 +4,7 @@ import { Logger } from '@nestjs/common';
 import { createApp } from './app.factory.js';
 import { buildConfig, ConfigError } from './config/configuration.js';
 import { loadOrCreateSecrets } from './config/secrets.js';
-import { type EmbeddedDatabase, startEmbeddedPostgres } from './database/embedded-postgres.js';
+import type { EmbeddedDatabase } from './database/embedded-postgres.js';
 
 const logger = new Logger('Lineage');
 
@@ -27,7 +27,13 @@ async function bootstrap(): Promise<void> {
   let embedded: EmbeddedDatabase | undefined;
   if (!env.DATABASE_URL) {
     logger.log(`Starting embedded PostgreSQL in ${join(dataDir, 'postgres')}`);
-    embedded = await startEmbeddedPostgres({ dataDir: join(dataDir, 'postgres'), database: 'lineage' });
+    // Loaded only when needed: the package loads its PostgreSQL binaries on import,
+    // which a deployment with DATABASE_URL (the container image) need not ship.
+    const { startEmbeddedPostgres } = await import('./database/embedded-postgres.js');
+    embedded = await startEmbeddedPostgres({
+      dataDir: join(dataDir, 'postgres'),
+      database: 'lineage',
+    });
   }
 
   try {
@@ -57,6 +63,12 @@ async function bootstrap(): Promise<void> {
 }
 
 bootstrap().catch((error: unknown) => {
-  logger.error(error instanceof ConfigError ? error.message : error instanceof Error ? error.stack : String(error));
+  logger.error(
+    error instanceof ConfigError
+      ? error.message
+      : error instanceof Error
+        ? error.stack
+        : String(error),
+  );
   process.exit(1);
 });

@@ -43,7 +43,9 @@ describe('concurrency (e2e)', () => {
     const first = await register(t);
     const sid = claimsOf(first.access_token).sid;
 
-    const responses = await Promise.all(Array.from({ length: 20 }, () => refresh(first.refresh_token)));
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, () => refresh(first.refresh_token)),
+    );
 
     expect(statuses(responses).filter((s) => s >= 500)).toEqual([]);
     // Every caller is inside the grace window, so each one gets the same child.
@@ -82,7 +84,11 @@ describe('concurrency (e2e)', () => {
     // Whatever the winners received is dead now.
     for (const r of responses.filter((res) => res.status === 200)) {
       await refresh((r.body as Tokens).refresh_token).expect(401);
-      await t.http().get('/todos').set(bearer((r.body as Tokens).access_token)).expect(401);
+      await t
+        .http()
+        .get('/todos')
+        .set(bearer((r.body as Tokens).access_token))
+        .expect(401);
     }
   });
 
@@ -119,7 +125,11 @@ describe('concurrency (e2e)', () => {
     const other = await login(t, tokens.username);
     const responses = await Promise.all(
       Array.from({ length: 10 }, () =>
-        t.http().post('/auth/logout').set(bearer(tokens.access_token)).send({ refresh_token: tokens.refresh_token }),
+        t
+          .http()
+          .post('/auth/logout')
+          .set(bearer(tokens.access_token))
+          .send({ refresh_token: tokens.refresh_token }),
       ),
     );
     expect(statuses(responses).filter((s) => s >= 500)).toEqual([]);

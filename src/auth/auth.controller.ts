@@ -1,4 +1,13 @@
-import { Body, Controller, Header, HttpCode, HttpStatus, Post, Req, UseGuards } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Header,
+  HttpCode,
+  HttpStatus,
+  Post,
+  Req,
+  UseGuards,
+} from '@nestjs/common';
 import {
   ApiBadRequestResponse,
   ApiBody,
@@ -27,7 +36,10 @@ function clientInfo(request: FastifyRequest): ClientInfo {
 }
 
 @ApiTags('auth')
-@ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Malformed body (`validation_failed`)' })
+@ApiBadRequestResponse({
+  type: ErrorResponseDto,
+  description: 'Malformed body (`validation_failed`)',
+})
 @Controller('auth')
 export class AuthController {
   constructor(private readonly auth: AuthService) {}
@@ -40,7 +52,10 @@ export class AuthController {
   @ApiOperation({ summary: 'Create an account and start a session' })
   @ApiCreatedResponse({ type: TokenResponseDto })
   @ApiConflictResponse({ type: ErrorResponseDto, description: 'Username taken (`username_taken`)' })
-  register(@Body() body: CredentialsDto, @Req() request: FastifyRequest): Promise<TokenResponseDto> {
+  register(
+    @Body() body: CredentialsDto,
+    @Req() request: FastifyRequest,
+  ): Promise<TokenResponseDto> {
     return this.auth.register(body.username, body.password, clientInfo(request));
   }
 
@@ -51,7 +66,10 @@ export class AuthController {
   @Header('Pragma', 'no-cache')
   @ApiOperation({ summary: 'Start a session (a new token family) with username and password' })
   @ApiOkResponse({ type: TokenResponseDto })
-  @ApiUnauthorizedResponse({ type: ErrorResponseDto, description: 'Bad credentials (`invalid_credentials`)' })
+  @ApiUnauthorizedResponse({
+    type: ErrorResponseDto,
+    description: 'Bad credentials (`invalid_credentials`)',
+  })
   login(@Body() body: LoginDto, @Req() request: FastifyRequest): Promise<TokenResponseDto> {
     return this.auth.login(body.username, body.password, clientInfo(request));
   }

@@ -37,7 +37,11 @@ export class AuthService {
   }
 
   /** Creates the account and its first session in one transaction. */
-  async register(username: string, password: string, client: ClientInfo): Promise<TokenResponseDto> {
+  async register(
+    username: string,
+    password: string,
+    client: ClientInfo,
+  ): Promise<TokenResponseDto> {
     const hash = await this.passwords.hash(password);
     return this.families.transaction(async (manager) => {
       const user = await this.users.create(manager, username, hash);
@@ -89,9 +93,19 @@ export class AuthService {
         case 'rotate': {
           const child = this.tokens.newRefreshTokenSpec(claims.sub, claims.sid, now);
           const signed = this.tokens.signRefreshToken(child);
-          const rotated = await this.families.rotate(manager, claims.jti, child, hashToken(signed.token), now);
-          if (!rotated) throw new Error('refresh token rotated concurrently despite the family lock');
-          return { kind: 'tokens' as const, response: this.tokenResponse(claims.sub, child, signed.token, now) };
+          const rotated = await this.families.rotate(
+            manager,
+            claims.jti,
+            child,
+            hashToken(signed.token),
+            now,
+          );
+          if (!rotated)
+            throw new Error('refresh token rotated concurrently despite the family lock');
+          return {
+            kind: 'tokens' as const,
+            response: this.tokenResponse(claims.sub, child, signed.token, now),
+          };
         }
         case 'reissue': {
           // state.child is non-null here: `childIsCurrent` required it.
@@ -105,7 +119,10 @@ export class AuthService {
           };
           await this.families.touch(manager, claims.sid, now);
           const signed = this.tokens.signRefreshToken(spec);
-          return { kind: 'tokens' as const, response: this.tokenResponse(claims.sub, spec, signed.token, now) };
+          return {
+            kind: 'tokens' as const,
+            response: this.tokenResponse(claims.sub, spec, signed.token, now),
+          };
         }
         case 'reuse':
           await this.families.revoke(claims.sub, [claims.sid], 'reuse_detected', now, manager);
@@ -141,7 +158,9 @@ export class AuthService {
    */
   async logout(principal: Principal, refreshToken?: string): Promise<void> {
     const familyIds = [principal.sessionId];
-    const other = refreshToken ? this.tokens.verifyRefreshTokenIgnoringExpiry(refreshToken) : undefined;
+    const other = refreshToken
+      ? this.tokens.verifyRefreshTokenIgnoringExpiry(refreshToken)
+      : undefined;
     if (other && other.sub === principal.userId && other.sid !== principal.sessionId) {
       familyIds.push(other.sid);
     }

@@ -18,7 +18,9 @@ describe('readClaims', () => {
 
   it('refuses a token of the other type (no access/refresh confusion)', () => {
     expect(readClaims({ header, payload }, REFRESH_TOKEN_TYP)).toBeUndefined();
-    expect(readClaims({ header: { alg: 'HS256', typ: 'JWT' }, payload }, ACCESS_TOKEN_TYP)).toBeUndefined();
+    expect(
+      readClaims({ header: { alg: 'HS256', typ: 'JWT' }, payload }, ACCESS_TOKEN_TYP),
+    ).toBeUndefined();
     expect(readClaims({ header: { alg: 'HS256' }, payload }, ACCESS_TOKEN_TYP)).toBeUndefined();
   });
 
@@ -36,8 +38,12 @@ describe('readClaims', () => {
   });
 
   it('refuses non-integer times and non-object payloads', () => {
-    expect(readClaims({ header, payload: { ...payload, exp: '1700000900' } }, ACCESS_TOKEN_TYP)).toBeUndefined();
-    expect(readClaims({ header, payload: { ...payload, iat: 1.5 } }, ACCESS_TOKEN_TYP)).toBeUndefined();
+    expect(
+      readClaims({ header, payload: { ...payload, exp: '1700000900' } }, ACCESS_TOKEN_TYP),
+    ).toBeUndefined();
+    expect(
+      readClaims({ header, payload: { ...payload, iat: 1.5 } }, ACCESS_TOKEN_TYP),
+    ).toBeUndefined();
     expect(readClaims({ header, payload: 'string' }, ACCESS_TOKEN_TYP)).toBeUndefined();
     expect(readClaims({ header, payload: null }, ACCESS_TOKEN_TYP)).toBeUndefined();
   });

@@ -45,7 +45,12 @@ export class TokenFamilyRepository {
   }
 
   /** Starts a session: the family row and its first refresh token, in the caller's transaction. */
-  async createFamily(manager: EntityManager, family: NewFamily, first: RefreshTokenSpec, hash: Buffer) {
+  async createFamily(
+    manager: EntityManager,
+    family: NewFamily,
+    first: RefreshTokenSpec,
+    hash: Buffer,
+  ) {
     await runSql(
       manager,
       `WITH family AS (
@@ -75,7 +80,12 @@ export class TokenFamilyRepository {
    * we see what a concurrent rotation committed while we waited.
    */
   async lockForRotation(manager: EntityManager, tokenId: string): Promise<LockedTokenState | null> {
-    const family = await runSql<{ id: string; user_id: string; revoked_at: Date | null; expires_at: Date }>(
+    const family = await runSql<{
+      id: string;
+      user_id: string;
+      revoked_at: Date | null;
+      expires_at: Date;
+    }>(
       manager,
       `SELECT f.id, f.user_id, f.revoked_at, f.expires_at
          FROM token_families f
@@ -155,7 +165,10 @@ export class TokenFamilyRepository {
   }
 
   async touch(manager: EntityManager, familyId: string, now: Date): Promise<void> {
-    await runSql(manager, 'UPDATE token_families SET last_used_at = $2 WHERE id = $1', [familyId, now]);
+    await runSql(manager, 'UPDATE token_families SET last_used_at = $2 WHERE id = $1', [
+      familyId,
+      now,
+    ]);
   }
 
   /**
@@ -187,6 +200,8 @@ export class TokenFamilyRepository {
       [familyId],
     );
     const row = result.rows[0];
-    return row ? { userId: row.user_id, revokedAt: row.revoked_at, expiresAt: row.expires_at } : null;
+    return row
+      ? { userId: row.user_id, revokedAt: row.revoked_at, expiresAt: row.expires_at }
+      : null;
   }
 }

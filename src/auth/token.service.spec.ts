@@ -11,7 +11,10 @@ function service(): TokenService {
     ACCESS_TOKEN_TTL: '15m',
     REFRESH_TOKEN_TTL: '7d',
   });
-  const configService = { get: (key: keyof AppConfig) => config[key] } as unknown as ConfigService<AppConfig, true>;
+  const configService = { get: (key: keyof AppConfig) => config[key] } as unknown as ConfigService<
+    AppConfig,
+    true
+  >;
   return new TokenService(configService);
 }
 
@@ -34,7 +37,11 @@ describe('TokenService', () => {
     const tokens = service();
     const spec = tokens.newRefreshTokenSpec(USER, FAMILY, now);
     const first = tokens.signRefreshToken(spec).token;
-    const stored = { ...spec, issuedAt: new Date(spec.issuedAt), expiresAt: new Date(spec.expiresAt) };
+    const stored = {
+      ...spec,
+      issuedAt: new Date(spec.issuedAt),
+      expiresAt: new Date(spec.expiresAt),
+    };
     expect(service().signRefreshToken(stored).token).toBe(first);
     expect(hashToken(first).equals(hashToken(tokens.signRefreshToken(stored).token))).toBe(true);
   });
@@ -47,11 +54,16 @@ describe('TokenService', () => {
 
   it('uses distinct keys: a refresh token does not verify as an access token', () => {
     const tokens = service();
-    const refresh = tokens.signRefreshToken(tokens.newRefreshTokenSpec(USER, FAMILY, new Date())).token;
+    const refresh = tokens.signRefreshToken(
+      tokens.newRefreshTokenSpec(USER, FAMILY, new Date()),
+    ).token;
     expect(() => jsonwebtoken.verify(refresh, tokens.accessKey, { algorithms: ['HS256'] })).toThrow(
       'invalid signature',
     );
-    expect(tokens.verifyRefreshTokenIgnoringExpiry(refresh)).toMatchObject({ sub: USER, sid: FAMILY });
+    expect(tokens.verifyRefreshTokenIgnoringExpiry(refresh)).toMatchObject({
+      sub: USER,
+      sid: FAMILY,
+    });
     const access = tokens.signAccessToken(USER, FAMILY, new Date()).token;
     expect(tokens.verifyRefreshTokenIgnoringExpiry(access)).toBeUndefined();
   });

@@ -48,11 +48,17 @@ export class TokenService {
     this.refreshKey = createSecretKey(Buffer.from(this.auth.refreshSecret, 'utf8'));
     this.accessJwt = new JwtService({
       secret: this.accessKey,
-      signOptions: { algorithm: JWT_ALGORITHM, header: { alg: JWT_ALGORITHM, typ: ACCESS_TOKEN_TYP } },
+      signOptions: {
+        algorithm: JWT_ALGORITHM,
+        header: { alg: JWT_ALGORITHM, typ: ACCESS_TOKEN_TYP },
+      },
     });
     this.refreshJwt = new JwtService({
       secret: this.refreshKey,
-      signOptions: { algorithm: JWT_ALGORITHM, header: { alg: JWT_ALGORITHM, typ: REFRESH_TOKEN_TYP } },
+      signOptions: {
+        algorithm: JWT_ALGORITHM,
+        header: { alg: JWT_ALGORITHM, typ: REFRESH_TOKEN_TYP },
+      },
     });
   }
 

@@ -28,6 +28,9 @@ export class ErrorResponseDto {
   @ApiProperty({ example: 'Access token has expired' })
   message!: string;
 
-  @ApiPropertyOptional({ type: [ErrorDetailDto], description: 'Per-field problems (validation_failed only)' })
+  @ApiPropertyOptional({
+    type: [ErrorDetailDto],
+    description: 'Per-field problems (validation_failed only)',
+  })
   details?: ErrorDetailDto[];
 }

@@ -10,6 +10,18 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { codeForStatus, errorBody, type ErrorBody, wwwAuthenticate } from './error-body.js';
 import { AppError, ErrorCode } from './errors.js';
 
+/** Nest puts a string, or a list of strings (its own pipes), in `response.message`. */
+function httpExceptionMessage(exception: HttpException): string {
+  const response = exception.getResponse();
+  if (typeof response === 'string') return response;
+  const { message } = response as { message?: unknown };
+  if (typeof message === 'string') return message;
+  if (Array.isArray(message) && message.every((part) => typeof part === 'string')) {
+    return message.join('; ');
+  }
+  return exception.message;
+}
+
 /** Maps anything thrown to the one error shape; 5xx bodies never carry internals. */
 export function toErrorBody(exception: unknown): ErrorBody {
   if (exception instanceof AppError) {
@@ -17,13 +29,7 @@ export function toErrorBody(exception: unknown): ErrorBody {
   }
   if (exception instanceof HttpException) {
     const status = exception.getStatus();
-    const response = exception.getResponse();
-    const message =
-      status >= 500
-        ? 'Internal server error'
-        : typeof response === 'string'
-          ? response
-          : String((response as { message?: unknown }).message ?? exception.message);
+    const message = status >= 500 ? 'Internal server error' : httpExceptionMessage(exception);
     return errorBody(status, codeForStatus(status), message);
   }
   // Errors raised by Fastify itself (body parsing, size limits) carry a 4xx statusCode.
@@ -52,7 +58,7 @@ export function sendError(
       exception instanceof Error ? exception.stack : String(exception),
     );
   }
-  if (body.statusCode === HttpStatus.UNAUTHORIZED) {
+  if (body.statusCode === (HttpStatus.UNAUTHORIZED as number)) {
     void reply.header('WWW-Authenticate', wwwAuthenticate(body.code, body.message));
   }
   void reply.status(body.statusCode).header('Cache-Control', 'no-store').send(body);
@@ -64,6 +70,11 @@ export class AllExceptionsFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
-    sendError(http.getResponse<FastifyReply>(), http.getRequest<FastifyRequest>(), exception, this.logger);
+    sendError(
+      http.getResponse<FastifyReply>(),
+      http.getRequest<FastifyRequest>(),
+      exception,
+      this.logger,
+    );
   }
 }

@@ -61,12 +61,16 @@ describe('buildConfig', () => {
   });
 
   it('refuses a refresh lifetime shorter than the access lifetime', () => {
-    const error = errorOf(() => buildConfig({ ...base, ACCESS_TOKEN_TTL: '1h', REFRESH_TOKEN_TTL: '10m' }));
+    const error = errorOf(() =>
+      buildConfig({ ...base, ACCESS_TOKEN_TTL: '1h', REFRESH_TOKEN_TTL: '10m' }),
+    );
     expect(error.variable).toBe('REFRESH_TOKEN_TTL');
   });
 
   it('refuses identical access and refresh secrets', () => {
-    const error = errorOf(() => buildConfig({ ...base, JWT_REFRESH_SECRET: strong.JWT_ACCESS_SECRET }));
+    const error = errorOf(() =>
+      buildConfig({ ...base, JWT_REFRESH_SECRET: strong.JWT_ACCESS_SECRET }),
+    );
     expect(error.variable).toBe('JWT_REFRESH_SECRET');
   });
 
@@ -74,9 +78,11 @@ describe('buildConfig', () => {
     const production = { ...base, NODE_ENV: 'production' };
 
     it('refuses to start without each secret, naming it', () => {
-      const { JWT_ACCESS_SECRET: _a, ...noAccess } = production;
-      const { JWT_REFRESH_SECRET: _r, ...noRefresh } = production;
-      const generated = { generatedSecrets: { accessSecret: 'x'.repeat(64), refreshSecret: 'y'.repeat(64) } };
+      const noAccess = { ...production, JWT_ACCESS_SECRET: undefined };
+      const noRefresh = { ...production, JWT_REFRESH_SECRET: undefined };
+      const generated = {
+        generatedSecrets: { accessSecret: 'x'.repeat(64), refreshSecret: 'y'.repeat(64) },
+      };
       expect(errorOf(() => buildConfig(noAccess, generated)).variable).toBe('JWT_ACCESS_SECRET');
       expect(errorOf(() => buildConfig(noRefresh, generated)).variable).toBe('JWT_REFRESH_SECRET');
     });

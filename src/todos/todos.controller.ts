@@ -27,7 +27,12 @@ import { Authenticated } from '../auth/authenticated.decorator.js';
 import { CurrentPrincipal, type Principal } from '../auth/principal.js';
 import { ValidationError } from '../common/errors.js';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
-import { CreateTodoDto, ListTodosQueryDto, TodoResponseDto, UpdateTodoDto } from './dto/todo.dto.js';
+import {
+  CreateTodoDto,
+  ListTodosQueryDto,
+  TodoResponseDto,
+  UpdateTodoDto,
+} from './dto/todo.dto.js';
 import { TodosService } from './todos.service.js';
 
 const notFound: ApiResponseOptions = {
@@ -41,13 +46,18 @@ const TodoId = () =>
     'id',
     new ParseUUIDPipe({
       exceptionFactory: () =>
-        new ValidationError('id must be a UUID', [{ field: 'id', messages: ['id must be a UUID'] }]),
+        new ValidationError('id must be a UUID', [
+          { field: 'id', messages: ['id must be a UUID'] },
+        ]),
     }),
   );
 
 @ApiTags('todos')
 @Authenticated()
-@ApiBadRequestResponse({ type: ErrorResponseDto, description: 'Invalid input (`validation_failed`)' })
+@ApiBadRequestResponse({
+  type: ErrorResponseDto,
+  description: 'Invalid input (`validation_failed`)',
+})
 @Controller('todos')
 export class TodosController {
   constructor(private readonly todos: TodosService) {}
@@ -56,7 +66,9 @@ export class TodosController {
   @ApiOperation({ summary: "The caller's todos, newest first; the total is in X-Total-Count" })
   @ApiOkResponse({
     type: [TodoResponseDto],
-    headers: { 'X-Total-Count': { description: 'Total matching todos', schema: { type: 'integer' } } },
+    headers: {
+      'X-Total-Count': { description: 'Total matching todos', schema: { type: 'integer' } },
+    },
   })
   async list(
     @CurrentPrincipal() principal: Principal,
@@ -82,7 +94,10 @@ export class TodosController {
   @ApiOperation({ summary: 'One todo' })
   @ApiOkResponse({ type: TodoResponseDto })
   @ApiNotFoundResponse(notFound)
-  async get(@CurrentPrincipal() principal: Principal, @TodoId() id: string): Promise<TodoResponseDto> {
+  async get(
+    @CurrentPrincipal() principal: Principal,
+    @TodoId() id: string,
+  ): Promise<TodoResponseDto> {
     return TodoResponseDto.from(await this.todos.get(principal.userId, id));
   }
 

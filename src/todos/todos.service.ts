@@ -12,7 +12,8 @@ export class TodosService {
   constructor(@InjectRepository(Todo) private readonly todos: Repository<Todo>) {}
 
   async list(userId: string, query: ListTodosQueryDto): Promise<{ items: Todo[]; total: number }> {
-    const where = query.completed === undefined ? { userId } : { userId, completed: query.completed };
+    const where =
+      query.completed === undefined ? { userId } : { userId, completed: query.completed };
     const [items, total] = await this.todos.findAndCount({
       where,
       order: { createdAt: 'DESC', id: 'DESC' },

@@ -36,7 +36,9 @@ export class DemoUserSeeder implements OnApplicationBootstrap {
       [randomUUID(), DEMO_USERNAME, usernameKey(DEMO_USERNAME), hash],
     );
     if (inserted.rowCount > 0) {
-      this.logger.warn(`Demo user "${DEMO_USERNAME}" / "${DEMO_PASSWORD}" created (development only)`);
+      this.logger.warn(
+        `Demo user "${DEMO_USERNAME}" / "${DEMO_PASSWORD}" created (development only)`,
+      );
     }
   }
 }

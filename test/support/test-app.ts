@@ -62,8 +62,15 @@ export function uniqueUsername(prefix = 'u'): string {
 
 export const PASSWORD = 'correct horse battery';
 
-export async function register(t: TestApp, username = uniqueUsername()): Promise<Tokens & { username: string }> {
-  const res = await t.http().post('/auth/register').send({ username, password: PASSWORD }).expect(201);
+export async function register(
+  t: TestApp,
+  username = uniqueUsername(),
+): Promise<Tokens & { username: string }> {
+  const res = await t
+    .http()
+    .post('/auth/register')
+    .send({ username, password: PASSWORD })
+    .expect(201);
   return { ...(res.body as Tokens), username };
 }
 
@@ -76,5 +83,6 @@ export const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 
 /** The JWT payload, decoded without verification (tests only read claims). */
 export function claimsOf(token: string): Record<string, unknown> {
-  return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8')) as Record<string, unknown>;
+  const payload = Buffer.from(token.split('.')[1], 'base64url').toString('utf8');
+  return JSON.parse(payload) as Record<string, unknown>;
 }

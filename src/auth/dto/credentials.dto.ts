@@ -1,5 +1,13 @@
 import { ApiProperty } from '@nestjs/swagger';
-import { IsString, Matches, MaxLength, MinLength, Validate, type ValidatorConstraintInterface, ValidatorConstraint } from 'class-validator';
+import {
+  IsString,
+  Matches,
+  MaxLength,
+  MinLength,
+  Validate,
+  type ValidatorConstraintInterface,
+  ValidatorConstraint,
+} from 'class-validator';
 import { USERNAME_PATTERN, USERNAME_RULE } from '../../users/username.js';
 
 export const PASSWORD_MIN_LENGTH = 8;
@@ -24,7 +32,11 @@ export class CredentialsDto {
   @Matches(USERNAME_PATTERN, { message: `username ${USERNAME_RULE}` })
   username!: string;
 
-  @ApiProperty({ example: 'testpass123', minLength: PASSWORD_MIN_LENGTH, description: `At most ${PASSWORD_MAX_BYTES} bytes in UTF-8` })
+  @ApiProperty({
+    example: 'testpass123',
+    minLength: PASSWORD_MIN_LENGTH,
+    description: `At most ${PASSWORD_MAX_BYTES} bytes in UTF-8`,
+  })
   @IsString()
   @MinLength(PASSWORD_MIN_LENGTH)
   @MaxLength(PASSWORD_MAX_BYTES)

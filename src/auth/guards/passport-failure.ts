@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { AppError, ErrorCode, UnauthorizedError } from '../../common/errors.js';
 
 /**
@@ -6,7 +7,11 @@ import { AppError, ErrorCode, UnauthorizedError } from '../../common/errors.js';
  */
 export function passportFailure(err: unknown, info: unknown, kind: 'Access' | 'Refresh'): Error {
   if (err instanceof AppError) return err;
-  if (err) return err instanceof Error ? err : new Error(String(err));
+  if (err instanceof Error) return err;
+  // Anything else passport reports is unexpected (a 500); keep what it was for the log.
+  if (err) {
+    return new Error(`Passport reported a non-Error failure: ${inspect(err)}`, { cause: err });
+  }
   const name = (info as { name?: string } | undefined)?.name;
   if (name === 'TokenExpiredError') {
     return new UnauthorizedError(ErrorCode.TokenExpired, `${kind} token has expired`);

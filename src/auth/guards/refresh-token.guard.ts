@@ -1,7 +1,10 @@
 import { type ExecutionContext, Injectable } from '@nestjs/common';
 import { AuthGuard } from '@nestjs/passport';
 import { ValidationError } from '../../common/errors.js';
-import { REFRESH_STRATEGY, type PresentedRefreshToken } from '../strategies/refresh-token.strategy.js';
+import {
+  REFRESH_STRATEGY,
+  type PresentedRefreshToken,
+} from '../strategies/refresh-token.strategy.js';
 import { passportFailure } from './passport-failure.js';
 
 /** Guards the refresh route with the `jwt-refresh` strategy. */
@@ -20,7 +23,11 @@ export class RefreshTokenGuard extends AuthGuard(REFRESH_STRATEGY) {
     return super.canActivate(context);
   }
 
-  override handleRequest<TUser = PresentedRefreshToken>(err: unknown, user: unknown, info: unknown): TUser {
+  override handleRequest<TUser = PresentedRefreshToken>(
+    err: unknown,
+    user: unknown,
+    info: unknown,
+  ): TUser {
     if (err || !user) throw passportFailure(err, info, 'Refresh');
     return user as TUser;
   }

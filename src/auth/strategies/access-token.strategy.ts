@@ -4,7 +4,13 @@ import { ExtractJwt, Strategy } from 'passport-jwt';
 import { ErrorCode, UnauthorizedError } from '../../common/errors.js';
 import type { Principal } from '../principal.js';
 import { SessionService } from '../session.service.js';
-import { ACCESS_TOKEN_TYP, asPassportKey, type DecodedJwt, JWT_ALGORITHM, readClaims } from '../token-claims.js';
+import {
+  ACCESS_TOKEN_TYP,
+  asPassportKey,
+  type DecodedJwt,
+  JWT_ALGORITHM,
+  readClaims,
+} from '../token-claims.js';
 import { TokenService } from '../token.service.js';
 
 export const ACCESS_STRATEGY = 'jwt';

