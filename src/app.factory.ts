@@ -1,8 +1,10 @@
+import fastifyCookie from '@fastify/cookie';
 import type { LoggerService, LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module.js';
+import { REFRESH_COOKIE } from './auth/refresh-cookie.js';
 import type { AppConfig } from './config/configuration.js';
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
@@ -23,6 +25,18 @@ export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject
     )
     .setVersion('0.1.0')
     .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
+    .addCookieAuth(
+      REFRESH_COOKIE,
+      {
+        type: 'apiKey',
+        in: 'cookie',
+        name: REFRESH_COOKIE,
+        description:
+          'The refresh token in the cookie transport (send `X-Token-Transport: cookie`). HttpOnly, ' +
+          'Secure, SameSite=Strict, Path=/auth.',
+      },
+      REFRESH_COOKIE,
+    )
     .build();
   return SwaggerModule.createDocument(app, config);
 }
@@ -46,6 +60,8 @@ export async function createApp(
     logger: options.logger,
     bufferLogs: false,
   });
+  // Parses the Cookie header for the refresh-token cookie transport.
+  await app.register(fastifyCookie);
   SwaggerModule.setup('docs', app, () => buildOpenApiDocument(app), {
     jsonDocumentUrl: 'docs-json',
     swaggerOptions: { persistAuthorization: true },

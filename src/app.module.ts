@@ -1,8 +1,10 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
 import { ConfigModule, ConfigService } from '@nestjs/config';
+import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { AuditModule } from './audit/audit.module.js';
 import { AuthModule } from './auth/auth.module.js';
 import { AllExceptionsFilter } from './common/http-exception.filter.js';
 import { createValidationPipe } from './common/validation.pipe.js';
@@ -37,6 +39,8 @@ export class AppModule {
             return dataSource;
           },
         }),
+        ScheduleModule.forRoot(),
+        AuditModule,
         UsersModule,
         AuthModule,
         TodosModule,

@@ -18,6 +18,7 @@ const PUBLIC_OPERATIONS = new Set([
   'POST /auth/register',
   'POST /auth/login',
   'POST /auth/refresh',
+  'POST /auth/revoke',
   'GET /health',
 ]);
 
@@ -151,11 +152,28 @@ describe('OpenAPI document', () => {
     expect(unsecured).toEqual([]);
   });
 
-  it('public operations do not claim to need a token', () => {
+  it('public operations do not claim to need an access token', () => {
     for (const route of PUBLIC_OPERATIONS) {
       const op = operation(route);
       expect(op).toBeDefined();
-      expect(op?.security ?? []).toEqual([]);
+      // The refresh route documents the refresh-token cookie, never the bearer scheme.
+      const expected = route === 'POST /auth/refresh' ? [{ refresh_token: [] }] : [];
+      expect(op?.security ?? []).toEqual(expected);
+    }
+  });
+
+  it('documents the refresh-token cookie and the transport header', () => {
+    expect(doc.components?.securitySchemes?.refresh_token).toMatchObject({
+      type: 'apiKey',
+      in: 'cookie',
+      name: 'refresh_token',
+    });
+    for (const route of ['POST /auth/register', 'POST /auth/login', 'POST /auth/refresh']) {
+      const params =
+        (operation(route) as { parameters?: { name: string; in: string }[] }).parameters ?? [];
+      expect(params).toContainEqual(
+        expect.objectContaining({ name: 'X-Token-Transport', in: 'header' }),
+      );
     }
   });
 

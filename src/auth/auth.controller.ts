@@ -6,34 +6,49 @@ import {
   HttpStatus,
   Post,
   Req,
+  Res,
   UseGuards,
 } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
   ApiBody,
   ApiConflictResponse,
+  ApiCookieAuth,
   ApiCreatedResponse,
+  ApiHeader,
   ApiOkResponse,
   ApiOperation,
   ApiTags,
   ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Client, type ClientInfo } from '../common/client-info.js';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { Public } from '../common/public.decorator.js';
-import { AuthService, type ClientInfo } from './auth.service.js';
+import { AuthService } from './auth.service.js';
 import { Authenticated } from './authenticated.decorator.js';
 import { CredentialsDto, LoginDto } from './dto/credentials.dto.js';
-import { LogoutDto, RefreshDto } from './dto/refresh.dto.js';
-import { MessageResponseDto, TokenResponseDto } from './dto/token-response.dto.js';
+import { LogoutAllDto, LogoutDto, RefreshDto, RevokeTokenDto } from './dto/refresh.dto.js';
+import {
+  LogoutAllResponseDto,
+  MessageResponseDto,
+  TokenResponseDto,
+} from './dto/token-response.dto.js';
 import { RefreshTokenGuard } from './guards/refresh-token.guard.js';
 import { CurrentPrincipal, type Principal } from './principal.js';
+import { REFRESH_COOKIE, RefreshCookie } from './refresh-cookie.js';
 import type { PresentedRefreshToken } from './strategies/refresh-token.strategy.js';
 
-function clientInfo(request: FastifyRequest): ClientInfo {
-  const userAgent = request.headers['user-agent'];
-  return { userAgent: userAgent ? userAgent.slice(0, 512) : null, ip: request.ip || null };
-}
+const TransportHeader = () =>
+  ApiHeader({
+    name: 'X-Token-Transport',
+    required: false,
+    enum: ['cookie'],
+    description:
+      '`cookie`: the refresh token is set as an HttpOnly, Secure, SameSite=Strict cookie ' +
+      '`refresh_token` (Path=/auth) and left out of the JSON body. On /auth/refresh it also ' +
+      'allows the cookie to be read.',
+  });
 
 @ApiTags('auth')
 @ApiBadRequestResponse({
@@ -42,7 +57,10 @@ function clientInfo(request: FastifyRequest): ClientInfo {
 })
 @Controller('auth')
 export class AuthController {
-  constructor(private readonly auth: AuthService) {}
+  constructor(
+    private readonly auth: AuthService,
+    private readonly cookie: RefreshCookie,
+  ) {}
 
   @Public()
   @Post('register')
@@ -50,13 +68,17 @@ export class AuthController {
   @Header('Cache-Control', 'no-store')
   @Header('Pragma', 'no-cache')
   @ApiOperation({ summary: 'Create an account and start a session' })
+  @TransportHeader()
   @ApiCreatedResponse({ type: TokenResponseDto })
   @ApiConflictResponse({ type: ErrorResponseDto, description: 'Username taken (`username_taken`)' })
-  register(
+  async register(
     @Body() body: CredentialsDto,
+    @Client() client: ClientInfo,
     @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<TokenResponseDto> {
-    return this.auth.register(body.username, body.password, clientInfo(request));
+    const tokens = await this.auth.register(body.username, body.password, client);
+    return this.cookie.deliver(request, reply, tokens);
   }
 
   @Public()
@@ -64,14 +86,25 @@ export class AuthController {
   @HttpCode(HttpStatus.OK)
   @Header('Cache-Control', 'no-store')
   @Header('Pragma', 'no-cache')
-  @ApiOperation({ summary: 'Start a session (a new token family) with username and password' })
+  @ApiOperation({
+    summary: 'Start a session (a new token family) with username and password',
+    description:
+      'At most MAX_SESSIONS_PER_USER sessions live at once: a new login ends the least recently used one.',
+  })
+  @TransportHeader()
   @ApiOkResponse({ type: TokenResponseDto })
   @ApiUnauthorizedResponse({
     type: ErrorResponseDto,
     description: 'Bad credentials (`invalid_credentials`)',
   })
-  login(@Body() body: LoginDto, @Req() request: FastifyRequest): Promise<TokenResponseDto> {
-    return this.auth.login(body.username, body.password, clientInfo(request));
+  async login(
+    @Body() body: LoginDto,
+    @Client() client: ClientInfo,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<TokenResponseDto> {
+    const tokens = await this.auth.login(body.username, body.password, client);
+    return this.cookie.deliver(request, reply, tokens);
   }
 
   @Public()
@@ -84,20 +117,33 @@ export class AuthController {
     summary: 'Rotate the refresh token: returns a new access token and a new refresh token',
     description:
       'Each refresh token is single-use. Presenting an already rotated one outside the reuse ' +
-      'grace window revokes the whole session (`refresh_token_reused`).',
+      'grace window revokes the whole session (`refresh_token_reused`). The token comes from the ' +
+      'body, or from the `refresh_token` cookie when the request sends `X-Token-Transport: cookie`.',
   })
-  @ApiBody({ type: RefreshDto })
+  @TransportHeader()
+  @ApiCookieAuth(REFRESH_COOKIE)
+  @ApiBody({ type: RefreshDto, required: false })
   @ApiOkResponse({ type: TokenResponseDto })
   @ApiUnauthorizedResponse({
     type: ErrorResponseDto,
     description:
-      '`token_invalid`, `token_expired`, `session_revoked`, `session_expired` or `refresh_token_reused`',
+      '`token_invalid`, `session_revoked`, `session_expired` or `refresh_token_reused`; a cookie ' +
+      'that failed is cleared',
   })
-  refresh(
+  async refresh(
     @Body() _body: RefreshDto,
+    @Client() client: ClientInfo,
     @Req() request: FastifyRequest & { user: PresentedRefreshToken },
+    @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<TokenResponseDto> {
-    return this.auth.refresh(request.user);
+    try {
+      const tokens = await this.auth.refresh(request.user, client);
+      return this.cookie.deliver(request, reply, tokens);
+    } catch (error) {
+      // The session is over (revoked, reused, expired): the cookie goes with it.
+      if (RefreshCookie.requested(request)) this.cookie.clear(reply);
+      throw error;
+    }
   }
 
   @Authenticated()
@@ -105,15 +151,57 @@ export class AuthController {
   @HttpCode(HttpStatus.OK)
   @ApiOperation({
     summary: 'End the session of the access token (and of the given refresh token)',
-    description: 'Both the access token and every refresh token of the session get 401 at once.',
+    description:
+      'Both the access token and every refresh token of the session get 401 at once. The refresh ' +
+      'token defaults to the `refresh_token` cookie, which the response clears.',
   })
   @ApiBody({ type: LogoutDto, required: false })
   @ApiOkResponse({ type: MessageResponseDto })
   async logout(
     @CurrentPrincipal() principal: Principal,
     @Body() body: LogoutDto,
+    @Client() client: ClientInfo,
+    @Req() request: FastifyRequest,
+    @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<MessageResponseDto> {
-    await this.auth.logout(principal, body.refresh_token);
+    // The bearer token already authenticates this request, so the cookie is
+    // read without the transport header: a forged cross-site request has no bearer token.
+    await this.auth.logout(principal, body.refresh_token ?? RefreshCookie.read(request), client);
+    this.cookie.clear(reply);
     return { message: 'Logged out' };
+  }
+
+  @Authenticated()
+  @Post('logout-all')
+  @HttpCode(HttpStatus.OK)
+  @ApiOperation({
+    summary: 'End all of the caller’s sessions, or all but the current one',
+    description: 'Every affected access and refresh token gets 401 at once.',
+  })
+  @ApiBody({ type: LogoutAllDto, required: false })
+  @ApiOkResponse({ type: LogoutAllResponseDto })
+  async logoutAll(
+    @CurrentPrincipal() principal: Principal,
+    @Body() body: LogoutAllDto,
+    @Client() client: ClientInfo,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<LogoutAllResponseDto> {
+    const revoked = await this.auth.logoutAll(principal, body.scope, client);
+    if (body.scope === 'all') this.cookie.clear(reply);
+    return { message: 'Logged out', revoked_sessions: revoked };
+  }
+
+  @Public()
+  @Post('revoke')
+  @HttpCode(HttpStatus.OK)
+  @ApiOperation({
+    summary: 'Revoke a token (RFC 7009)',
+    description:
+      'Ends the session of the given refresh or access token. Answers 200 whether or not the ' +
+      'token was valid, known or already revoked (RFC 7009 §2.2), so it reveals nothing about it.',
+  })
+  @ApiOkResponse({ description: 'Revoked, or nothing to revoke' })
+  async revoke(@Body() body: RevokeTokenDto, @Client() client: ClientInfo): Promise<void> {
+    await this.auth.revokeToken(body.token, body.token_type_hint, client);
   }
 }

@@ -1,9 +1,15 @@
 import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
+import { AuditModule } from '../audit/audit.module.js';
 import { UsersModule } from '../users/users.module.js';
+import { AccountController } from './account.controller.js';
 import { AuthController } from './auth.controller.js';
 import { AuthService } from './auth.service.js';
+import { RefreshTokenGuard } from './guards/refresh-token.guard.js';
+import { RefreshCookie } from './refresh-cookie.js';
+import { SessionHousekeeping } from './session-housekeeping.service.js';
+import { SessionsController } from './sessions.controller.js';
 import { AccessTokenGuard } from './guards/access-token.guard.js';
 import { SessionService } from './session.service.js';
 import { AccessTokenStrategy } from './strategies/access-token.strategy.js';
@@ -12,8 +18,8 @@ import { TokenFamilyRepository } from './token-family.repository.js';
 import { TokenService } from './token.service.js';
 
 @Module({
-  imports: [PassportModule, UsersModule],
-  controllers: [AuthController],
+  imports: [PassportModule, UsersModule, AuditModule],
+  controllers: [AuthController, SessionsController, AccountController],
   providers: [
     AuthService,
     TokenService,
@@ -21,6 +27,9 @@ import { TokenService } from './token.service.js';
     SessionService,
     AccessTokenStrategy,
     RefreshTokenStrategy,
+    RefreshTokenGuard,
+    RefreshCookie,
+    SessionHousekeeping,
     { provide: APP_GUARD, useClass: AccessTokenGuard },
   ],
 })

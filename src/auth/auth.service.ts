@@ -2,29 +2,29 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { Injectable, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { EntityManager } from 'typeorm';
-import { ErrorCode, UnauthorizedError } from '../common/errors.js';
-import type { AppConfig } from '../config/configuration.js';
+import { AuditService, type NewAuthEvent } from '../audit/audit.service.js';
+import type { ClientInfo } from '../common/client-info.js';
+import { ErrorCode, ForbiddenError, NotFoundError, UnauthorizedError } from '../common/errors.js';
+import type { AppConfig, AuthConfig } from '../config/configuration.js';
 import { PasswordService } from '../users/password.service.js';
 import { UsersService } from '../users/users.service.js';
 import type { TokenResponseDto } from './dto/token-response.dto.js';
+import type { RevocationReason } from './entities/token-family.entity.js';
 import type { Principal } from './principal.js';
 import type { PresentedRefreshToken } from './strategies/refresh-token.strategy.js';
-import { TokenFamilyRepository } from './token-family.repository.js';
+import { type LiveSession, TokenFamilyRepository } from './token-family.repository.js';
 import { decideRotation } from './token-family.rules.js';
 import { hashToken, type RefreshTokenSpec, toEpochSeconds, TokenService } from './token.service.js';
 
-/** Where a session was started from; kept on the family for the user's own inspection. */
-export interface ClientInfo {
-  userAgent: string | null;
-  ip: string | null;
-}
-
 const INVALID_CREDENTIALS = 'Invalid username or password';
+
+export type LogoutScope = 'all' | 'others';
+export type TokenTypeHint = 'access_token' | 'refresh_token';
 
 @Injectable()
 export class AuthService {
   private readonly logger = new Logger(AuthService.name);
-  private readonly reuseGraceSeconds: number;
+  private readonly auth: AuthConfig;
 
   constructor(
     config: ConfigService<AppConfig, true>,
@@ -32,8 +32,9 @@ export class AuthService {
     private readonly passwords: PasswordService,
     private readonly tokens: TokenService,
     private readonly families: TokenFamilyRepository,
+    private readonly audit: AuditService,
   ) {
-    this.reuseGraceSeconds = config.get('auth', { infer: true }).refreshReuseGrace;
+    this.auth = config.get('auth', { infer: true });
   }
 
   /** Creates the account and its first session in one transaction. */
@@ -45,7 +46,7 @@ export class AuthService {
     const hash = await this.passwords.hash(password);
     return this.families.transaction(async (manager) => {
       const user = await this.users.create(manager, username, hash);
-      return this.startSession(manager, user.id, client);
+      return this.startSession(manager, user.id, client, 'registered');
     });
   }
 
@@ -53,9 +54,17 @@ export class AuthService {
     const user = await this.users.findForLogin(username);
     // One message and status for unknown user and wrong password (no enumeration).
     if (!(await this.passwords.verify(password, user?.passwordHash)) || !user) {
+      // The owner sees failed attempts on their account; an unknown name is recorded without a user.
+      await this.audit.record(
+        [{ type: 'login_failed', userId: user?.id ?? null }],
+        client,
+        new Date(),
+      );
       throw new UnauthorizedError(ErrorCode.InvalidCredentials, INVALID_CREDENTIALS);
     }
-    return this.families.transaction((manager) => this.startSession(manager, user.id, client));
+    return this.families.transaction((manager) =>
+      this.startSession(manager, user.id, client, 'login_succeeded'),
+    );
   }
 
   /**
@@ -65,7 +74,7 @@ export class AuthService {
    * Reuse outside it revokes the family, and that revocation is committed
    * before the error is returned.
    */
-  async refresh(presented: PresentedRefreshToken): Promise<TokenResponseDto> {
+  async refresh(presented: PresentedRefreshToken, client: ClientInfo): Promise<TokenResponseDto> {
     const { claims, token } = presented;
     const now = new Date();
     const outcome = await this.families.transaction(async (manager) => {
@@ -87,11 +96,16 @@ export class AuthService {
           familyExpiresAt: state.familyExpiresAt,
         },
         now,
-        this.reuseGraceSeconds,
+        this.auth.refreshReuseGrace,
       );
       switch (decision.kind) {
         case 'rotate': {
-          const child = this.tokens.newRefreshTokenSpec(claims.sub, claims.sid, now);
+          const child = this.tokens.newRefreshTokenSpec(
+            claims.sub,
+            claims.sid,
+            now,
+            state.familyAbsoluteExpiresAt,
+          );
           const signed = this.tokens.signRefreshToken(child);
           const rotated = await this.families.rotate(
             manager,
@@ -102,6 +116,12 @@ export class AuthService {
           );
           if (!rotated)
             throw new Error('refresh token rotated concurrently despite the family lock');
+          await this.audit.record(
+            [{ type: 'refreshed', userId: claims.sub, sessionId: claims.sid }],
+            client,
+            now,
+            manager,
+          );
           return {
             kind: 'tokens' as const,
             response: this.tokenResponse(claims.sub, child, signed.token, now),
@@ -125,7 +145,13 @@ export class AuthService {
           };
         }
         case 'reuse':
-          await this.families.revoke(claims.sub, [claims.sid], 'reuse_detected', now, manager);
+          await this.audit.record(
+            [{ type: 'reuse_detected', userId: claims.sub, sessionId: claims.sid }],
+            client,
+            now,
+            manager,
+          );
+          await this.endSessions(manager, claims.sub, [claims.sid], 'reuse_detected', client, now);
           return decision;
         default:
           return decision;
@@ -156,7 +182,11 @@ export class AuthService {
    * token that does not verify, or belongs to someone else, is ignored:
    * logout must not reveal anything about it, nor fail because of it.
    */
-  async logout(principal: Principal, refreshToken?: string): Promise<void> {
+  async logout(
+    principal: Principal,
+    refreshToken: string | undefined,
+    client: ClientInfo,
+  ): Promise<void> {
     const familyIds = [principal.sessionId];
     const other = refreshToken
       ? this.tokens.verifyRefreshTokenIgnoringExpiry(refreshToken)
@@ -164,21 +194,191 @@ export class AuthService {
     if (other && other.sub === principal.userId && other.sid !== principal.sessionId) {
       familyIds.push(other.sid);
     }
-    await this.families.revoke(principal.userId, familyIds, 'logout', new Date());
+    const now = new Date();
+    await this.families.transaction(async (manager) => {
+      await this.audit.record(
+        [{ type: 'logout', userId: principal.userId, sessionId: principal.sessionId }],
+        client,
+        now,
+        manager,
+      );
+      await this.endSessions(manager, principal.userId, familyIds, 'logout', client, now);
+    });
   }
 
-  private async startSession(manager: EntityManager, userId: string, client: ClientInfo) {
+  /** Ends every session of the caller (`all`) or every one but the caller's (`others`). */
+  async logoutAll(principal: Principal, scope: LogoutScope, client: ClientInfo): Promise<number> {
     const now = new Date();
+    return this.families.transaction(async (manager) => {
+      const keep = scope === 'others' ? principal.sessionId : null;
+      const revoked = await this.families.revokeAllForUser(
+        manager,
+        principal.userId,
+        'logout_all',
+        now,
+        keep,
+      );
+      await this.audit.record(
+        [
+          {
+            type: 'logout_all',
+            userId: principal.userId,
+            sessionId: principal.sessionId,
+            reason: scope,
+          },
+          ...this.revocationEvents(principal.userId, revoked, 'logout_all'),
+        ],
+        client,
+        now,
+        manager,
+      );
+      return revoked.length;
+    });
+  }
+
+  listSessions(principal: Principal): Promise<LiveSession[]> {
+    return this.families.listLive(principal.userId, new Date());
+  }
+
+  /** Ends one of the caller's live sessions; anything else is a 404 (no probing other users' ids). */
+  async revokeSession(principal: Principal, sessionId: string, client: ClientInfo): Promise<void> {
+    const now = new Date();
+    const revoked = await this.families.transaction((manager) =>
+      this.endSessions(manager, principal.userId, [sessionId], 'user_revoked', client, now),
+    );
+    if (revoked.length === 0) throw new NotFoundError('No such session');
+  }
+
+  /**
+   * RFC 7009 token revocation: ends the session of a refresh or access token.
+   * Unknown, invalid or already revoked tokens are not an error (§2.2), so the
+   * endpoint reveals nothing about a token. The hint only orders the lookup.
+   */
+  async revokeToken(
+    token: string,
+    hint: TokenTypeHint | undefined,
+    client: ClientInfo,
+  ): Promise<void> {
+    const asRefresh = () => this.tokens.verifyRefreshTokenIgnoringExpiry(token);
+    const asAccess = () => this.tokens.verifyAccessTokenIgnoringExpiry(token);
+    const claims =
+      hint === 'access_token' ? (asAccess() ?? asRefresh()) : (asRefresh() ?? asAccess());
+    if (!claims) return;
+    const now = new Date();
+    await this.families.transaction((manager) =>
+      this.endSessions(manager, claims.sub, [claims.sid], 'token_revoked', client, now),
+    );
+  }
+
+  /**
+   * Changes the password and ends every other session (OWASP ASVS 3.3.3); the
+   * caller's own session survives. A wrong current password changes nothing.
+   */
+  async changePassword(
+    principal: Principal,
+    currentPassword: string,
+    newPassword: string,
+    client: ClientInfo,
+  ): Promise<void> {
+    const newHash = await this.passwords.hash(newPassword);
+    const now = new Date();
+    await this.families.transaction(async (manager) => {
+      const user = await this.users.lockForUpdate(manager, principal.userId);
+      if (!user) throw new UnauthorizedError(ErrorCode.SessionRevoked, 'Session has been revoked');
+      if (!(await this.passwords.verify(currentPassword, user.passwordHash))) {
+        throw new ForbiddenError(ErrorCode.InvalidPassword, 'Current password is incorrect');
+      }
+      await this.users.updatePasswordHash(manager, principal.userId, newHash);
+      const revoked = await this.families.revokeAllForUser(
+        manager,
+        principal.userId,
+        'password_changed',
+        now,
+        principal.sessionId,
+      );
+      await this.audit.record(
+        [
+          { type: 'password_changed', userId: principal.userId, sessionId: principal.sessionId },
+          ...this.revocationEvents(principal.userId, revoked, 'password_changed'),
+        ],
+        client,
+        now,
+        manager,
+      );
+    });
+  }
+
+  /** Deletes the account with its sessions, todos and events, after confirming the password. */
+  async deleteAccount(principal: Principal, password: string): Promise<void> {
+    await this.families.transaction(async (manager) => {
+      const user = await this.users.lockForUpdate(manager, principal.userId);
+      if (!user) throw new UnauthorizedError(ErrorCode.SessionRevoked, 'Session has been revoked');
+      if (!(await this.passwords.verify(password, user.passwordHash))) {
+        throw new ForbiddenError(ErrorCode.InvalidPassword, 'Password is incorrect');
+      }
+      await this.families.lockAllForUser(manager, principal.userId);
+      await this.users.delete(manager, principal.userId);
+    });
+    this.logger.log(`Account ${principal.userId} deleted`);
+  }
+
+  private async startSession(
+    manager: EntityManager,
+    userId: string,
+    client: ClientInfo,
+    event: 'registered' | 'login_succeeded',
+  ): Promise<TokenResponseDto> {
+    const now = new Date();
+    // The row lock makes "count live sessions, evict, insert" atomic per user.
+    await this.users.lockForUpdate(manager, userId);
+    const evicted = await this.families.evictLeastRecentlyUsed(
+      manager,
+      userId,
+      this.auth.maxSessionsPerUser - 1,
+      now,
+    );
     const familyId = randomUUID();
-    const first = this.tokens.newRefreshTokenSpec(userId, familyId, now);
+    const absoluteExpiresAt = this.tokens.absoluteExpiry(now);
+    const first = this.tokens.newRefreshTokenSpec(userId, familyId, now, absoluteExpiresAt);
     const signed = this.tokens.signRefreshToken(first);
     await this.families.createFamily(
       manager,
-      { userId, familyId, now, userAgent: client.userAgent, ip: client.ip },
+      { userId, familyId, now, absoluteExpiresAt, userAgent: client.userAgent, ip: client.ip },
       first,
       hashToken(signed.token),
     );
+    await this.audit.record(
+      [
+        ...this.revocationEvents(userId, evicted, 'evicted'),
+        { type: event, userId, sessionId: familyId },
+      ],
+      client,
+      now,
+      manager,
+    );
     return this.tokenResponse(userId, first, signed.token, now);
+  }
+
+  /** Revokes families and records one `session_revoked` event for each that this call ended. */
+  private async endSessions(
+    manager: EntityManager,
+    userId: string,
+    familyIds: string[],
+    reason: RevocationReason,
+    client: ClientInfo,
+    now: Date,
+  ): Promise<string[]> {
+    const revoked = await this.families.revoke(userId, familyIds, reason, now, manager);
+    await this.audit.record(this.revocationEvents(userId, revoked, reason), client, now, manager);
+    return revoked;
+  }
+
+  private revocationEvents(
+    userId: string,
+    familyIds: string[],
+    reason: RevocationReason,
+  ): NewAuthEvent[] {
+    return familyIds.map((sessionId) => ({ type: 'session_revoked', userId, sessionId, reason }));
   }
 
   private tokenResponse(

@@ -9,6 +9,7 @@ export interface NewFamily {
   userId: string;
   familyId: string;
   now: Date;
+  absoluteExpiresAt: Date;
   userAgent: string | null;
   ip: string | null;
 }
@@ -20,12 +21,22 @@ export interface SessionState {
   expiresAt: Date;
 }
 
+export interface LiveSession {
+  id: string;
+  createdAt: Date;
+  lastUsedAt: Date;
+  expiresAt: Date;
+  userAgent: string | null;
+  ip: string | null;
+}
+
 /** Everything rotation needs to decide, read after the family row is locked. */
 export interface LockedTokenState {
   familyId: string;
   userId: string;
   familyRevokedAt: Date | null;
   familyExpiresAt: Date;
+  familyAbsoluteExpiresAt: Date;
   tokenHash: Buffer;
   expiresAt: Date;
   usedAt: Date | null;
@@ -54,8 +65,9 @@ export class TokenFamilyRepository {
     await runSql(
       manager,
       `WITH family AS (
-         INSERT INTO token_families (id, user_id, created_at, last_used_at, expires_at, user_agent, ip)
-         VALUES ($1, $2, $3, $3, $4, $5, $6)
+         INSERT INTO token_families
+                (id, user_id, created_at, last_used_at, expires_at, absolute_expires_at, user_agent, ip)
+         VALUES ($1, $2, $3, $3, $4, $10, $5, $6)
        )
        INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, issued_at, expires_at)
        VALUES ($7, $1, NULL, $8, $9, $4)`,
@@ -69,6 +81,7 @@ export class TokenFamilyRepository {
         first.id,
         hash,
         first.issuedAt,
+        family.absoluteExpiresAt,
       ],
     );
   }
@@ -85,9 +98,10 @@ export class TokenFamilyRepository {
       user_id: string;
       revoked_at: Date | null;
       expires_at: Date;
+      absolute_expires_at: Date;
     }>(
       manager,
-      `SELECT f.id, f.user_id, f.revoked_at, f.expires_at
+      `SELECT f.id, f.user_id, f.revoked_at, f.expires_at, f.absolute_expires_at
          FROM token_families f
         WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE id = $1)
         FOR UPDATE`,
@@ -120,6 +134,7 @@ export class TokenFamilyRepository {
       userId: f.user_id,
       familyRevokedAt: f.revoked_at,
       familyExpiresAt: f.expires_at,
+      familyAbsoluteExpiresAt: f.absolute_expires_at,
       tokenHash: t.token_hash,
       expiresAt: t.expires_at,
       usedAt: t.used_at,
@@ -172,9 +187,9 @@ export class TokenFamilyRepository {
   }
 
   /**
-   * Revokes the given families of one user; already revoked ones keep their
-   * original time and reason, so repeating a revocation is harmless.
-   * Returns how many families this call revoked.
+   * Revokes the given live families of one user; already revoked ones keep
+   * their original time and reason, so repeating a revocation is harmless.
+   * Returns the ids this call revoked (one audit event each).
    */
   async revoke(
     userId: string,
@@ -182,15 +197,106 @@ export class TokenFamilyRepository {
     reason: RevocationReason,
     now: Date,
     manager: EntityManager = this.dataSource.manager,
-  ): Promise<number> {
-    if (familyIds.length === 0) return 0;
-    const result = await runSql(
+  ): Promise<string[]> {
+    if (familyIds.length === 0) return [];
+    const result = await runSql<{ id: string }>(
       manager,
       `UPDATE token_families SET revoked_at = $3, revoked_reason = $4
-        WHERE user_id = $1 AND id = ANY($2::uuid[]) AND revoked_at IS NULL`,
+        WHERE user_id = $1 AND id = ANY($2::uuid[]) AND revoked_at IS NULL AND expires_at > $3
+        RETURNING id`,
       [userId, familyIds, now, reason],
     );
-    return result.rowCount;
+    return result.rows.map((r) => r.id);
+  }
+
+  /**
+   * Revokes every live family of the user, except `keep` when given. A family
+   * being rotated right now is locked; this UPDATE waits for that rotation and
+   * then revokes the family it produced, so nothing usable survives.
+   */
+  async revokeAllForUser(
+    manager: EntityManager,
+    userId: string,
+    reason: RevocationReason,
+    now: Date,
+    keep: string | null,
+  ): Promise<string[]> {
+    const result = await runSql<{ id: string }>(
+      manager,
+      `UPDATE token_families SET revoked_at = $2, revoked_reason = $3
+        WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
+          AND ($4::uuid IS NULL OR id <> $4::uuid)
+        RETURNING id`,
+      [userId, now, reason, keep],
+    );
+    return result.rows.map((r) => r.id);
+  }
+
+  /**
+   * Keeps the user's `keep` most recently used live families and evicts the
+   * rest. The caller holds the user's row lock, so concurrent logins of one
+   * user cannot both see room for one more session.
+   */
+  async evictLeastRecentlyUsed(
+    manager: EntityManager,
+    userId: string,
+    keep: number,
+    now: Date,
+  ): Promise<string[]> {
+    const result = await runSql<{ id: string }>(
+      manager,
+      `UPDATE token_families SET revoked_at = $2, revoked_reason = 'evicted'
+        WHERE id IN (
+          SELECT id FROM token_families
+           WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
+           ORDER BY last_used_at DESC, created_at DESC, id DESC
+          OFFSET $3)
+          AND revoked_at IS NULL
+        RETURNING id`,
+      [userId, now, keep],
+    );
+    return result.rows.map((r) => r.id);
+  }
+
+  /**
+   * Locks every family of the user, before the user row is deleted: the
+   * cascade would otherwise take these locks after the user row's, the
+   * opposite order of a rotation (family, then the user row through its
+   * audit event's foreign key), and the two could deadlock.
+   */
+  async lockAllForUser(manager: EntityManager, userId: string): Promise<void> {
+    await runSql(
+      manager,
+      'SELECT id FROM token_families WHERE user_id = $1 ORDER BY id FOR UPDATE',
+      [userId],
+    );
+  }
+
+  /** The user's live sessions, most recently used first. */
+  async listLive(userId: string, now: Date): Promise<LiveSession[]> {
+    const result = await runSql<{
+      id: string;
+      created_at: Date;
+      last_used_at: Date;
+      expires_at: Date;
+      user_agent: string | null;
+      ip: string | null;
+    }>(
+      this.dataSource.manager,
+      `SELECT id, created_at, last_used_at, expires_at, user_agent, ip
+         FROM token_families
+        WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
+        ORDER BY last_used_at DESC, created_at DESC, id DESC`,
+      [userId, now],
+    );
+    return result.rows.map((r) => ({
+      id: r.id,
+      createdAt: r.created_at,
+      lastUsedAt: r.last_used_at,
+      expiresAt: r.expires_at,
+      userAgent: r.user_agent,
+      ip: r.ip,
+    }));
   }
 
   async findSession(familyId: string): Promise<SessionState | null> {

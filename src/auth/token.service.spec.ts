@@ -35,7 +35,7 @@ describe('TokenService', () => {
 
   it('re-signs the identical refresh token from the same stored spec (grace re-issue)', () => {
     const tokens = service();
-    const spec = tokens.newRefreshTokenSpec(USER, FAMILY, now);
+    const spec = tokens.newRefreshTokenSpec(USER, FAMILY, now, tokens.absoluteExpiry(now));
     const first = tokens.signRefreshToken(spec).token;
     const stored = {
       ...spec,
@@ -47,15 +47,29 @@ describe('TokenService', () => {
   });
 
   it('keeps refresh times on whole seconds so the stored row reproduces the JWT', () => {
-    const spec = service().newRefreshTokenSpec(USER, FAMILY, now);
+    const tokens = service();
+    const spec = tokens.newRefreshTokenSpec(USER, FAMILY, now, tokens.absoluteExpiry(now));
     expect(spec.issuedAt.getTime() % 1000).toBe(0);
     expect(spec.expiresAt.getTime() - spec.issuedAt.getTime()).toBe(7 * 86400 * 1000);
+  });
+
+  it('never lets a refresh token outlive the session (SESSION_MAX_AGE)', () => {
+    const tokens = service();
+    const sessionStart = new Date('2026-02-01T10:00:00Z');
+    const end = tokens.absoluteExpiry(sessionStart);
+    expect(end.getTime() - sessionStart.getTime()).toBe(30 * 86400 * 1000);
+    // Three days before the end, a 7-day token is cut to the session's end.
+    const late = new Date(end.getTime() - 3 * 86400 * 1000);
+    expect(tokens.newRefreshTokenSpec(USER, FAMILY, late, end).expiresAt).toEqual(end);
+    // Early on, the sliding 7 days apply.
+    const early = tokens.newRefreshTokenSpec(USER, FAMILY, sessionStart, end);
+    expect(early.expiresAt.getTime() - sessionStart.getTime()).toBe(7 * 86400 * 1000);
   });
 
   it('uses distinct keys: a refresh token does not verify as an access token', () => {
     const tokens = service();
     const refresh = tokens.signRefreshToken(
-      tokens.newRefreshTokenSpec(USER, FAMILY, new Date()),
+      tokens.newRefreshTokenSpec(USER, FAMILY, new Date(), tokens.absoluteExpiry(new Date())),
     ).token;
     expect(() => jsonwebtoken.verify(refresh, tokens.accessKey, { algorithms: ['HS256'] })).toThrow(
       'invalid signature',

@@ -107,35 +107,62 @@ export class TokenService {
   }
 
   /**
-   * Identifies a refresh token for logout only: signature, algorithm, issuer,
-   * audience and `typ` are checked, expiry is not (an expired token of a live
-   * session still names the session its owner wants ended).
+   * Identifies a refresh token for logout and revocation only: signature,
+   * algorithm, issuer, audience and `typ` are checked, expiry is not (an
+   * expired token of a live session still names the session its owner wants ended).
    */
   verifyRefreshTokenIgnoringExpiry(token: string): TokenClaims | undefined {
+    return this.verifyIgnoringExpiry(this.refreshJwt, token, REFRESH_TOKEN_TYP);
+  }
+
+  /** The same for an access token (RFC 7009 revocation of an access token). */
+  verifyAccessTokenIgnoringExpiry(token: string): TokenClaims | undefined {
+    return this.verifyIgnoringExpiry(this.accessJwt, token, ACCESS_TOKEN_TYP);
+  }
+
+  private verifyIgnoringExpiry(
+    jwt: JwtService,
+    token: string,
+    typ: string,
+  ): TokenClaims | undefined {
     try {
-      const decoded = this.refreshJwt.verify<DecodedJwt>(token, {
+      const decoded = jwt.verify<DecodedJwt>(token, {
         algorithms: [JWT_ALGORITHM],
         issuer: this.auth.issuer,
         audience: this.auth.audience,
         complete: true,
         ignoreExpiration: true,
       });
-      return readClaims(decoded, REFRESH_TOKEN_TYP);
+      return readClaims(decoded, typ);
     } catch {
       return undefined;
     }
   }
 
-  /** A new refresh token's identity and lifetime, with times on whole seconds as in the JWT. */
-  newRefreshTokenSpec(userId: string, familyId: string, now: Date): RefreshTokenSpec {
+  /**
+   * The next refresh token of a family: REFRESH_TOKEN_TTL from now (the
+   * inactivity timeout), but never past the session's absolute end.
+   */
+  newRefreshTokenSpec(
+    userId: string,
+    familyId: string,
+    now: Date,
+    notAfter: Date,
+  ): RefreshTokenSpec {
     const issuedAt = new Date(toEpochSeconds(now) * 1000);
+    const sliding = issuedAt.getTime() + this.auth.refreshTokenTtl * 1000;
     return {
       id: randomUUID(),
       userId,
       familyId,
       issuedAt,
-      expiresAt: new Date(issuedAt.getTime() + this.auth.refreshTokenTtl * 1000),
+      expiresAt: new Date(Math.min(sliding, notAfter.getTime())),
     };
+  }
+
+  /** When a session started now must end at the latest (whole seconds, like JWT times). */
+  absoluteExpiry(now: Date): Date {
+    return new Date((toEpochSeconds(now) + this.auth.sessionMaxAge) * 1000);
   }
 }
 

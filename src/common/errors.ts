@@ -4,6 +4,7 @@ import { HttpStatus } from '@nestjs/common';
 export const ErrorCode = {
   ValidationFailed: 'validation_failed',
   InvalidCredentials: 'invalid_credentials',
+  InvalidPassword: 'invalid_password',
   UsernameTaken: 'username_taken',
   TokenMissing: 'token_missing',
   TokenInvalid: 'token_invalid',
@@ -51,6 +52,12 @@ export class UnauthorizedError extends AppError {
 export class NotFoundError extends AppError {
   constructor(message = 'Resource not found') {
     super(HttpStatus.NOT_FOUND, ErrorCode.NotFound, message);
+  }
+}
+
+export class ForbiddenError extends AppError {
+  constructor(code: ErrorCode, message: string) {
+    super(HttpStatus.FORBIDDEN, code, message);
   }
 }
 

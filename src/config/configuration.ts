@@ -12,6 +12,11 @@ export interface AuthConfig {
   accessTokenTtl: number;
   refreshTokenTtl: number;
   refreshReuseGrace: number;
+  /** Absolute session lifetime: rotation never extends a family past it. */
+  sessionMaxAge: number;
+  maxSessionsPerUser: number;
+  /** `Secure` on the refresh-token cookie; only plain-http local development turns it off. */
+  cookieSecure: boolean;
   bcryptCost: number;
   issuer: string;
   audience: string;
@@ -24,6 +29,16 @@ export interface AppConfig {
   database: DatabaseConfig;
   auth: AuthConfig;
   seedDemoUser: boolean;
+  housekeeping: HousekeepingConfig;
+}
+
+export interface HousekeepingConfig {
+  /** Seconds between runs of the cleanup job. */
+  interval: number;
+  /** How long expired or revoked sessions and their tokens are kept (seconds). */
+  sessionRetention: number;
+  /** How long audit events are kept (seconds). */
+  eventRetention: number;
 }
 
 /** Thrown at boot when the environment is unusable; the message names the variable. */
@@ -155,6 +170,15 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
     throw new ConfigError('REFRESH_TOKEN_TTL', 'must not be shorter than ACCESS_TOKEN_TTL');
   }
 
+  const sessionMaxAge = readDuration(env, 'SESSION_MAX_AGE', 30 * 86400, 1);
+  if (sessionMaxAge < accessTokenTtl) {
+    throw new ConfigError('SESSION_MAX_AGE', 'must not be shorter than ACCESS_TOKEN_TTL');
+  }
+  const cookieSecure = readBoolean(env, 'COOKIE_SECURE', true);
+  if (production && !cookieSecure) {
+    throw new ConfigError('COOKIE_SECURE', 'cannot be false when NODE_ENV=production');
+  }
+
   return {
     nodeEnv,
     port: readInt(env, 'PORT', 8000, 0, 65535),
@@ -166,6 +190,9 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
       accessTokenTtl,
       refreshTokenTtl,
       refreshReuseGrace: readDuration(env, 'REFRESH_REUSE_GRACE', 10, 0),
+      sessionMaxAge,
+      maxSessionsPerUser: readInt(env, 'MAX_SESSIONS_PER_USER', 20, 1, 1000),
+      cookieSecure,
       bcryptCost: readInt(env, 'BCRYPT_COST', 12, 4, 31),
       issuer: env.JWT_ISSUER || 'lineage',
       audience: env.JWT_AUDIENCE || 'lineage-api',
@@ -173,5 +200,10 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
     // The lesson's demo account exists only on the embedded development default,
     // never in production or against a real server unless explicitly requested.
     seedDemoUser: readBoolean(env, 'SEED_DEMO_USER', database.embedded && !production),
+    housekeeping: {
+      interval: readDuration(env, 'HOUSEKEEPING_INTERVAL', 3600, 1),
+      sessionRetention: readDuration(env, 'SESSION_RETENTION', 7 * 86400, 0),
+      eventRetention: readDuration(env, 'EVENT_RETENTION', 90 * 86400, 0),
+    },
   };
 }

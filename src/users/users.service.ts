@@ -5,6 +5,7 @@ import { type EntityManager, Repository } from 'typeorm';
 import { ConflictError, ErrorCode, NotFoundError } from '../common/errors.js';
 import { isUniqueViolation } from '../common/pg-errors.js';
 import { User } from './user.entity.js';
+import { runSql } from '../database/sql.js';
 import { usernameKey } from './username.js';
 
 @Injectable()
@@ -44,5 +45,42 @@ export class UsersService {
     const user = await this.users.findOne({ where: { id } });
     if (!user) throw new NotFoundError('User not found');
     return user;
+  }
+
+  /**
+   * Locks the user's row for the rest of the transaction and returns the
+   * password hash. Serializes a user's session starts (the session cap),
+   * password changes and account deletion. Null when the user is gone.
+   * NO KEY UPDATE, not UPDATE: it must not block the KEY SHARE locks that
+   * foreign-key checks take (a rotation inserting an audit event), or a
+   * rotation and a login of the same user could deadlock.
+   */
+  async lockForUpdate(
+    manager: EntityManager,
+    id: string,
+  ): Promise<{ passwordHash: string } | null> {
+    const result = await runSql<{ password_hash: string }>(
+      manager,
+      'SELECT password_hash FROM users WHERE id = $1 FOR NO KEY UPDATE',
+      [id],
+    );
+    const row = result.rows[0];
+    return row ? { passwordHash: row.password_hash } : null;
+  }
+
+  async updatePasswordHash(
+    manager: EntityManager,
+    id: string,
+    passwordHash: string,
+  ): Promise<void> {
+    await runSql(manager, 'UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1', [
+      id,
+      passwordHash,
+    ]);
+  }
+
+  /** Deletes the account; its sessions, refresh tokens, todos and events go with it (ON DELETE CASCADE). */
+  async delete(manager: EntityManager, id: string): Promise<void> {
+    await runSql(manager, 'DELETE FROM users WHERE id = $1', [id]);
   }
 }

@@ -1,3 +1,4 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiProperty } from '@nestjs/swagger';
 import {
   IsString,
@@ -26,21 +27,31 @@ class MaxUtf8Bytes implements ValidatorConstraintInterface {
   }
 }
 
+/** Checking a password (login, confirmation) accepts anything up to this; setting one applies the rules. */
+export const PASSWORD_INPUT_MAX = 1024;
+
+/** The rules for a password being set: registration and password change. */
+export function NewPassword() {
+  return applyDecorators(
+    ApiProperty({
+      example: 'testpass123',
+      minLength: PASSWORD_MIN_LENGTH,
+      description: `At most ${PASSWORD_MAX_BYTES} bytes in UTF-8`,
+    }),
+    IsString(),
+    MinLength(PASSWORD_MIN_LENGTH),
+    MaxLength(PASSWORD_MAX_BYTES),
+    Validate(MaxUtf8Bytes),
+  );
+}
+
 export class CredentialsDto {
   @ApiProperty({ example: 'testuser', pattern: USERNAME_PATTERN.source })
   @IsString()
   @Matches(USERNAME_PATTERN, { message: `username ${USERNAME_RULE}` })
   username!: string;
 
-  @ApiProperty({
-    example: 'testpass123',
-    minLength: PASSWORD_MIN_LENGTH,
-    description: `At most ${PASSWORD_MAX_BYTES} bytes in UTF-8`,
-  })
-  @IsString()
-  @MinLength(PASSWORD_MIN_LENGTH)
-  @MaxLength(PASSWORD_MAX_BYTES)
-  @Validate(MaxUtf8Bytes)
+  @NewPassword()
   password!: string;
 }
 
@@ -55,6 +66,6 @@ export class LoginDto {
   @ApiProperty({ example: 'testpass123' })
   @IsString()
   @MinLength(1)
-  @MaxLength(1024)
+  @MaxLength(PASSWORD_INPUT_MAX)
   password!: string;
 }

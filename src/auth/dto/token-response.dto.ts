@@ -1,4 +1,4 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 
 /** RFC 6749 §5.1 successful token response. */
 export class TokenResponseDto {
@@ -11,8 +11,12 @@ export class TokenResponseDto {
   @ApiProperty({ example: 900, description: 'Access token lifetime in seconds' })
   expires_in!: number;
 
-  @ApiProperty({ description: 'Single-use refresh token; each refresh returns a new one' })
-  refresh_token!: string;
+  @ApiPropertyOptional({
+    description:
+      'Single-use refresh token; each refresh returns a new one. Absent when the request asked for ' +
+      'the cookie transport (`X-Token-Transport: cookie`): it is then in the HttpOnly `refresh_token` cookie.',
+  })
+  refresh_token?: string;
 
   @ApiProperty({ example: 604800, description: 'Seconds until the refresh token expires' })
   refresh_expires_in!: number;
@@ -21,4 +25,12 @@ export class TokenResponseDto {
 export class MessageResponseDto {
   @ApiProperty({ example: 'Logged out' })
   message!: string;
+}
+
+export class LogoutAllResponseDto {
+  @ApiProperty({ example: 'Logged out' })
+  message!: string;
+
+  @ApiProperty({ example: 3, description: 'How many sessions this call ended' })
+  revoked_sessions!: number;
 }

@@ -52,6 +52,8 @@ export class RefreshToken {
   @Column({ name: 'issued_at', type: 'timestamptz' })
   issuedAt!: Date;
 
+  // Housekeeping deletes expired tokens by this.
+  @Index('ix_refresh_tokens_expires_at')
   @Column({ name: 'expires_at', type: 'timestamptz' })
   expiresAt!: Date;
 

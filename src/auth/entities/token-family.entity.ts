@@ -9,7 +9,16 @@ import {
 } from 'typeorm';
 import { User } from '../../users/user.entity.js';
 
-export const REVOCATION_REASONS = ['logout', 'reuse_detected'] as const;
+/** Why a session ended; shown to its user in the audit trail. */
+export const REVOCATION_REASONS = [
+  'logout',
+  'logout_all',
+  'user_revoked',
+  'token_revoked',
+  'password_changed',
+  'evicted',
+  'reuse_detected',
+] as const;
 export type RevocationReason = (typeof REVOCATION_REASONS)[number];
 
 /**
@@ -18,6 +27,9 @@ export type RevocationReason = (typeof REVOCATION_REASONS)[number];
  * and, through the access guard, its access tokens).
  */
 @Entity({ name: 'token_families' })
+// Housekeeping finds dead sessions by these two.
+@Index('ix_token_families_expires_at', ['expiresAt'])
+@Index('ix_token_families_revoked_at', ['revokedAt'], { where: '"revoked_at" IS NOT NULL' })
 export class TokenFamily {
   @PrimaryColumn({ type: 'uuid' })
   id!: string;
@@ -36,9 +48,17 @@ export class TokenFamily {
   @Column({ name: 'last_used_at', type: 'timestamptz' })
   lastUsedAt!: Date;
 
-  /** Expiry of the family's current refresh token; the session is dead after it. */
+  /**
+   * Expiry of the family's current refresh token: the inactivity timeout,
+   * pushed forward by each rotation but never past `absolute_expires_at`.
+   * The session is dead after it.
+   */
   @Column({ name: 'expires_at', type: 'timestamptz' })
   expiresAt!: Date;
+
+  /** created_at + SESSION_MAX_AGE; rotation never extends it (OWASP ASVS 3.3.2). */
+  @Column({ name: 'absolute_expires_at', type: 'timestamptz' })
+  absoluteExpiresAt!: Date;
 
   @Column({ name: 'revoked_at', type: 'timestamptz', nullable: true })
   revokedAt!: Date | null;

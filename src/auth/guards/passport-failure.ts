@@ -14,7 +14,11 @@ export function passportFailure(err: unknown, info: unknown, kind: 'Access' | 'R
   }
   const name = (info as { name?: string } | undefined)?.name;
   if (name === 'TokenExpiredError') {
-    return new UnauthorizedError(ErrorCode.TokenExpired, `${kind} token has expired`);
+    // A refresh token expires with its session (inactivity timeout or
+    // SESSION_MAX_AGE): the client must log in again, not retry.
+    return kind === 'Refresh'
+      ? new UnauthorizedError(ErrorCode.SessionExpired, 'Session has expired')
+      : new UnauthorizedError(ErrorCode.TokenExpired, `${kind} token has expired`);
   }
   if (name === 'JsonWebTokenError' || name === 'NotBeforeError') {
     return new UnauthorizedError(ErrorCode.TokenInvalid, `${kind} token is invalid`);

@@ -1,7 +1,10 @@
 import { type ExecutionContext, Injectable } from '@nestjs/common';
 import { AuthGuard } from '@nestjs/passport';
 import { ValidationError } from '../../common/errors.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { RefreshCookie } from '../refresh-cookie.js';
 import {
+  locateRefreshToken,
   REFRESH_STRATEGY,
   type PresentedRefreshToken,
 } from '../strategies/refresh-token.strategy.js';
@@ -10,15 +13,18 @@ import { passportFailure } from './passport-failure.js';
 /** Guards the refresh route with the `jwt-refresh` strategy. */
 @Injectable()
 export class RefreshTokenGuard extends AuthGuard(REFRESH_STRATEGY) {
+  constructor(private readonly cookie: RefreshCookie) {
+    super();
+  }
+
   override canActivate(context: ExecutionContext) {
     // Guards run before pipes: reject a missing or non-string token as bad input
     // here, rather than letting it surface as a verification failure.
-    const body = context.switchToHttp().getRequest<{ body?: unknown }>().body;
-    const token = (body as { refresh_token?: unknown } | undefined)?.refresh_token;
-    if (typeof token !== 'string' || token.length === 0) {
-      throw new ValidationError('refresh_token must be a non-empty string', [
-        { field: 'refresh_token', messages: ['refresh_token must be a non-empty string'] },
-      ]);
+    if (!locateRefreshToken(context.switchToHttp().getRequest())) {
+      const message =
+        'refresh_token must be a non-empty string in the body, or sent as the refresh_token cookie ' +
+        'with the header X-Token-Transport: cookie';
+      throw new ValidationError(message, [{ field: 'refresh_token', messages: [message] }]);
     }
     return super.canActivate(context);
   }
@@ -27,8 +33,16 @@ export class RefreshTokenGuard extends AuthGuard(REFRESH_STRATEGY) {
     err: unknown,
     user: unknown,
     info: unknown,
+    context: ExecutionContext,
   ): TUser {
-    if (err || !user) throw passportFailure(err, info, 'Refresh');
+    if (err || !user) {
+      // A cookie that cannot refresh is useless to the browser: drop it.
+      const request = context.switchToHttp().getRequest<FastifyRequest>();
+      if (locateRefreshToken(request)?.source === 'cookie') {
+        this.cookie.clear(context.switchToHttp().getResponse<FastifyReply>());
+      }
+      throw passportFailure(err, info, 'Refresh');
+    }
     return user as TUser;
   }
 }

@@ -1,7 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
-import { ExtractJwt, Strategy } from 'passport-jwt';
+import type { FastifyRequest } from 'fastify';
+import { Strategy } from 'passport-jwt';
 import { ErrorCode, UnauthorizedError } from '../../common/errors.js';
+import { RefreshCookie } from '../refresh-cookie.js';
 import {
   asPassportKey,
   type DecodedJwt,
@@ -20,10 +22,31 @@ export interface PresentedRefreshToken {
   token: string;
 }
 
-export const extractRefreshToken = ExtractJwt.fromBodyField('refresh_token');
+/** Where a presented refresh token came from; a failed cookie is cleared. */
+export type RefreshTokenSource = 'body' | 'cookie';
 
 /**
- * Verifies a refresh token from the request body with the refresh key and
+ * The body's `refresh_token`, or else the `refresh_token` cookie, but only
+ * when the request carries `X-Token-Transport: cookie` (the CSRF defence
+ * documented on RefreshCookie).
+ */
+export function locateRefreshToken(
+  request: unknown,
+): { token: string; source: RefreshTokenSource } | null {
+  const req = request as FastifyRequest;
+  const fromBody = (req.body as { refresh_token?: unknown } | undefined)?.refresh_token;
+  if (typeof fromBody === 'string' && fromBody.length > 0)
+    return { token: fromBody, source: 'body' };
+  if (fromBody !== undefined) return null;
+  const fromCookie = RefreshCookie.requested(req) ? RefreshCookie.read(req) : undefined;
+  return fromCookie ? { token: fromCookie, source: 'cookie' } : null;
+}
+
+export const extractRefreshToken = (request: unknown): string | null =>
+  locateRefreshToken(request)?.token ?? null;
+
+/**
+ * Verifies a refresh token from the request body (or the cookie transport) with the refresh key and
  * `typ`, so an access token can never be used to refresh (RFC 8725 §3.11).
  * Whether the token is still current is decided by the rotation transaction.
  */

@@ -1,0 +1,29 @@
+import { Controller, Get, Query } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Authenticated } from '../auth/authenticated.decorator.js';
+import { CurrentPrincipal, type Principal } from '../auth/principal.js';
+import { AuditService } from './audit.service.js';
+import { AuthEventDto, ListEventsQueryDto } from './audit.dto.js';
+
+@ApiTags('users')
+@Authenticated()
+@Controller('users/me/events')
+export class AuditController {
+  constructor(private readonly audit: AuditService) {}
+
+  @Get()
+  @ApiOperation({
+    summary: "The caller's auth events, newest first",
+    description:
+      'Registrations, logins (also failed ones), refreshes, logouts, password changes, and every ' +
+      'ended session with its reason, so a user can see why they were signed out.',
+  })
+  @ApiOkResponse({ type: [AuthEventDto] })
+  async list(
+    @CurrentPrincipal() principal: Principal,
+    @Query() query: ListEventsQueryDto,
+  ): Promise<AuthEventDto[]> {
+    const rows = await this.audit.listForUser(principal.userId, query.limit, query.before);
+    return rows.map((row) => AuthEventDto.from(row));
+  }
+}

@@ -1,0 +1,59 @@
+import { Body, Controller, Delete, HttpCode, HttpStatus, Patch, Res } from '@nestjs/common';
+import { ApiForbiddenResponse, ApiNoContentResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply } from 'fastify';
+import { Client, type ClientInfo } from '../common/client-info.js';
+import { ErrorResponseDto } from '../common/error-response.dto.js';
+import { AuthService } from './auth.service.js';
+import { Authenticated } from './authenticated.decorator.js';
+import { ChangePasswordDto, DeleteAccountDto } from './dto/account.dto.js';
+import { CurrentPrincipal, type Principal } from './principal.js';
+import { RefreshCookie } from './refresh-cookie.js';
+
+const wrongPassword = {
+  type: ErrorResponseDto,
+  description: 'The password given is wrong (`invalid_password`); nothing changed',
+};
+
+/**
+ * Credential operations on the caller's account. They live with the auth
+ * rules because each one ends sessions.
+ */
+@ApiTags('users')
+@Authenticated()
+@Controller('users/me')
+export class AccountController {
+  constructor(
+    private readonly auth: AuthService,
+    private readonly cookie: RefreshCookie,
+  ) {}
+
+  @Patch('password')
+  @HttpCode(HttpStatus.NO_CONTENT)
+  @ApiOperation({
+    summary: 'Change the password',
+    description: 'Every other session ends at once; the current one goes on.',
+  })
+  @ApiNoContentResponse()
+  @ApiForbiddenResponse(wrongPassword)
+  async changePassword(
+    @CurrentPrincipal() principal: Principal,
+    @Body() body: ChangePasswordDto,
+    @Client() client: ClientInfo,
+  ): Promise<void> {
+    await this.auth.changePassword(principal, body.current_password, body.new_password, client);
+  }
+
+  @Delete()
+  @HttpCode(HttpStatus.NO_CONTENT)
+  @ApiOperation({ summary: 'Delete the account, its sessions, todos and events' })
+  @ApiNoContentResponse()
+  @ApiForbiddenResponse(wrongPassword)
+  async delete(
+    @CurrentPrincipal() principal: Principal,
+    @Body() body: DeleteAccountDto,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<void> {
+    await this.auth.deleteAccount(principal, body.password);
+    this.cookie.clear(reply);
+  }
+}

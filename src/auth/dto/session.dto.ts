@@ -1,0 +1,43 @@
+import { ApiProperty } from '@nestjs/swagger';
+import type { LiveSession } from '../token-family.repository.js';
+
+export class SessionDto {
+  @ApiProperty({
+    format: 'uuid',
+    description: 'The session (token family) id; `sid` in access tokens',
+  })
+  id!: string;
+
+  @ApiProperty({ format: 'date-time' })
+  created_at!: string;
+
+  @ApiProperty({ format: 'date-time', description: 'Last login or refresh' })
+  last_used_at!: string;
+
+  @ApiProperty({
+    format: 'date-time',
+    description: 'When it ends unless refreshed before (never later than its absolute lifetime)',
+  })
+  expires_at!: string;
+
+  @ApiProperty({ nullable: true, type: String })
+  user_agent!: string | null;
+
+  @ApiProperty({ nullable: true, type: String })
+  ip!: string | null;
+
+  @ApiProperty({ description: 'True for the session of the access token making this request' })
+  current!: boolean;
+
+  static from(session: LiveSession, currentId: string): SessionDto {
+    return {
+      id: session.id,
+      created_at: session.createdAt.toISOString(),
+      last_used_at: session.lastUsedAt.toISOString(),
+      expires_at: session.expiresAt.toISOString(),
+      user_agent: session.userAgent,
+      ip: session.ip,
+      current: session.id === currentId,
+    };
+  }
+}

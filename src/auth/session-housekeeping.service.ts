@@ -1,0 +1,130 @@
+import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
+import type { AppConfig, HousekeepingConfig } from '../config/configuration.js';
+import { runSql } from '../database/sql.js';
+
+export const HOUSEKEEPING_BATCH = 1000;
+// Arbitrary constant: with several instances, one cleans up at a time.
+const HOUSEKEEPING_LOCK_KEY = 7_356_102;
+
+export interface HousekeepingResult {
+  refreshTokens: number;
+  sessions: number;
+  events: number;
+}
+
+/**
+ * Deletes what no request can use any more, so the tables do not grow
+ * without limit: refresh tokens and sessions past expiry (or revocation) plus
+ * SESSION_RETENTION, and audit events older than EVENT_RETENTION. Deletes go
+ * in bounded batches, each its own short statement, so live traffic never
+ * waits behind one long lock.
+ */
+@Injectable()
+export class SessionHousekeeping implements OnApplicationBootstrap {
+  private readonly logger = new Logger(SessionHousekeeping.name);
+  private readonly settings: HousekeepingConfig;
+  private running = false;
+
+  constructor(
+    config: ConfigService<AppConfig, true>,
+    private readonly scheduler: SchedulerRegistry,
+    @InjectDataSource() private readonly dataSource: DataSource,
+  ) {
+    this.settings = config.get('housekeeping', { infer: true });
+  }
+
+  onApplicationBootstrap(): void {
+    const timer = setInterval(() => void this.runScheduled(), this.settings.interval * 1000);
+    // A pending cleanup never keeps the process alive on shutdown.
+    timer.unref();
+    this.scheduler.addInterval(SessionHousekeeping.name, timer);
+  }
+
+  private async runScheduled(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      const result = await this.run(new Date());
+      if (result && (result.refreshTokens || result.sessions || result.events)) {
+        this.logger.log(
+          `Removed ${result.refreshTokens} refresh tokens, ${result.sessions} sessions, ${result.events} events`,
+        );
+      }
+    } catch (error) {
+      this.logger.error(
+        `Housekeeping failed: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    } finally {
+      this.running = false;
+    }
+  }
+
+  /**
+   * One cleanup pass as of `now`. Returns null when another instance holds
+   * the housekeeping lock (it is doing the same work).
+   */
+  async run(now: Date): Promise<HousekeepingResult | null> {
+    const sessionCutoff = new Date(now.getTime() - this.settings.sessionRetention * 1000);
+    const eventCutoff = new Date(now.getTime() - this.settings.eventRetention * 1000);
+    const runner = this.dataSource.createQueryRunner();
+    await runner.connect();
+    try {
+      const [lock] = (await runner.query('SELECT pg_try_advisory_lock($1) AS locked', [
+        HOUSEKEEPING_LOCK_KEY,
+      ])) as { locked: boolean }[];
+      if (!lock?.locked) return null;
+      try {
+        const manager = runner.manager;
+        return {
+          // A token past expiry can no longer be presented (its JWT is expired too).
+          refreshTokens: await this.deleteInBatches(
+            manager,
+            'refresh_tokens',
+            'SELECT id FROM refresh_tokens WHERE expires_at < $1 LIMIT $2',
+            sessionCutoff,
+          ),
+          // Their remaining tokens go with them (ON DELETE CASCADE).
+          sessions: await this.deleteInBatches(
+            manager,
+            'token_families',
+            `SELECT id FROM token_families WHERE expires_at < $1
+             UNION SELECT id FROM token_families WHERE revoked_at < $1
+             LIMIT $2`,
+            sessionCutoff,
+          ),
+          events: await this.deleteInBatches(
+            manager,
+            'auth_events',
+            'SELECT id FROM auth_events WHERE occurred_at < $1 LIMIT $2',
+            eventCutoff,
+          ),
+        };
+      } finally {
+        await runner.query('SELECT pg_advisory_unlock($1)', [HOUSEKEEPING_LOCK_KEY]);
+      }
+    } finally {
+      await runner.release();
+    }
+  }
+
+  private async deleteInBatches(
+    manager: EntityManager,
+    table: 'refresh_tokens' | 'token_families' | 'auth_events',
+    selectBatch: string,
+    cutoff: Date,
+  ): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const result = await runSql(manager, `DELETE FROM ${table} WHERE id IN (${selectBatch})`, [
+        cutoff,
+        HOUSEKEEPING_BATCH,
+      ]);
+      total += result.rowCount;
+      if (result.rowCount < HOUSEKEEPING_BATCH) return total;
+    }
+  }
+}
