@@ -13,10 +13,9 @@ export class SessionService {
    */
   async assertActive(familyId: string, userId: string, now = new Date()): Promise<void> {
     const session = await this.families.findSession(familyId);
-    if (!session || session.userId !== userId) {
-      throw new UnauthorizedError(ErrorCode.TokenInvalid, 'Session not found');
-    }
-    if (session.revokedAt) {
+    // A validly signed token whose session row is gone: the account was
+    // deleted or the session cleaned up after it ended. Either way, revoked.
+    if (!session || session.userId !== userId || session.revokedAt) {
       throw new UnauthorizedError(ErrorCode.SessionRevoked, 'Session has been revoked');
     }
     if (session.expiresAt <= now) {
