@@ -183,4 +183,116 @@ describe('concurrency (e2e)', () => {
     expect(listA.headers['x-total-count']).toBe('5');
     expect(listB.headers['x-total-count']).toBe('5');
   });
+
+  it('a refresh racing a logout-all never leaves a usable token afterwards', async () => {
+    for (let round = 0; round < 5; round += 1) {
+      const a = await register(t);
+      const b = await login(t, a.username);
+      const [refreshRes, logoutAllRes] = await Promise.all([
+        refresh(b.refresh_token),
+        t.http().post('/auth/logout-all').set(bearer(a.access_token)).send({ scope: 'all' }),
+      ]);
+      expect(logoutAllRes.status).toBe(200);
+      expect([200, 401]).toContain(refreshRes.status);
+      const candidates: Tokens[] = [a, b];
+      if (refreshRes.status === 200) candidates.push(refreshRes.body as Tokens);
+      for (const tokens of candidates) {
+        await t.http().get('/todos').set(bearer(tokens.access_token)).expect(401);
+        await refresh(tokens.refresh_token).expect(401);
+      }
+      const live = await t.db.query<{ n: string }[]>(
+        'SELECT count(*) AS n FROM token_families WHERE user_id = $1 AND revoked_at IS NULL',
+        [claimsOf(a.access_token).sub],
+      );
+      expect(live).toEqual([{ n: '0' }]);
+    }
+  });
+
+  it('a refresh racing a password change: the other session ends either way', async () => {
+    for (let round = 0; round < 3; round += 1) {
+      const a = await register(t);
+      const b = await login(t, a.username);
+      const [refreshRes, changeRes] = await Promise.all([
+        refresh(b.refresh_token),
+        t
+          .http()
+          .patch('/users/me/password')
+          .set(bearer(a.access_token))
+          .send({ current_password: PASSWORD, new_password: `${PASSWORD} v${round}` }),
+      ]);
+      expect(changeRes.status).toBe(204);
+      expect([200, 401]).toContain(refreshRes.status);
+      if (refreshRes.status === 200) {
+        const won = refreshRes.body as Tokens;
+        await t.http().get('/todos').set(bearer(won.access_token)).expect(401);
+        await refresh(won.refresh_token).expect(401);
+      }
+      await t.http().get('/todos').set(bearer(a.access_token)).expect(200);
+    }
+  });
+
+  it('a refresh racing account deletion: no 5xx, nothing survives', async () => {
+    for (let round = 0; round < 3; round += 1) {
+      const a = await register(t);
+      const b = await login(t, a.username);
+      const [refreshRes, deleteRes] = await Promise.all([
+        refresh(b.refresh_token),
+        t.http().delete('/users/me').set(bearer(a.access_token)).send({ password: PASSWORD }),
+      ]);
+      expect(deleteRes.status).toBe(204);
+      expect([200, 401]).toContain(refreshRes.status);
+      if (refreshRes.status === 200) {
+        await t
+          .http()
+          .get('/todos')
+          .set(bearer((refreshRes.body as Tokens).access_token))
+          .expect(401);
+      }
+      const rows = await t.db.query<{ n: string }[]>(
+        'SELECT count(*) AS n FROM token_families WHERE user_id = $1',
+        [claimsOf(a.access_token).sub],
+      );
+      expect(rows).toEqual([{ n: '0' }]);
+    }
+  });
+
+  describe('with a session cap of 3', () => {
+    let capped: TestApp;
+
+    beforeAll(async () => {
+      capped = await startTestApp({ MAX_SESSIONS_PER_USER: '3' });
+    });
+
+    afterAll(async () => {
+      await capped.close();
+    });
+
+    it('10 concurrent logins of one user leave exactly 3 live sessions, the rest evicted', async () => {
+      const username = uniqueUsername('cap');
+      await capped.http().post('/auth/register').send({ username, password: PASSWORD }).expect(201);
+      const responses = await Promise.all(
+        Array.from({ length: 10 }, () =>
+          capped.http().post('/auth/login').send({ username, password: PASSWORD }),
+        ),
+      );
+      expect(statuses(responses)).toEqual(Array.from({ length: 10 }, () => 200));
+      const userId = claimsOf((responses[0].body as Tokens).access_token).sub;
+      const rows = await capped.db.query<{ revoked_reason: string | null }[]>(
+        'SELECT revoked_reason FROM token_families WHERE user_id = $1',
+        [userId],
+      );
+      expect(rows).toHaveLength(11);
+      expect(rows.filter((r) => r.revoked_reason === null)).toHaveLength(3);
+      expect(rows.filter((r) => r.revoked_reason === 'evicted')).toHaveLength(8);
+      let usable = 0;
+      for (const r of responses) {
+        const res = await capped
+          .http()
+          .get('/todos')
+          .set(bearer((r.body as Tokens).access_token));
+        if (res.status === 200) usable += 1;
+      }
+      expect(usable).toBeLessThanOrEqual(3);
+    });
+  });
 });
