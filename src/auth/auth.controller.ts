@@ -50,6 +50,23 @@ const TransportHeader = () =>
       'allows the cookie to be read.',
   });
 
+const setCookieHeader = {
+  'Set-Cookie': {
+    description:
+      'Only with `X-Token-Transport: cookie`: `refresh_token=<token>; Max-Age=<refresh_expires_in>; ' +
+      'Path=/auth; HttpOnly; Secure; SameSite=Strict`',
+    schema: { type: 'string' },
+  },
+};
+
+const clearCookieHeader = {
+  'Set-Cookie': {
+    description:
+      'Clears the refresh-token cookie: `refresh_token=; Max-Age=0; Expires=Thu, 01 Jan 1970 ...`',
+    schema: { type: 'string' },
+  },
+};
+
 @ApiTags('auth')
 @ApiBadRequestResponse({
   type: ErrorResponseDto,
@@ -69,7 +86,7 @@ export class AuthController {
   @Header('Pragma', 'no-cache')
   @ApiOperation({ summary: 'Create an account and start a session' })
   @TransportHeader()
-  @ApiCreatedResponse({ type: TokenResponseDto })
+  @ApiCreatedResponse({ type: TokenResponseDto, headers: setCookieHeader })
   @ApiConflictResponse({ type: ErrorResponseDto, description: 'Username taken (`username_taken`)' })
   async register(
     @Body() body: CredentialsDto,
@@ -92,7 +109,7 @@ export class AuthController {
       'At most MAX_SESSIONS_PER_USER sessions live at once: a new login ends the least recently used one.',
   })
   @TransportHeader()
-  @ApiOkResponse({ type: TokenResponseDto })
+  @ApiOkResponse({ type: TokenResponseDto, headers: setCookieHeader })
   @ApiUnauthorizedResponse({
     type: ErrorResponseDto,
     description: 'Bad credentials (`invalid_credentials`)',
@@ -123,7 +140,7 @@ export class AuthController {
   @TransportHeader()
   @ApiCookieAuth(REFRESH_COOKIE)
   @ApiBody({ type: RefreshDto, required: false })
-  @ApiOkResponse({ type: TokenResponseDto })
+  @ApiOkResponse({ type: TokenResponseDto, headers: setCookieHeader })
   @ApiUnauthorizedResponse({
     type: ErrorResponseDto,
     description:
@@ -156,7 +173,7 @@ export class AuthController {
       'token defaults to the `refresh_token` cookie, which the response clears.',
   })
   @ApiBody({ type: LogoutDto, required: false })
-  @ApiOkResponse({ type: MessageResponseDto })
+  @ApiOkResponse({ type: MessageResponseDto, headers: clearCookieHeader })
   async logout(
     @CurrentPrincipal() principal: Principal,
     @Body() body: LogoutDto,
@@ -179,7 +196,7 @@ export class AuthController {
     description: 'Every affected access and refresh token gets 401 at once.',
   })
   @ApiBody({ type: LogoutAllDto, required: false })
-  @ApiOkResponse({ type: LogoutAllResponseDto })
+  @ApiOkResponse({ type: LogoutAllResponseDto, headers: clearCookieHeader })
   async logoutAll(
     @CurrentPrincipal() principal: Principal,
     @Body() body: LogoutAllDto,
