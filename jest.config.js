@@ -21,6 +21,9 @@ const shared = {
 };
 
 export default {
+  // Global only: Jest ignores testTimeout inside a project. Generous, because
+  // e2e tests wait out real token lifetimes on shared, noisy machines.
+  testTimeout: 30000,
   projects: [
     { ...shared, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.spec.ts'] },
     {
@@ -29,7 +32,6 @@ export default {
       testMatch: ['<rootDir>/test/**/*.e2e-spec.ts'],
       globalSetup: '<rootDir>/test/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',
-      testTimeout: 30000,
     },
   ],
 };

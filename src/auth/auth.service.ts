@@ -79,8 +79,10 @@ export class AuthService {
     const now = new Date();
     const outcome = await this.families.transaction(async (manager) => {
       const state = await this.families.lockForRotation(manager, claims.jti);
+      // A token we signed whose row is gone: its account was deleted, or its
+      // session cleaned up after it ended.
+      if (!state) return { kind: 'revoked' as const };
       if (
-        !state ||
         state.familyId !== claims.sid ||
         state.userId !== claims.sub ||
         !timingSafeEqual(state.tokenHash, hashToken(token))
@@ -280,7 +282,6 @@ export class AuthService {
     newPassword: string,
     client: ClientInfo,
   ): Promise<void> {
-    const newHash = await this.passwords.hash(newPassword);
     const now = new Date();
     await this.families.transaction(async (manager) => {
       const user = await this.users.lockForUpdate(manager, principal.userId);
@@ -288,6 +289,8 @@ export class AuthService {
       if (!(await this.passwords.verify(currentPassword, user.passwordHash))) {
         throw new ForbiddenError(ErrorCode.InvalidPassword, 'Current password is incorrect');
       }
+      // Hashed only once the current password is proven, under the same lock.
+      const newHash = await this.passwords.hash(newPassword);
       await this.users.updatePasswordHash(manager, principal.userId, newHash);
       const revoked = await this.families.revokeAllForUser(
         manager,

@@ -1,8 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
+import passport from 'passport';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { createApp } from '../../src/app.factory.js';
+import {
+  ACCESS_STRATEGY,
+  AccessTokenStrategy,
+} from '../../src/auth/strategies/access-token.strategy.js';
+import {
+  REFRESH_STRATEGY,
+  RefreshTokenStrategy,
+} from '../../src/auth/strategies/refresh-token.strategy.js';
 import { buildConfig } from '../../src/config/configuration.js';
 
 export interface TestApp {
@@ -47,9 +56,18 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
       }),
   });
   const server = app.getHttpServer();
+  // Passport keeps strategies in one process-wide registry, so the newest app's
+  // strategies would serve every app in this test file. Each request re-selects
+  // its own app's strategies (one process per app in production, so only tests need this).
+  const access = app.get(AccessTokenStrategy);
+  const refresh = app.get(RefreshTokenStrategy);
   return {
     app,
-    http: () => request(server),
+    http: () => {
+      passport.use(ACCESS_STRATEGY, access);
+      passport.use(REFRESH_STRATEGY, refresh);
+      return request(server);
+    },
     db: app.get(DataSource),
     routes,
     close: () => app.close(),
