@@ -60,6 +60,53 @@ describe('buildConfig', () => {
     expect(errorOf(() => buildConfig({ ...base, [variable]: value })).variable).toBe(variable);
   });
 
+  it('applies the session and housekeeping defaults', () => {
+    const config = buildConfig(base);
+    expect(config.auth).toMatchObject({
+      sessionMaxAge: 30 * 86400,
+      maxSessionsPerUser: 20,
+      cookieSecure: true,
+    });
+    expect(config.housekeeping).toEqual({
+      interval: 3600,
+      sessionRetention: 7 * 86400,
+      eventRetention: 90 * 86400,
+    });
+  });
+
+  it('reads the session and housekeeping settings', () => {
+    const config = buildConfig({
+      ...base,
+      SESSION_MAX_AGE: '12h',
+      MAX_SESSIONS_PER_USER: '3',
+      COOKIE_SECURE: 'false',
+      HOUSEKEEPING_INTERVAL: '5m',
+      SESSION_RETENTION: '0',
+      EVENT_RETENTION: '30d',
+    });
+    expect(config.auth).toMatchObject({
+      sessionMaxAge: 43200,
+      maxSessionsPerUser: 3,
+      cookieSecure: false,
+    });
+    expect(config.housekeeping).toEqual({
+      interval: 300,
+      sessionRetention: 0,
+      eventRetention: 30 * 86400,
+    });
+  });
+
+  it.each([
+    ['SESSION_MAX_AGE', '1'],
+    ['MAX_SESSIONS_PER_USER', '0'],
+    ['MAX_SESSIONS_PER_USER', 'many'],
+    ['COOKIE_SECURE', 'maybe'],
+    ['HOUSEKEEPING_INTERVAL', '0'],
+    ['EVENT_RETENTION', '-1'],
+  ])('refuses %s=%s, naming it', (variable, value) => {
+    expect(errorOf(() => buildConfig({ ...base, [variable]: value })).variable).toBe(variable);
+  });
+
   it('refuses a refresh lifetime shorter than the access lifetime', () => {
     const error = errorOf(() =>
       buildConfig({ ...base, ACCESS_TOKEN_TTL: '1h', REFRESH_TOKEN_TTL: '10m' }),
@@ -95,6 +142,13 @@ describe('buildConfig', () => {
 
     it('never seeds the demo user by default', () => {
       expect(buildConfig(production).seedDemoUser).toBe(false);
+    });
+
+    it('refuses a refresh-token cookie without Secure', () => {
+      expect(errorOf(() => buildConfig({ ...production, COOKIE_SECURE: 'false' })).variable).toBe(
+        'COOKIE_SECURE',
+      );
+      expect(buildConfig(production).auth.cookieSecure).toBe(true);
     });
   });
 
