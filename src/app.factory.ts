@@ -1,4 +1,6 @@
 import fastifyCookie from '@fastify/cookie';
+import fastifyCors from '@fastify/cors';
+import fastifyHelmet from '@fastify/helmet';
 import type { LoggerService, LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
@@ -41,6 +43,11 @@ export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject
   return SwaggerModule.createDocument(app, config);
 }
 
+/** A hop count becomes proxy-addr's "trust the first N hops" function. */
+function trustProxyOption(trust: AppConfig['http']['trustProxy']) {
+  return typeof trust === 'number' ? (_address: string, hop: number) => hop < trust : trust;
+}
+
 /** Builds the fully configured application; `main.ts` and the e2e tests share it. */
 export async function createApp(
   config: AppConfig,
@@ -48,8 +55,13 @@ export async function createApp(
 ): Promise<NestFastifyApplication> {
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT_BYTES,
-    // X-Forwarded-For is not believed unless a trusted proxy is configured.
-    trustProxy: false,
+    // X-Forwarded-For is believed only from the configured proxies (TRUST_PROXY):
+    // otherwise any client could pick the IP that rate limits and the audit trail see.
+    trustProxy: trustProxyOption(config.http.trustProxy),
+    // Fastify refuses `__proto__` and `constructor.prototype` keys in JSON
+    // bodies (its defaults, pinned here): no prototype pollution through input.
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
     // Fastify's own request logging stays off; Nest's logger reports errors.
     logger: false,
   });
@@ -60,6 +72,32 @@ export async function createApp(
     logger: options.logger,
     bufferLogs: false,
   });
+  // Security headers on every response (OWASP ASVS 14.4). The CSP allows what
+  // the Swagger UI page needs: its own scripts and its inline styles.
+  await app.register(fastifyHelmet, {
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:'],
+        // Plain-http local development must keep loading the UI's assets.
+        upgradeInsecureRequests: null,
+      },
+    },
+  });
+  // CORS is off unless origins are listed; then only those, never "*", and
+  // credentials (the refresh cookie) only for them.
+  if (config.http.corsOrigins.length > 0) {
+    await app.register(fastifyCors, {
+      origin: config.http.corsOrigins,
+      credentials: true,
+      methods: ['GET', 'POST', 'PATCH', 'DELETE'],
+      allowedHeaders: ['Authorization', 'Content-Type', 'X-Token-Transport'],
+      exposedHeaders: ['X-Total-Count', 'Retry-After'],
+      maxAge: 600,
+    });
+  }
   // Parses the Cookie header for the refresh-token cookie transport.
   await app.register(fastifyCookie);
   SwaggerModule.setup('docs', app, () => buildOpenApiDocument(app), {

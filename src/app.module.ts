@@ -4,6 +4,7 @@ import { ConfigModule, ConfigService } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { RateLimitModule } from './rate-limit/rate-limit.module.js';
 import { AuditModule } from './audit/audit.module.js';
 import { AuthModule } from './auth/auth.module.js';
 import { AllExceptionsFilter } from './common/http-exception.filter.js';
@@ -40,6 +41,7 @@ export class AppModule {
           },
         }),
         ScheduleModule.forRoot(),
+        RateLimitModule,
         AuditModule,
         UsersModule,
         AuthModule,

@@ -3,6 +3,7 @@ import { ApiForbiddenResponse, ApiNoContentResponse, ApiOperation, ApiTags } fro
 import type { FastifyReply } from 'fastify';
 import { Client, type ClientInfo } from '../common/client-info.js';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
+import { RateLimited } from '../rate-limit/rate-limit.guard.js';
 import { AuthService } from './auth.service.js';
 import { Authenticated } from './authenticated.decorator.js';
 import { ChangePasswordDto, DeleteAccountDto } from './dto/account.dto.js';
@@ -27,6 +28,7 @@ export class AccountController {
     private readonly cookie: RefreshCookie,
   ) {}
 
+  @RateLimited('ip')
   @Patch('password')
   @HttpCode(HttpStatus.NO_CONTENT)
   @ApiOperation({
@@ -43,6 +45,7 @@ export class AccountController {
     await this.auth.changePassword(principal, body.current_password, body.new_password, client);
   }
 
+  @RateLimited('ip')
   @Delete()
   @HttpCode(HttpStatus.NO_CONTENT)
   @ApiOperation({ summary: 'Delete the account, its sessions, todos and events' })

@@ -34,6 +34,7 @@ import {
   MessageResponseDto,
   TokenResponseDto,
 } from './dto/token-response.dto.js';
+import { RateLimited } from '../rate-limit/rate-limit.guard.js';
 import { RefreshTokenGuard } from './guards/refresh-token.guard.js';
 import { CurrentPrincipal, type Principal } from './principal.js';
 import { REFRESH_COOKIE, RefreshCookie } from './refresh-cookie.js';
@@ -80,6 +81,7 @@ export class AuthController {
   ) {}
 
   @Public()
+  @RateLimited('ip')
   @Post('register')
   // RFC 6749 §5.1: token responses must not be cached.
   @Header('Cache-Control', 'no-store')
@@ -99,6 +101,7 @@ export class AuthController {
   }
 
   @Public()
+  @RateLimited('ip', 'account')
   @Post('login')
   @HttpCode(HttpStatus.OK)
   @Header('Cache-Control', 'no-store')
@@ -126,6 +129,8 @@ export class AuthController {
 
   @Public()
   @UseGuards(RefreshTokenGuard)
+  // Below UseGuards on purpose: its guard then runs first, throttling before any token work.
+  @RateLimited('refresh')
   @Post('refresh')
   @HttpCode(HttpStatus.OK)
   @Header('Cache-Control', 'no-store')

@@ -18,6 +18,7 @@ export const ErrorCode = {
   UnsupportedMediaType: 'unsupported_media_type',
   BadRequest: 'bad_request',
   ServiceUnavailable: 'service_unavailable',
+  RateLimited: 'rate_limited',
   InternalError: 'internal_error',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -37,6 +38,8 @@ export class AppError extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly details?: ErrorDetail[],
+    /** Seconds for a Retry-After header (429, 503). */
+    readonly retryAfter?: number,
   ) {
     super(message);
     this.name = 'AppError';
@@ -52,6 +55,18 @@ export class UnauthorizedError extends AppError {
 export class NotFoundError extends AppError {
   constructor(message = 'Resource not found') {
     super(HttpStatus.NOT_FOUND, ErrorCode.NotFound, message);
+  }
+}
+
+export class RateLimitedError extends AppError {
+  constructor(retryAfter: number) {
+    super(
+      HttpStatus.TOO_MANY_REQUESTS,
+      ErrorCode.RateLimited,
+      `Too many attempts; retry in ${retryAfter} s`,
+      undefined,
+      retryAfter,
+    );
   }
 }
 

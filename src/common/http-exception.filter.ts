@@ -9,6 +9,10 @@ import {
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { codeForStatus, errorBody, type ErrorBody, wwwAuthenticate } from './error-body.js';
 import { AppError, ErrorCode } from './errors.js';
+import { isDatabaseUnavailable } from './pg-errors.js';
+
+/** Seconds a client should wait before retrying while the database is away. */
+export const DATABASE_RETRY_AFTER = 5;
 
 /** Nest puts a string, or a list of strings (its own pipes), in `response.message`. */
 function httpExceptionMessage(exception: HttpException): string {
@@ -38,6 +42,13 @@ export function toErrorBody(exception: unknown): ErrorBody {
     const message = (exception as Error).message || 'Bad request';
     return errorBody(status, codeForStatus(status), message);
   }
+  if (isDatabaseUnavailable(exception)) {
+    return errorBody(
+      HttpStatus.SERVICE_UNAVAILABLE,
+      ErrorCode.ServiceUnavailable,
+      'Service temporarily unavailable; retry shortly',
+    );
+  }
   return errorBody(
     HttpStatus.INTERNAL_SERVER_ERROR,
     ErrorCode.InternalError,
@@ -52,12 +63,21 @@ export function sendError(
   logger: Logger,
 ): void {
   const body = toErrorBody(exception);
-  if (body.statusCode >= 500) {
+  if (body.statusCode === (HttpStatus.SERVICE_UNAVAILABLE as number)) {
+    logger.warn(`${request.method} ${request.url}: database unavailable (request ${request.id})`);
+  } else if (body.statusCode >= 500) {
     logger.error(
       `${request.method} ${request.url} failed (request ${request.id})`,
       exception instanceof Error ? exception.stack : String(exception),
     );
   }
+  const retryAfter =
+    exception instanceof AppError
+      ? exception.retryAfter
+      : body.statusCode === (HttpStatus.SERVICE_UNAVAILABLE as number)
+        ? DATABASE_RETRY_AFTER
+        : undefined;
+  if (retryAfter !== undefined) void reply.header('Retry-After', String(retryAfter));
   if (body.statusCode === (HttpStatus.UNAUTHORIZED as number)) {
     void reply.header('WWW-Authenticate', wwwAuthenticate(body.code, body.message));
   }

@@ -6,3 +6,41 @@ export function isUniqueViolation(error: unknown, constraint?: string): boolean 
   const driverError = error.driverError as { code?: string; constraint?: string };
   return driverError.code === '23505' && (!constraint || driverError.constraint === constraint);
 }
+
+// SQLSTATE classes and codes that mean "the database is not there right now",
+// as opposed to a bad query: connection exceptions (08), operator
+// intervention (57P01-57P03 shutdown, cannot connect now), too many
+// connections (53300), and a statement cancelled by statement_timeout (57014).
+const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '57014']);
+const UNAVAILABLE_ERRNOS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+]);
+const UNAVAILABLE_MESSAGES = [
+  'timeout exceeded when trying to connect',
+  'Connection terminated',
+  'connect ECONNREFUSED',
+  'Client has encountered a connection error',
+  'Driver not Connected',
+];
+
+/** True when an error says the database is unreachable or overloaded: a 503, not a 500. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let current: unknown = error, depth = 0; current && depth < 5; depth += 1) {
+    const { code, message } = current as { code?: unknown; message?: unknown };
+    if (typeof code === 'string' && (code.startsWith('08') || UNAVAILABLE_SQLSTATES.has(code)))
+      return true;
+    if (typeof code === 'string' && UNAVAILABLE_ERRNOS.has(code)) return true;
+    if (typeof message === 'string' && UNAVAILABLE_MESSAGES.some((m) => message.includes(m)))
+      return true;
+    current =
+      current instanceof QueryFailedError
+        ? current.driverError
+        : ((current as { cause?: unknown }).cause ?? undefined);
+  }
+  return false;
+}

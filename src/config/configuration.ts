@@ -26,10 +26,36 @@ export interface AppConfig {
   nodeEnv: string;
   port: number;
   host: string;
+  http: HttpConfig;
+  rateLimit: RateLimitConfig;
   database: DatabaseConfig;
   auth: AuthConfig;
   seedDemoUser: boolean;
   housekeeping: HousekeepingConfig;
+}
+
+export interface HttpConfig {
+  /**
+   * Which proxies' X-Forwarded-For is believed: false (none, the default), a
+   * hop count, or a list of addresses/CIDRs. Decides the client IP that rate
+   * limits and the audit trail see.
+   */
+  trustProxy: false | number | string[];
+  /** Origins allowed by CORS; empty means CORS stays off. */
+  corsOrigins: string[];
+}
+
+export interface RateLimitConfig {
+  /** Window for the per-IP limits, in seconds. */
+  window: number;
+  /** Requests per IP per window on register, login and password change. */
+  perIp: number;
+  /** Refreshes per IP per window (clients refresh more often than they log in). */
+  refreshPerIp: number;
+  /** Login attempts per username per hour, whatever the IP (OWASP ASVS 2.2.1: at most 100). */
+  perAccountHourly: number;
+  /** Counters in Redis (shared by all instances) when set; in memory otherwise. */
+  redisUrl: string | null;
 }
 
 export interface HousekeepingConfig {
@@ -137,6 +163,67 @@ function readSecret(
   );
 }
 
+function readTrustProxy(env: Env): false | number | string[] {
+  const raw = env.TRUST_PROXY?.trim();
+  if (!raw || raw === 'false') return false;
+  if (/^\d+$/.test(raw)) return Number(raw);
+  // "true" would believe any client's X-Forwarded-For, which defeats per-IP limits.
+  if (raw === 'true') {
+    throw new ConfigError(
+      'TRUST_PROXY',
+      'must name the proxies (addresses/CIDRs) or a hop count, not true',
+    );
+  }
+  const entries = raw
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+  if (!entries.every((entry) => /^[0-9a-fA-F:.]+(\/\d{1,3})?$/.test(entry))) {
+    throw new ConfigError(
+      'TRUST_PROXY',
+      `must be addresses or CIDRs separated by commas (got "${raw}")`,
+    );
+  }
+  return entries;
+}
+
+function readOrigins(env: Env): string[] {
+  const raw = env.CORS_ORIGINS?.trim();
+  if (!raw) return [];
+  return raw.split(',').map((entry) => {
+    const origin = entry.trim();
+    let url: URL;
+    try {
+      url = new URL(origin);
+    } catch {
+      throw new ConfigError(
+        'CORS_ORIGINS',
+        `must list origins like https://app.example.com (got "${origin}")`,
+      );
+    }
+    // An origin is scheme://host[:port] exactly; "*" is never allowed with credentials.
+    if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.origin !== origin) {
+      throw new ConfigError(
+        'CORS_ORIGINS',
+        `must list origins like https://app.example.com (got "${origin}")`,
+      );
+    }
+    return origin;
+  });
+}
+
+function readRedisUrl(env: Env): string | null {
+  const raw = env.REDIS_URL?.trim();
+  if (!raw) return null;
+  try {
+    const url = new URL(raw);
+    if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new Error('scheme');
+  } catch {
+    throw new ConfigError('REDIS_URL', 'must be a redis:// or rediss:// URL');
+  }
+  return raw;
+}
+
 /**
  * Validates the environment once, at boot, into a typed object. Every problem
  * is reported with the variable's name so the operator knows what to fix.
@@ -183,6 +270,14 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
     nodeEnv,
     port: readInt(env, 'PORT', 8000, 0, 65535),
     host: env.HOST || '0.0.0.0',
+    http: { trustProxy: readTrustProxy(env), corsOrigins: readOrigins(env) },
+    rateLimit: {
+      window: readDuration(env, 'RATE_LIMIT_WINDOW', 60, 1),
+      perIp: readInt(env, 'RATE_LIMIT_PER_IP', 20, 1, 1_000_000),
+      refreshPerIp: readInt(env, 'RATE_LIMIT_REFRESH_PER_IP', 60, 1, 1_000_000),
+      perAccountHourly: readInt(env, 'RATE_LIMIT_PER_ACCOUNT_HOURLY', 100, 1, 1_000_000),
+      redisUrl: readRedisUrl(env),
+    },
     database,
     auth: {
       accessSecret,

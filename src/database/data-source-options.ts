@@ -21,7 +21,16 @@ export function dataSourceOptions(url: string): DataSourceOptions {
     migrationsRun: false,
     // An undefined or null value in a `where` must never silently match every row.
     invalidWhereValuesBehavior: { null: 'throw', undefined: 'throw' },
-    extra: { max: 10, connectionTimeoutMillis: 5000 },
+    // Bounded waits, so an unreachable or stuck database fails requests fast
+    // (a 503 with Retry-After) instead of piling them up: connecting, each
+    // statement, and a transaction left idle by a crashed request.
+    extra: {
+      max: 10,
+      connectionTimeoutMillis: 2000,
+      statement_timeout: 10_000,
+      query_timeout: 12_000,
+      idle_in_transaction_session_timeout: 30_000,
+    },
     applicationName: 'lineage',
   };
 }

@@ -9,6 +9,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { AppError, ErrorCode } from '../common/errors.js';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
+import { DATABASE_RETRY_AFTER } from '../common/http-exception.filter.js';
 import { Public } from '../common/public.decorator.js';
 
 class HealthDto {
@@ -34,6 +35,8 @@ export class HealthController {
         HttpStatus.SERVICE_UNAVAILABLE,
         ErrorCode.ServiceUnavailable,
         'Database is unreachable',
+        undefined,
+        DATABASE_RETRY_AFTER,
       );
     }
     return { status: 'ok', database: 'up' };

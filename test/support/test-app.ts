@@ -44,6 +44,10 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
     JWT_ACCESS_SECRET: 'test-access-secret-0123456789abcdef0123456789',
     JWT_REFRESH_SECRET: 'test-refresh-secret-0123456789abcdef012345678',
     BCRYPT_COST: '4',
+    // Every suite logs in from 127.0.0.1 many times; the security suite sets real limits.
+    RATE_LIMIT_PER_IP: '1000000',
+    RATE_LIMIT_REFRESH_PER_IP: '1000000',
+    RATE_LIMIT_PER_ACCOUNT_HOURLY: '1000000',
     ...env,
   });
   const routes: string[] = [];
