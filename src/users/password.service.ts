@@ -3,6 +3,18 @@ import { ConfigService } from '@nestjs/config';
 import bcrypt from 'bcrypt';
 import type { AppConfig } from '../config/configuration.js';
 
+/** bcrypt reads only the first 72 bytes of its input. */
+export const PASSWORD_MAX_BYTES = 72;
+
+/**
+ * Passwords are compared as Unicode NFC, so the same characters typed on
+ * different systems (composed "é" or "e" + combining accent) are one
+ * password (OWASP ASVS 2.3.1 / NIST SP 800-63B §5.1.1.2).
+ */
+export function normalizePassword(password: string): string {
+  return password.normalize('NFC');
+}
+
 /**
  * bcrypt hashing, always through the async API so the work runs on libuv's
  * thread pool and never blocks the event loop.
@@ -23,12 +35,18 @@ export class PasswordService implements OnModuleInit {
   }
 
   hash(password: string): Promise<string> {
-    return bcrypt.hash(password, this.cost);
+    return bcrypt.hash(normalizePassword(password), this.cost);
   }
 
-  /** Verifies against the stored hash, or burns the same time when there is none. */
+  /**
+   * Verifies against the stored hash, or burns the same time when there is
+   * none. Input over bcrypt's 72 bytes never matches: bcrypt would compare
+   * only its first 72 bytes, so "the password plus anything" would pass.
+   */
   async verify(password: string, hash: string | undefined): Promise<boolean> {
-    const matches = await bcrypt.compare(password, hash ?? this.dummyHash);
-    return matches && hash !== undefined;
+    const normalized = normalizePassword(password);
+    const fits = Buffer.byteLength(normalized, 'utf8') <= PASSWORD_MAX_BYTES;
+    const matches = await bcrypt.compare(fits ? normalized : '', hash ?? this.dummyHash);
+    return matches && fits && hash !== undefined;
   }
 }

@@ -9,17 +9,21 @@ import {
   type ValidatorConstraintInterface,
   ValidatorConstraint,
 } from 'class-validator';
+import { normalizePassword, PASSWORD_MAX_BYTES } from '../../users/password.service.js';
 import { USERNAME_PATTERN, USERNAME_RULE } from '../../users/username.js';
 
 export const PASSWORD_MIN_LENGTH = 8;
 // bcrypt only reads the first 72 bytes of its input; longer passwords are
-// refused with a reason instead of being silently truncated.
-export const PASSWORD_MAX_BYTES = 72;
+// refused with a reason instead of being silently truncated (see README).
 
 @ValidatorConstraint({ name: 'maxUtf8Bytes' })
 class MaxUtf8Bytes implements ValidatorConstraintInterface {
   validate(value: unknown): boolean {
-    return typeof value === 'string' && Buffer.byteLength(value, 'utf8') <= PASSWORD_MAX_BYTES;
+    // Measured as stored: after NFC normalization.
+    return (
+      typeof value === 'string' &&
+      Buffer.byteLength(normalizePassword(value), 'utf8') <= PASSWORD_MAX_BYTES
+    );
   }
 
   defaultMessage(): string {
@@ -40,7 +44,6 @@ export function NewPassword() {
     }),
     IsString(),
     MinLength(PASSWORD_MIN_LENGTH),
-    MaxLength(PASSWORD_MAX_BYTES),
     Validate(MaxUtf8Bytes),
   );
 }
