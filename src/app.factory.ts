@@ -71,6 +71,10 @@ export async function createApp(
   const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
     logger: options.logger,
     bufferLogs: false,
+    // Nest's parsers would add application/x-www-form-urlencoded, which an HTML
+    // form on another site can post without a CORS preflight. Fastify's own
+    // JSON parser (body limit and poisoning options above) is the only one.
+    bodyParser: false,
   });
   // Security headers on every response (OWASP ASVS 14.4). The CSP allows what
   // the Swagger UI page needs: its own scripts and its inline styles.

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 
@@ -9,12 +10,26 @@ export interface ClientInfo {
 
 export const USER_AGENT_MAX = 512;
 
+/**
+ * The client's address: the socket peer, or the X-Forwarded-For entry of a
+ * trusted proxy (TRUST_PROXY), which Fastify does not validate. Some proxies
+ * append a port ("203.0.113.5:51234", "[2001:db8::1]:443"); it is dropped so
+ * one client keeps one rate-limit counter. Anything that is still not an
+ * address (junk, an IPv6 zone id, which inet cannot store) is null.
+ */
+export function clientIp(request: FastifyRequest): string | null {
+  let ip = request.ip ?? '';
+  const withPort = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(ip);
+  if (isIP(ip) === 0 && withPort) ip = withPort[1];
+  return isIP(ip) !== 0 && !ip.includes('%') ? ip : null;
+}
+
 export function clientInfo(request: FastifyRequest): ClientInfo {
   const userAgent = request.headers['user-agent'];
-  // request.ip is the socket peer: X-Forwarded-For is not trusted (trustProxy is off).
   return {
     userAgent: userAgent ? userAgent.slice(0, USER_AGENT_MAX) : null,
-    ip: request.ip || null,
+    // Stored in inet columns: an unusable address is recorded as unknown, not a 500.
+    ip: clientIp(request),
   };
 }
 

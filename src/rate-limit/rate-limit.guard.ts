@@ -11,6 +11,7 @@ import {
 import { ConfigService } from '@nestjs/config';
 import { ApiTooManyRequestsResponse } from '@nestjs/swagger';
 import type { FastifyRequest } from 'fastify';
+import { clientIp } from '../common/client-info.js';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { RateLimitedError } from '../common/errors.js';
 import type { AppConfig, RateLimitConfig } from '../config/configuration.js';
@@ -56,28 +57,30 @@ export class RateLimitGuard implements CanActivate {
     const kinds =
       (Reflect.getMetadata(RATE_LIMITS, context.getHandler()) as RateLimitKind[] | undefined) ?? [];
     const request = context.switchToHttp().getRequest<FastifyRequest>();
+    // Unusable forwarded addresses share one counter rather than each getting a fresh one.
+    const ip = clientIp(request) ?? 'unknown';
     const route = `${context.getClass().name}.${context.getHandler().name}`;
     for (const kind of kinds) {
-      const limit = this.limitFor(kind, route, request);
+      const limit = this.limitFor(kind, route, ip, request);
       const hit = await this.store.hit(limit.key, limit.windowMs);
       if (hit.count > limit.max) throw new RateLimitedError(hit.resetSeconds);
     }
     return true;
   }
 
-  private limitFor(kind: RateLimitKind, route: string, request: FastifyRequest): Limit {
+  private limitFor(kind: RateLimitKind, route: string, ip: string, request: FastifyRequest): Limit {
     const window = this.limits.window * 1000;
     switch (kind) {
       case 'ip':
-        return { key: `ip:${route}:${request.ip}`, max: this.limits.perIp, windowMs: window };
+        return { key: `ip:${route}:${ip}`, max: this.limits.perIp, windowMs: window };
       case 'refresh':
-        return { key: `refresh:${request.ip}`, max: this.limits.refreshPerIp, windowMs: window };
+        return { key: `refresh:${ip}`, max: this.limits.refreshPerIp, windowMs: window };
       case 'account': {
         const username = (request.body as { username?: unknown } | undefined)?.username;
         // Normalized as accounts are, so case or width variants share one counter;
         // hashed, so the store never holds usernames.
         const account =
-          typeof username === 'string' ? usernameKey(username.slice(0, 64)) : `ip:${request.ip}`;
+          typeof username === 'string' ? usernameKey(username.slice(0, 64)) : `ip:${ip}`;
         const digest = createHash('sha256').update(account).digest('base64url');
         return {
           key: `account:${route}:${digest}`,

@@ -9,7 +9,7 @@ export const PASSWORD_MAX_BYTES = 72;
 /**
  * Passwords are compared as Unicode NFC, so the same characters typed on
  * different systems (composed "é" or "e" + combining accent) are one
- * password (OWASP ASVS 2.3.1 / NIST SP 800-63B §5.1.1.2).
+ * password (NIST SP 800-63B §5.1.1.2).
  */
 export function normalizePassword(password: string): string {
   return password.normalize('NFC');

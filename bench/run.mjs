@@ -1,0 +1,378 @@
+// `npm run bench`: Lineage (production build) and the hand-written baseline
+// (bench/baseline.mjs) against the same PostgreSQL, measured in the same run.
+// Embedded PostgreSQL by default; DATABASE_URL is honoured. Loopback only,
+// bounded durations. Prints a table and writes bench/results.json.
+import { fork, spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdtemp, readFile, rm, chmod, writeFile } from 'node:fs/promises';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import autocannon from 'autocannon';
+import bcrypt from 'bcrypt';
+import pg from 'pg';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const USERS = 64;
+const TODOS_PER_USER = 20;
+const BCRYPT_COST = 12;
+const PASSWORD = 'bench password 1';
+const LOGIN_CONNECTIONS = Number(process.env.BENCH_LOGIN_CONNECTIONS ?? 4);
+
+const log = (...args) => console.error('[bench]', ...args);
+
+async function freePort() {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+async function waitFor(url, child, name) {
+  for (let i = 0; i < 300; i += 1) {
+    if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`);
+    try {
+      const res = await fetch(url);
+      if (res.ok) return;
+    } catch {
+      // not up yet
+    }
+    await sleep(100);
+  }
+  throw new Error(`${name} did not come up`);
+}
+
+/** Peak resident set of a process, from the kernel's high-water mark. */
+async function peakRssMb(pid) {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
+function summary(result) {
+  return {
+    requests_per_s: Math.round(result.requests.average),
+    p50_ms: result.latency.p50,
+    p99_ms: result.latency.p99,
+    errors: result.errors + result.timeouts + result.non2xx,
+    total: result.requests.total,
+  };
+}
+
+function run(options) {
+  return new Promise((resolve, reject) => {
+    const instance = autocannon(
+      { duration: DURATION, connections: CONNECTIONS, ...options },
+      (error, result) => (error ? reject(error) : resolve(result)),
+    );
+    autocannon.track(instance, {
+      renderProgressBar: false,
+      renderResultsTable: false,
+      renderLatencyTable: false,
+    });
+  });
+}
+
+/** GET with the bearer token of one of the seeded users, round robin. */
+function getScenario(base, path, tokens) {
+  let next = 0;
+  return run({
+    url: base,
+    requests: [
+      {
+        method: 'GET',
+        path,
+        setupRequest: (request) => ({
+          ...request,
+          headers: {
+            ...request.headers,
+            authorization: `Bearer ${tokens[next++ % tokens.length]}`,
+          },
+        }),
+      },
+    ],
+  });
+}
+
+/**
+ * Rotating chains: every request takes a token no one has presented yet and
+ * every 200 gives one back, so a token is never presented twice (autocannon
+ * resets its per-request context, so the tokens live in this queue).
+ * The queue holds more chains than connections, so one is always ready.
+ */
+function refreshScenario(base, chains, connections) {
+  const ready = [...chains];
+  return run({
+    url: base,
+    connections,
+    requests: [
+      {
+        method: 'POST',
+        path: '/auth/refresh',
+        headers: { 'content-type': 'application/json' },
+        setupRequest: (request) => ({
+          ...request,
+          body: JSON.stringify({ refresh_token: ready.shift() }),
+        }),
+        onResponse: (status, body) => {
+          if (status === 200) ready.push(JSON.parse(body).refresh_token);
+        },
+      },
+    ],
+  });
+}
+
+function loginScenario(base, usernames, connections = LOGIN_CONNECTIONS) {
+  let next = 0;
+  return run({
+    url: base,
+    connections,
+    requests: [
+      {
+        method: 'POST',
+        path: '/auth/login',
+        headers: { 'content-type': 'application/json' },
+        setupRequest: (request) => ({
+          ...request,
+          body: JSON.stringify({
+            username: usernames[next++ % usernames.length],
+            password: PASSWORD,
+          }),
+        }),
+      },
+    ],
+  });
+}
+
+async function login(base, username) {
+  const res = await fetch(`${base}/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password: PASSWORD }),
+  });
+  if (res.status !== 200) throw new Error(`seed login failed: ${res.status} ${await res.text()}`);
+  return res.json();
+}
+
+async function main() {
+  let embedded;
+  let dataDir;
+  let databaseUrl = process.env.DATABASE_URL;
+  if (!databaseUrl) {
+    const { startEmbeddedPostgres } = await import('../dist/src/database/embedded-postgres.js');
+    dataDir = await mkdtemp(join(tmpdir(), 'lineage-bench-'));
+    await chmod(dataDir, 0o755);
+    log('starting embedded PostgreSQL');
+    embedded = await startEmbeddedPostgres({
+      dataDir: join(dataDir, 'postgres'),
+      database: 'lineage_bench',
+    });
+    databaseUrl = embedded.url;
+  }
+  const secrets = {
+    JWT_ACCESS_SECRET: randomBytes(32).toString('hex'),
+    JWT_REFRESH_SECRET: randomBytes(32).toString('hex'),
+  };
+  const appPort = await freePort();
+  const basePort = await freePort();
+  const children = [];
+  try {
+    const app = spawn(process.execPath, ['dist/src/main.js'], {
+      cwd: root,
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: {
+        ...process.env,
+        ...secrets,
+        NODE_ENV: 'production',
+        DATABASE_URL: databaseUrl,
+        PORT: String(appPort),
+        HOST: '127.0.0.1',
+        BCRYPT_COST: String(BCRYPT_COST),
+        // One loader address makes every request look like one client: lift the
+        // per-IP and per-account limits, which are not what is measured here.
+        RATE_LIMIT_PER_IP: '1000000',
+        RATE_LIMIT_REFRESH_PER_IP: '1000000',
+        RATE_LIMIT_PER_ACCOUNT_HOURLY: '1000000',
+      },
+    });
+    children.push(app);
+    const appBase = `http://127.0.0.1:${appPort}`;
+    await waitFor(`${appBase}/health`, app, 'lineage');
+
+    const baseline = fork(join(root, 'bench/baseline.mjs'), [], {
+      stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+      env: { ...process.env, ...secrets, DATABASE_URL: databaseUrl, PORT: String(basePort) },
+    });
+    children.push(baseline);
+    const baseBase = `http://127.0.0.1:${basePort}`;
+    await new Promise((resolve) => baseline.once('message', resolve));
+
+    // Seed: users with one shared bcrypt hash (cost as configured), 20 todos each.
+    log(`seeding ${USERS} users and ${USERS * TODOS_PER_USER} todos`);
+    const db = new pg.Client({ connectionString: databaseUrl });
+    await db.connect();
+    const hash = await bcrypt.hash(PASSWORD, BCRYPT_COST);
+    const run = randomUUID().slice(0, 8);
+    const usernames = Array.from({ length: USERS }, (_, i) => `bench_${run}_${i}`);
+    await db.query(
+      `INSERT INTO users (id, username, username_key, password_hash)
+       SELECT gen_random_uuid(), u, lower(u), $2 FROM unnest($1::text[]) AS u`,
+      [usernames, hash],
+    );
+    await db.query(
+      `INSERT INTO todos (id, user_id, title, description, completed, created_at, updated_at)
+       SELECT gen_random_uuid(), u.id, 'todo ' || n, 'seeded by the benchmark', n % 3 = 0,
+              now() - n * interval '1 minute', now() - n * interval '1 minute'
+         FROM users u, generate_series(1, $2) AS n
+        WHERE u.username = ANY($1::text[])`,
+      [usernames, TODOS_PER_USER],
+    );
+
+    // bcrypt bound: cores / one hash's time at the configured cost.
+    const hashTimes = [];
+    for (let i = 0; i < 5; i += 1) {
+      const start = process.hrtime.bigint();
+      await bcrypt.hash(PASSWORD, BCRYPT_COST);
+      hashTimes.push(Number(process.hrtime.bigint() - start) / 1e6);
+    }
+    hashTimes.sort((a, b) => a - b);
+    const hashMs = hashTimes[2];
+    const cores = availableParallelism();
+    const bcryptBound = (cores * 1000) / hashMs;
+
+    log('logging in seed sessions');
+    const sessions = [];
+    for (const username of usernames) sessions.push(await login(appBase, username));
+    const accessTokens = sessions.map((s) => s.access_token);
+    // Separate chains for each server, so neither ever presents a used token.
+    const appChains = sessions.map((s) => s.refresh_token);
+    const baseChains = [];
+    for (const username of usernames)
+      baseChains.push((await login(appBase, username)).refresh_token);
+
+    const results = {
+      machine: { cores, cpu: cpus()[0]?.model, node: process.version },
+      duration_s: DURATION,
+      connections: CONNECTIONS,
+      scenarios: {},
+    };
+    const compare = async (name, lineageRun, baselineRun) => {
+      log(`${name}: baseline`);
+      const base = summary(await baselineRun());
+      log(`${name}: lineage`);
+      const lin = summary(await lineageRun());
+      results.scenarios[name] = {
+        lineage: lin,
+        baseline: base,
+        ratio: +(lin.requests_per_s / base.requests_per_s).toFixed(3),
+      };
+    };
+
+    await compare(
+      'GET /todos',
+      () => getScenario(appBase, '/todos', accessTokens),
+      () => getScenario(baseBase, '/todos', accessTokens),
+    );
+    await compare(
+      'GET /users/me',
+      () => getScenario(appBase, '/users/me', accessTokens),
+      () => getScenario(baseBase, '/users/me', accessTokens),
+    );
+    await compare(
+      'POST /auth/refresh',
+      () => refreshScenario(appBase, appChains, CONNECTIONS),
+      () => refreshScenario(baseBase, baseChains, CONNECTIONS),
+    );
+
+    log('POST /auth/login');
+    const loginResult = summary(await loginScenario(appBase, usernames));
+    results.scenarios['POST /auth/login'] = {
+      lineage: loginResult,
+      bcrypt_bound_per_s: +bcryptBound.toFixed(1),
+      bcrypt_hash_ms: +hashMs.toFixed(1),
+      ratio: +(loginResult.requests_per_s / bcryptBound).toFixed(3),
+    };
+
+    log('GET /todos under a concurrent login load');
+    const [underLoad] = await Promise.all([
+      getScenario(appBase, '/todos', accessTokens),
+      loginScenario(appBase, usernames),
+    ]);
+    const alone = results.scenarios['GET /todos'].lineage;
+    const loaded = summary(underLoad);
+    results.scenarios['GET /todos under login load'] = {
+      lineage: loaded,
+      p99_ratio_to_unloaded: +(loaded.p99_ms / alone.p99_ms).toFixed(2),
+    };
+
+    // Family invariants after all that rotating: no token used twice (each
+    // parent has at most one child), no family with two unused tokens.
+    const forks = await db.query(
+      `SELECT count(*)::int AS n FROM (
+         SELECT family_id FROM refresh_tokens WHERE used_at IS NULL GROUP BY family_id HAVING count(*) > 1) f`,
+    );
+    const twice = await db.query(
+      `SELECT count(*)::int AS n FROM (
+         SELECT parent_id FROM refresh_tokens WHERE parent_id IS NOT NULL GROUP BY parent_id HAVING count(*) > 1) p`,
+    );
+    const reused = await db.query(
+      `SELECT count(*)::int AS n FROM token_families f JOIN users u ON u.id = f.user_id
+        WHERE u.username = ANY($1::text[]) AND f.revoked_reason = 'reuse_detected'`,
+      [usernames],
+    );
+    results.invariants = {
+      forked_families: forks.rows[0].n,
+      tokens_used_twice: twice.rows[0].n,
+      reuse_revocations: reused.rows[0].n,
+    };
+    results.lineage_peak_rss_mb = await peakRssMb(app.pid);
+    await db.end();
+
+    printTable(results);
+    await writeFile(join(root, 'bench/results.json'), `${JSON.stringify(results, null, 2)}\n`);
+    log('wrote bench/results.json');
+  } finally {
+    for (const child of children) child.kill('SIGTERM');
+    await Promise.all(
+      children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : null)),
+    );
+    if (embedded) await embedded.stop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+function printTable(results) {
+  const rows = [['scenario', 'lineage req/s', 'p50 ms', 'p99 ms', 'errors', 'reference', 'ratio']];
+  for (const [name, s] of Object.entries(results.scenarios)) {
+    const reference = s.baseline
+      ? `baseline ${s.baseline.requests_per_s} req/s`
+      : s.bcrypt_bound_per_s
+        ? `bcrypt bound ${s.bcrypt_bound_per_s}/s`
+        : `p99 ×${s.p99_ratio_to_unloaded} of unloaded`;
+    rows.push([
+      name,
+      s.lineage.requests_per_s,
+      s.lineage.p50_ms,
+      s.lineage.p99_ms,
+      s.lineage.errors,
+      reference,
+      s.ratio ?? '',
+    ]);
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => String(r[i]).length)));
+  for (const row of rows)
+    console.log(row.map((cell, i) => String(cell).padEnd(widths[i])).join('  '));
+  console.log(
+    `peak RSS ${results.lineage_peak_rss_mb} MB; invariants ${JSON.stringify(results.invariants)}`,
+  );
+}
+
+await main();

@@ -1,0 +1,542 @@
+import { performance } from 'node:perf_hooks';
+import { Redis } from 'ioredis';
+import type { Response } from 'supertest';
+import { buildConfig, ConfigError } from '../../src/config/configuration.js';
+import {
+  bearer,
+  PASSWORD,
+  register,
+  startTestApp,
+  type TestApp,
+  type Tokens,
+  uniqueUsername,
+} from '../support/test-app.js';
+
+/**
+ * Abuse resistance: throttling (per IP, per refresh, per account), which
+ * client address is believed, limits shared across instances, no user
+ * enumeration through login, security headers and CORS.
+ *
+ * Each app keeps its own in-memory counters (unless REDIS_URL), so a test that
+ * needs a fresh budget starts its own app. Accounts are created through
+ * `setup`, an app with the harness's very high limits, so creating them
+ * spends none of the budget under test.
+ */
+
+const WINDOW = 60;
+const HOUR = 3600;
+const WRONG = 'wrong password 123';
+const TEST_REDIS_URL = process.env.TEST_REDIS_URL;
+
+let setup: TestApp;
+
+beforeAll(async () => {
+  setup = await startTestApp();
+});
+
+afterAll(async () => {
+  await setup?.close();
+});
+
+/** Starts an app with `env`, runs `fn`, and always closes the app (its pool and timers). */
+async function withApp(env: Record<string, string>, fn: (t: TestApp) => Promise<void>) {
+  const t = await startTestApp(env);
+  try {
+    await fn(t);
+  } finally {
+    await t.close();
+  }
+}
+
+function attempt(t: TestApp, username: string, password: string, forwardedFor?: string) {
+  const req = t.http().post('/auth/login');
+  if (forwardedFor) void req.set('X-Forwarded-For', forwardedFor);
+  return req.send({ username, password });
+}
+
+/** The one error shape, nothing internal, never cached. */
+function expectErrorShape(res: Response, status: number, code: string): void {
+  expect(res.status).toBe(status);
+  expect(res.headers['content-type']).toMatch(/^application\/json/);
+  expect(Object.keys(res.body as object).sort()).toEqual([
+    'code',
+    'error',
+    'message',
+    'statusCode',
+  ]);
+  expect(res.body).toMatchObject({ statusCode: status, code });
+  expect(res.text).not.toMatch(/stack|\n\s+at |node_modules|\.ts:\d+|\.js:\d+/);
+  expect(res.headers['cache-control']).toBe('no-store');
+}
+
+/** 429 `rate_limited` with an integer Retry-After within the limit's window (RFC 6585 §4). */
+function expectRateLimited(res: Response, windowSeconds: number): void {
+  expectErrorShape(res, 429, 'rate_limited');
+  expect(res.body).toMatchObject({ error: 'Too Many Requests' });
+  const retryAfter = res.headers['retry-after'];
+  expect(retryAfter).toMatch(/^\d+$/);
+  expect(Number(retryAfter)).toBeGreaterThan(0);
+  expect(Number(retryAfter)).toBeLessThanOrEqual(windowSeconds);
+}
+
+async function events(t: TestApp, accessToken: string) {
+  const res = await t.http().get('/users/me/events').set(bearer(accessToken)).expect(200);
+  return res.body as { type: string; ip: string | null }[];
+}
+
+describe('throttling per client address (ASVS 2.2.1, API4:2023)', () => {
+  const limited = {
+    RATE_LIMIT_WINDOW: String(WINDOW),
+    RATE_LIMIT_PER_IP: '5',
+    RATE_LIMIT_REFRESH_PER_IP: '3',
+  };
+
+  it('answers the 6th login from one address in a window with 429 and Retry-After, without checking the password (ASVS 2.2.1, API4:2023)', async () => {
+    const user = await register(setup);
+    await withApp(limited, async (t) => {
+      for (let i = 0; i < 5; i++) {
+        expectErrorShape(await attempt(t, user.username, WRONG), 401, 'invalid_credentials');
+      }
+      // The right password changes nothing: a throttled request never reaches the check.
+      expectRateLimited(await attempt(t, user.username, PASSWORD), WINDOW);
+      expectRateLimited(await attempt(t, uniqueUsername(), WRONG), WINDOW);
+    });
+    const types = (await events(setup, user.access_token)).map((e) => e.type);
+    expect(types.filter((type) => type === 'login_failed')).toHaveLength(5);
+    expect(types).not.toContain('login_succeeded');
+  });
+
+  it('throttles registration per address: the 6th account is not created (ASVS 2.2.1, API4:2023)', async () => {
+    const sixth = uniqueUsername();
+    await withApp(limited, async (t) => {
+      for (let i = 0; i < 5; i++) await register(t);
+      const res = await t
+        .http()
+        .post('/auth/register')
+        .send({ username: sixth, password: PASSWORD });
+      expectRateLimited(res, WINDOW);
+    });
+    await attempt(setup, sixth, PASSWORD).expect(401);
+  });
+
+  it('throttles password changes per address: a throttled change with the right password changes nothing (ASVS 2.2.1, API4:2023)', async () => {
+    const user = await register(setup);
+    await withApp(limited, async (t) => {
+      const change = (current: string) =>
+        t
+          .http()
+          .patch('/users/me/password')
+          .set(bearer(user.access_token))
+          .send({ current_password: current, new_password: 'a brand new password' });
+      for (let i = 0; i < 5; i++) {
+        expectErrorShape(await change(WRONG), 403, 'invalid_password');
+      }
+      expectRateLimited(await change(PASSWORD), WINDOW);
+    });
+    await attempt(setup, user.username, PASSWORD).expect(200);
+    await attempt(setup, user.username, 'a brand new password').expect(401);
+  });
+
+  it('gives refresh its own budget, spent before the token is verified: garbage counts, a throttled valid token is not consumed (ASVS 2.2.1, API4:2023)', async () => {
+    const user = await register(setup);
+    await withApp(limited, async (t) => {
+      const refresh = (token: string) =>
+        t.http().post('/auth/refresh').send({ refresh_token: token });
+      // The login budget spent to the end leaves refresh untouched.
+      for (let i = 0; i < 5; i++) await attempt(t, user.username, WRONG).expect(401);
+      expectRateLimited(await attempt(t, user.username, WRONG), WINDOW);
+
+      expectErrorShape(await refresh('garbage'), 401, 'token_invalid');
+      expectErrorShape(await refresh('not.a.jwt'), 401, 'token_invalid');
+      const rotated = await refresh(user.refresh_token).expect(200);
+      const next = (rotated.body as Tokens).refresh_token;
+      // Over the budget a garbage token is 429, not 401: no token work happens first.
+      expectRateLimited(await refresh('garbage'), WINDOW);
+      expectRateLimited(await refresh(next), WINDOW);
+      // The throttled request did not consume the token: it still rotates elsewhere.
+      await setup.http().post('/auth/refresh').send({ refresh_token: next }).expect(200);
+    });
+  });
+});
+
+describe('per-account login limit, whatever the client address (ASVS 2.2.1, API2:2023, API4:2023)', () => {
+  const env = { TRUST_PROXY: '127.0.0.1', RATE_LIMIT_PER_ACCOUNT_HOURLY: '5' };
+
+  it('locks an account after 5 failed logins from rotating addresses, even for the right password, and leaves other accounts alone (ASVS 2.2.1, API2:2023)', async () => {
+    const victim = await register(setup);
+    const bystander = await register(setup);
+    await withApp(env, async (t) => {
+      for (let i = 1; i <= 5; i++) {
+        await attempt(t, victim.username, WRONG, `203.0.113.${i}`).expect(401);
+      }
+      expectRateLimited(await attempt(t, victim.username, PASSWORD, '203.0.113.6'), HOUR);
+      expectRateLimited(await attempt(t, victim.username, PASSWORD, '198.51.100.99'), HOUR);
+      await attempt(t, bystander.username, PASSWORD, '203.0.113.6').expect(200);
+    });
+  });
+
+  it('counts case and width variants of a username as one account (ASVS 2.2.1)', async () => {
+    const { username } = await register(setup, uniqueUsername('Alice'));
+    const variants = [
+      username,
+      username.toLowerCase(),
+      username.toUpperCase(),
+      // Fullwidth "Ａ" folds to "A" under NFKC, as usernames do.
+      `\uFF21${username.slice(1)}`,
+      username.toLowerCase(),
+    ];
+    await withApp(env, async (t) => {
+      for (const [i, variant] of variants.entries()) {
+        await attempt(t, variant, WRONG, `203.0.113.${i + 10}`).expect(401);
+      }
+      expectRateLimited(await attempt(t, username.toLowerCase(), PASSWORD, '203.0.113.20'), HOUR);
+    });
+  });
+
+  it('limits an unknown username exactly like an existing one, so the limiter reveals nothing (ASVS 2.2.1, WSTG-IDNT-04)', async () => {
+    const existing = await register(setup);
+    const unknown = uniqueUsername();
+    await withApp(env, async (t) => {
+      for (let i = 1; i <= 5; i++) {
+        await attempt(t, existing.username, WRONG, `203.0.113.${i}`).expect(401);
+        await attempt(t, unknown, WRONG, `203.0.113.${i}`).expect(401);
+      }
+      const a = await attempt(t, existing.username, WRONG, '203.0.113.77');
+      const b = await attempt(t, unknown, WRONG, '203.0.113.77');
+      expectRateLimited(a, HOUR);
+      expectRateLimited(b, HOUR);
+      expect(b.body).toEqual(a.body);
+    });
+  });
+});
+
+describe('which client address is believed (ASVS 2.2.1, API4:2023)', () => {
+  const LOCALHOST = /^(::ffff:)?127\.0\.0\.1$/;
+
+  it('ignores a spoofed X-Forwarded-For by default: rotating it does not reset the per-IP counter', async () => {
+    await withApp({ RATE_LIMIT_PER_IP: '5' }, async (t) => {
+      for (let i = 1; i <= 5; i++) {
+        await attempt(t, uniqueUsername(), WRONG, `203.0.113.${i}`).expect(401);
+      }
+      expectRateLimited(await attempt(t, uniqueUsername(), WRONG, '203.0.113.6'), WINDOW);
+    });
+  });
+
+  it('believes X-Forwarded-For from a trusted proxy (TRUST_PROXY): each forwarded client has its own counter', async () => {
+    await withApp({ RATE_LIMIT_PER_IP: '5', TRUST_PROXY: '127.0.0.1' }, async (t) => {
+      for (let i = 0; i < 5; i++) {
+        await attempt(t, uniqueUsername(), WRONG, '203.0.113.1').expect(401);
+      }
+      expectRateLimited(await attempt(t, uniqueUsername(), WRONG, '203.0.113.1'), WINDOW);
+      await attempt(t, uniqueUsername(), WRONG, '203.0.113.2').expect(401);
+      // Only the right-most untrusted hop counts: what the client itself wrote to the
+      // left of the proxy's entry cannot pick its counter.
+      expectRateLimited(
+        await attempt(t, uniqueUsername(), WRONG, '198.51.100.1, 203.0.113.1'),
+        WINDOW,
+      );
+    });
+  });
+
+  it('records the believed address in the audit trail: the forwarded one only behind a trusted proxy (ASVS 7.2.1)', async () => {
+    await withApp({ TRUST_PROXY: '127.0.0.1' }, async (t) => {
+      const res = await t
+        .http()
+        .post('/auth/register')
+        .set('X-Forwarded-For', '198.51.100.7')
+        .send({ username: uniqueUsername(), password: PASSWORD })
+        .expect(201);
+      const [registered] = await events(t, (res.body as Tokens).access_token);
+      expect(registered).toMatchObject({ type: 'registered', ip: '198.51.100.7' });
+    });
+    const res = await setup
+      .http()
+      .post('/auth/register')
+      .set('X-Forwarded-For', '198.51.100.8')
+      .send({ username: uniqueUsername(), password: PASSWORD })
+      .expect(201);
+    const [registered] = await events(setup, (res.body as Tokens).access_token);
+    expect(registered.type).toBe('registered');
+    expect(registered.ip).toMatch(LOCALHOST);
+  });
+
+  it('answers a forwarded address that is not a plain IP without a 5xx: a port is dropped, junk recorded as unknown', async () => {
+    await withApp({ TRUST_PROXY: '127.0.0.1' }, async (t) => {
+      // A trusted hop may pass on junk; some proxies append ":port"; inet has no zone ids.
+      const cases: [string, string | null][] = [
+        ['not-an-ip', null],
+        ['203.0.113.5:51234', '203.0.113.5'],
+        ['[2001:db8::5]:443', '2001:db8::5'],
+        ['fe80::1%eth0', null],
+      ];
+      for (const [forwarded, recordedIp] of cases) {
+        const user = await register(setup);
+        await attempt(t, user.username, WRONG, forwarded).expect(401);
+        const ok = await attempt(t, user.username, PASSWORD, forwarded).expect(200);
+        const recorded = await events(t, (ok.body as Tokens).access_token);
+        expect(recorded.slice(0, 2).map((e) => [e.type, e.ip])).toEqual([
+          ['login_succeeded', recordedIp],
+          ['login_failed', recordedIp],
+        ]);
+      }
+    });
+  });
+
+  it('counts a client behind a port-appending proxy as one address (ASVS 2.2.1)', async () => {
+    await withApp({ TRUST_PROXY: '127.0.0.1', RATE_LIMIT_PER_IP: '3' }, async (t) => {
+      const statuses: number[] = [];
+      for (let port = 50000; port < 50005; port += 1) {
+        const res = await attempt(t, uniqueUsername('port'), WRONG, `203.0.113.9:${port}`);
+        statuses.push(res.status);
+      }
+      expect(statuses).toEqual([401, 401, 401, 429, 429]);
+    });
+  });
+});
+
+const describeRedis = TEST_REDIS_URL ? describe : describe.skip;
+const redisTitle = TEST_REDIS_URL
+  ? 'limits shared by instances through Redis (ASVS 2.2.1, API4:2023)'
+  : 'limits shared by instances through Redis — SKIPPED: set TEST_REDIS_URL (e.g. redis://127.0.0.1:6379)';
+
+describeRedis(redisTitle, () => {
+  let a: TestApp;
+  let b: TestApp;
+  const env = { REDIS_URL: TEST_REDIS_URL ?? '', RATE_LIMIT_PER_ACCOUNT_HOURLY: '4' };
+
+  beforeAll(async () => {
+    a = await startTestApp(env);
+    b = await startTestApp(env);
+  });
+
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+  });
+
+  it('counts one account’s attempts on every instance: the 5th overall is 429 on either (ASVS 2.2.1, API4:2023)', async () => {
+    // Fresh, because Redis keeps counters across test runs for the hour.
+    const { username } = await register(setup);
+    for (const t of [a, b, a, b]) await attempt(t, username, WRONG).expect(401);
+    expectRateLimited(await attempt(a, username, PASSWORD), HOUR);
+    expectRateLimited(await attempt(b, username, PASSWORD), HOUR);
+  });
+
+  it('keeps no username in Redis, only a digest', async () => {
+    const username = uniqueUsername('Stored');
+    await attempt(a, username, WRONG).expect(401);
+    const redis = new Redis(TEST_REDIS_URL ?? '');
+    try {
+      const keys = await redis.keys('lineage:rl:*');
+      expect(keys.some((key) => key.startsWith('lineage:rl:account:'))).toBe(true);
+      expect(keys.filter((key) => key.toLowerCase().includes(username.toLowerCase()))).toEqual([]);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
+
+describe('rate limits while Redis is unreachable (ASVS 2.2.1, API4:2023)', () => {
+  it('keeps logins working on per-instance memory counters, never a 5xx, and still limits', async () => {
+    const user = await register(setup);
+    const other = await register(setup);
+    await withApp(
+      { REDIS_URL: 'redis://127.0.0.1:1', RATE_LIMIT_PER_ACCOUNT_HOURLY: '3' },
+      async (t) => {
+        await attempt(t, other.username, PASSWORD).expect(200);
+        for (let i = 0; i < 3; i++) await attempt(t, user.username, WRONG).expect(401);
+        expectRateLimited(await attempt(t, user.username, PASSWORD), HOUR);
+        await attempt(t, other.username, PASSWORD).expect(200);
+      },
+    );
+  });
+});
+
+describe('no user enumeration through login (ASVS V2, API2:2023, OWASP WSTG-IDNT-04)', () => {
+  const median = (values: number[]) => {
+    const sorted = [...values].sort((x, y) => x - y);
+    const mid = Math.floor(sorted.length / 2);
+    return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  };
+  /** Everything but what differs per response by nature. */
+  const comparable = (res: Response) => {
+    const headers = { ...res.headers } as Record<string, unknown>;
+    delete headers.date;
+    delete headers['x-request-id'];
+    return { status: res.status, text: res.text, headers };
+  };
+
+  it('answers an unknown username exactly like a wrong password (timing reported, not asserted)', async () => {
+    // The real cost, so the dummy-hash comparison for unknown users is meaningful.
+    await withApp({ BCRYPT_COST: '10' }, async (t) => {
+      const { username } = await register(t);
+      const known: number[] = [];
+      const unknown: number[] = [];
+      const time = async (samples: number[], name: string) => {
+        const start = performance.now();
+        const res = await attempt(t, name, WRONG);
+        samples.push(performance.now() - start);
+        return res;
+      };
+      // Warm-up, so connection and JIT costs fall on neither side.
+      await attempt(t, username, WRONG);
+      await attempt(t, uniqueUsername(), WRONG);
+      for (let i = 0; i < 30; i++) {
+        const existing = await time(known, username);
+        const missing = await time(unknown, uniqueUsername());
+        expectErrorShape(existing, 401, 'invalid_credentials');
+        expect(comparable(missing)).toEqual(comparable(existing));
+      }
+      const knownMs = median(known);
+      const unknownMs = median(unknown);
+      console.log(
+        `login timing over 30 interleaved tries (BCRYPT_COST=10): wrong password median ` +
+          `${knownMs.toFixed(1)} ms, unknown user median ${unknownMs.toFixed(1)} ms, ` +
+          `ratio ${(unknownMs / knownMs).toFixed(3)}`,
+      );
+    });
+  });
+});
+
+describe('security headers (ASVS 14.4, API8:2023)', () => {
+  const expectSecurityHeaders = (res: Response) => {
+    const csp = String(res.headers['content-security-policy']);
+    expect(csp).toMatch(/(^|;)\s*script-src 'self'(;|$)/);
+    expect(csp).toMatch(/(^|;)\s*default-src 'self'(;|$)/);
+    expect(res.headers['x-content-type-options']).toBe('nosniff');
+    expect(res.headers['x-frame-options']).toMatch(/^(DENY|SAMEORIGIN)$/);
+    expect(res.headers['strict-transport-security']).toMatch(/max-age=\d{7,}/);
+    expect(res.headers['referrer-policy']).toBeDefined();
+    expect(res.headers).not.toHaveProperty('x-powered-by');
+  };
+
+  it('sends them on JSON responses, including errors (ASVS 14.4.3–14.4.7)', async () => {
+    expectSecurityHeaders(await setup.http().get('/health').expect(200));
+    expectSecurityHeaders(await setup.http().get('/no-such-route').expect(404));
+  });
+
+  it('sends them on /docs, whose page and scripts still load under the CSP (ASVS 14.4.3)', async () => {
+    const page = await setup.http().get('/docs').expect(200);
+    expect(page.headers['content-type']).toMatch(/^text\/html/);
+    expectSecurityHeaders(page);
+    // script-src 'self' forbids inline scripts: every script must be a same-origin file.
+    const scripts = [...page.text.matchAll(/<script\b([^>]*)>([\s\S]*?)<\/script>/g)];
+    expect(scripts.length).toBeGreaterThan(0);
+    for (const [, attributes, inline] of scripts) {
+      expect(inline.trim()).toBe('');
+      expect(attributes).toMatch(/src="(\.\/|\/)?[\w./-]+\.js"/);
+      expect(attributes).not.toMatch(/src="(https?:)?\/\//);
+    }
+    for (const asset of ['/docs/swagger-ui-bundle.js', '/docs/swagger-ui-init.js']) {
+      const res = await setup.http().get(asset).expect(200);
+      expect(res.headers['content-type']).toMatch(/javascript/);
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
+    }
+  });
+
+  it('marks token responses and error responses no-store (RFC 6749 §5.1, ASVS 8.2.1)', async () => {
+    const user = await register(setup);
+    const ok = await attempt(setup, user.username, PASSWORD).expect(200);
+    expect(ok.headers['cache-control']).toBe('no-store');
+    expect(ok.headers.pragma).toBe('no-cache');
+    const refreshed = await setup
+      .http()
+      .post('/auth/refresh')
+      .send({ refresh_token: (ok.body as Tokens).refresh_token })
+      .expect(200);
+    expect(refreshed.headers['cache-control']).toBe('no-store');
+    expectErrorShape(await attempt(setup, user.username, WRONG), 401, 'invalid_credentials');
+    expectErrorShape(await setup.http().get('/users/me'), 401, 'token_missing');
+  });
+});
+
+describe('CORS (ASVS 14.5.3, API8:2023)', () => {
+  const allowHeaders = (res: Response) =>
+    Object.keys(res.headers).filter((name) => name.startsWith('access-control-'));
+  const preflight = (t: TestApp, origin: string) =>
+    t
+      .http()
+      .options('/auth/refresh')
+      .set('Origin', origin)
+      .set('Access-Control-Request-Method', 'POST')
+      .set('Access-Control-Request-Headers', 'authorization, content-type, x-token-transport');
+
+  it('is off by default: no Access-Control-* header for any origin, simple request or preflight', async () => {
+    const simple = await setup.http().get('/health').set('Origin', 'https://evil.example');
+    expect(simple.status).toBe(200);
+    expect(allowHeaders(simple)).toEqual([]);
+    const pre = await preflight(setup, 'https://evil.example');
+    expect(pre.status).toBeGreaterThanOrEqual(400);
+    expect(allowHeaders(pre)).toEqual([]);
+  });
+
+  it('allows exactly the listed origins with credentials, never "*" (ASVS 14.5.3)', async () => {
+    const app = 'https://app.example.com';
+    await withApp({ CORS_ORIGINS: app }, async (t) => {
+      const simple = await t.http().get('/health').set('Origin', app).expect(200);
+      expect(simple.headers['access-control-allow-origin']).toBe(app);
+      expect(simple.headers['access-control-allow-credentials']).toBe('true');
+      expect(simple.headers.vary).toMatch(/origin/i);
+      expect(simple.headers['access-control-expose-headers']).toMatch(/retry-after/i);
+
+      const pre = await preflight(t, app);
+      expect(pre.status).toBeLessThan(300);
+      expect(pre.headers['access-control-allow-origin']).toBe(app);
+      expect(pre.headers['access-control-allow-credentials']).toBe('true');
+      const allowed = String(pre.headers['access-control-allow-headers']).toLowerCase();
+      expect(allowed).toContain('x-token-transport');
+      expect(allowed).toContain('authorization');
+
+      for (const other of [
+        'https://evil.example',
+        'https://app.example.com.evil.example',
+        'http://app.example.com',
+        'null',
+      ]) {
+        const get = await t.http().get('/health').set('Origin', other);
+        expect(get.headers['access-control-allow-origin']).toBeUndefined();
+        const otherPre = await preflight(t, other);
+        // @fastify/cors still sends Allow-Credentials here; without Allow-Origin the
+        // browser refuses the preflight all the same (Fetch standard, CORS check).
+        expect(otherPre.headers['access-control-allow-origin']).toBeUndefined();
+      }
+      for (const res of [simple, pre]) {
+        expect(Object.values(res.headers)).not.toContain('*');
+      }
+    });
+  });
+});
+
+describe('configuration refuses unsafe trust settings (ASVS 14.1.3, 14.5.3, API8:2023)', () => {
+  const base = {
+    DATABASE_URL: 'postgres://localhost/lineage',
+    JWT_ACCESS_SECRET: 'a'.repeat(40),
+    JWT_REFRESH_SECRET: 'b'.repeat(40),
+  };
+  const refusal = (env: Record<string, string>) => {
+    try {
+      buildConfig({ ...base, ...env });
+    } catch (error) {
+      return error;
+    }
+    return undefined;
+  };
+
+  it.each([
+    ['CORS_ORIGINS', '*'],
+    ['CORS_ORIGINS', 'https://app.example.com,*'],
+    ['CORS_ORIGINS', 'null'],
+    ['TRUST_PROXY', 'true'],
+    ['TRUST_PROXY', 'TRUE'],
+  ])('refuses %s=%s, naming the variable', (variable, value) => {
+    const error = refusal({ [variable]: value });
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe(variable);
+    expect((error as ConfigError).message).toContain(variable);
+  });
+
+  it('trusts no proxy unless told', () => {
+    expect(buildConfig(base).http.trustProxy).toBe(false);
+    expect(buildConfig(base).http.corsOrigins).toEqual([]);
+  });
+});
