@@ -11,6 +11,7 @@ import { RefreshCookie } from './refresh-cookie.js';
 import { SessionHousekeeping } from './session-housekeeping.service.js';
 import { SessionsController } from './sessions.controller.js';
 import { AccessTokenGuard } from './guards/access-token.guard.js';
+import { SessionRevocations } from './session-revocations.js';
 import { SessionService } from './session.service.js';
 import { AccessTokenStrategy } from './strategies/access-token.strategy.js';
 import { RefreshTokenStrategy } from './strategies/refresh-token.strategy.js';
@@ -25,6 +26,7 @@ import { TokenService } from './token.service.js';
     TokenService,
     TokenFamilyRepository,
     SessionService,
+    SessionRevocations,
     AccessTokenStrategy,
     RefreshTokenStrategy,
     RefreshTokenGuard,

@@ -13,6 +13,7 @@ import type { RevocationReason } from './entities/token-family.entity.js';
 import type { Principal } from './principal.js';
 import type { PresentedRefreshToken } from './strategies/refresh-token.strategy.js';
 import { type LiveSession, TokenFamilyRepository } from './token-family.repository.js';
+import { SessionRevocations } from './session-revocations.js';
 import { decideRotation } from './token-family.rules.js';
 import { hashToken, type RefreshTokenSpec, toEpochSeconds, TokenService } from './token.service.js';
 
@@ -33,6 +34,7 @@ export class AuthService {
     private readonly tokens: TokenService,
     private readonly families: TokenFamilyRepository,
     private readonly audit: AuditService,
+    private readonly revocations: SessionRevocations,
   ) {
     this.auth = config.get('auth', { infer: true });
   }
@@ -44,9 +46,9 @@ export class AuthService {
     client: ClientInfo,
   ): Promise<TokenResponseDto> {
     const hash = await this.passwords.hash(password);
-    return this.families.transaction(async (manager) => {
+    return this.transaction(async (manager, ended) => {
       const user = await this.users.create(manager, username, hash);
-      return this.startSession(manager, user.id, client, 'registered');
+      return this.startSession(manager, user.id, client, 'registered', ended);
     });
   }
 
@@ -62,8 +64,8 @@ export class AuthService {
       );
       throw new UnauthorizedError(ErrorCode.InvalidCredentials, INVALID_CREDENTIALS);
     }
-    return this.families.transaction((manager) =>
-      this.startSession(manager, user.id, client, 'login_succeeded'),
+    return this.transaction((manager, ended) =>
+      this.startSession(manager, user.id, client, 'login_succeeded', ended),
     );
   }
 
@@ -77,7 +79,7 @@ export class AuthService {
   async refresh(presented: PresentedRefreshToken, client: ClientInfo): Promise<TokenResponseDto> {
     const { claims, token } = presented;
     const now = new Date();
-    const outcome = await this.families.transaction(async (manager) => {
+    const outcome = await this.transaction(async (manager, ended) => {
       const state = await this.families.lockForRotation(manager, claims.jti);
       // A token we signed whose row is gone: its account was deleted, or its
       // session cleaned up after it ended.
@@ -153,7 +155,15 @@ export class AuthService {
             now,
             manager,
           );
-          await this.endSessions(manager, claims.sub, [claims.sid], 'reuse_detected', client, now);
+          await this.endSessions(
+            manager,
+            claims.sub,
+            [claims.sid],
+            'reuse_detected',
+            client,
+            now,
+            ended,
+          );
           return decision;
         default:
           return decision;
@@ -197,21 +207,21 @@ export class AuthService {
       familyIds.push(other.sid);
     }
     const now = new Date();
-    await this.families.transaction(async (manager) => {
+    await this.transaction(async (manager, ended) => {
       await this.audit.record(
         [{ type: 'logout', userId: principal.userId, sessionId: principal.sessionId }],
         client,
         now,
         manager,
       );
-      await this.endSessions(manager, principal.userId, familyIds, 'logout', client, now);
+      await this.endSessions(manager, principal.userId, familyIds, 'logout', client, now, ended);
     });
   }
 
   /** Ends every session of the caller (`all`) or every one but the caller's (`others`). */
   async logoutAll(principal: Principal, scope: LogoutScope, client: ClientInfo): Promise<number> {
     const now = new Date();
-    return this.families.transaction(async (manager) => {
+    return this.transaction(async (manager, ended) => {
       const keep = scope === 'others' ? principal.sessionId : null;
       const revoked = await this.families.revokeAllForUser(
         manager,
@@ -220,6 +230,7 @@ export class AuthService {
         now,
         keep,
       );
+      ended.push(...revoked);
       await this.audit.record(
         [
           {
@@ -245,8 +256,8 @@ export class AuthService {
   /** Ends one of the caller's live sessions; anything else is a 404 (no probing other users' ids). */
   async revokeSession(principal: Principal, sessionId: string, client: ClientInfo): Promise<void> {
     const now = new Date();
-    const revoked = await this.families.transaction((manager) =>
-      this.endSessions(manager, principal.userId, [sessionId], 'user_revoked', client, now),
+    const revoked = await this.transaction((manager, ended) =>
+      this.endSessions(manager, principal.userId, [sessionId], 'user_revoked', client, now, ended),
     );
     if (revoked.length === 0) throw new NotFoundError('No such session');
   }
@@ -267,8 +278,8 @@ export class AuthService {
       hint === 'access_token' ? (asAccess() ?? asRefresh()) : (asRefresh() ?? asAccess());
     if (!claims) return;
     const now = new Date();
-    await this.families.transaction((manager) =>
-      this.endSessions(manager, claims.sub, [claims.sid], 'token_revoked', client, now),
+    await this.transaction((manager, ended) =>
+      this.endSessions(manager, claims.sub, [claims.sid], 'token_revoked', client, now, ended),
     );
   }
 
@@ -283,7 +294,7 @@ export class AuthService {
     client: ClientInfo,
   ): Promise<void> {
     const now = new Date();
-    await this.families.transaction(async (manager) => {
+    await this.transaction(async (manager, ended) => {
       const user = await this.users.lockForUpdate(manager, principal.userId);
       if (!user) throw new UnauthorizedError(ErrorCode.SessionRevoked, 'Session has been revoked');
       if (!(await this.passwords.verify(currentPassword, user.passwordHash))) {
@@ -299,6 +310,7 @@ export class AuthService {
         now,
         principal.sessionId,
       );
+      ended.push(...revoked);
       await this.audit.record(
         [
           { type: 'password_changed', userId: principal.userId, sessionId: principal.sessionId },
@@ -313,16 +325,30 @@ export class AuthService {
 
   /** Deletes the account with its sessions, todos and events, after confirming the password. */
   async deleteAccount(principal: Principal, password: string): Promise<void> {
-    await this.families.transaction(async (manager) => {
+    await this.transaction(async (manager, ended) => {
       const user = await this.users.lockForUpdate(manager, principal.userId);
       if (!user) throw new UnauthorizedError(ErrorCode.SessionRevoked, 'Session has been revoked');
       if (!(await this.passwords.verify(password, user.passwordHash))) {
         throw new ForbiddenError(ErrorCode.InvalidPassword, 'Password is incorrect');
       }
-      await this.families.lockAllForUser(manager, principal.userId);
+      ended.push(...(await this.families.lockAllForUser(manager, principal.userId)));
       await this.users.delete(manager, principal.userId);
     });
     this.logger.log(`Account ${principal.userId} deleted`);
+  }
+
+  /**
+   * One transaction; the sessions it ended (collected in `ended`) enter this
+   * instance's view of ended sessions once it has committed, before the
+   * response leaves, so this instance refuses their access tokens at once.
+   */
+  private async transaction<T>(
+    work: (manager: EntityManager, ended: string[]) => Promise<T>,
+  ): Promise<T> {
+    const ended: string[] = [];
+    const result = await this.families.transaction((manager) => work(manager, ended));
+    this.revocations.recordEnded(ended);
+    return result;
   }
 
   private async startSession(
@@ -330,6 +356,7 @@ export class AuthService {
     userId: string,
     client: ClientInfo,
     event: 'registered' | 'login_succeeded',
+    ended: string[],
   ): Promise<TokenResponseDto> {
     const now = new Date();
     // The row lock makes "count live sessions, evict, insert" atomic per user.
@@ -340,6 +367,7 @@ export class AuthService {
       this.auth.maxSessionsPerUser - 1,
       now,
     );
+    ended.push(...evicted);
     const familyId = randomUUID();
     const absoluteExpiresAt = this.tokens.absoluteExpiry(now);
     const first = this.tokens.newRefreshTokenSpec(userId, familyId, now, absoluteExpiresAt);
@@ -370,8 +398,10 @@ export class AuthService {
     reason: RevocationReason,
     client: ClientInfo,
     now: Date,
+    ended: string[],
   ): Promise<string[]> {
     const revoked = await this.families.revoke(userId, familyIds, reason, now, manager);
+    ended.push(...revoked);
     await this.audit.record(this.revocationEvents(userId, revoked, reason), client, now, manager);
     return revoked;
   }
@@ -390,7 +420,7 @@ export class AuthService {
     refreshToken: string,
     now: Date,
   ): TokenResponseDto {
-    const access = this.tokens.signAccessToken(userId, refresh.familyId, now);
+    const access = this.tokens.signAccessToken(userId, refresh.familyId, now, refresh.expiresAt);
     return {
       access_token: access.token,
       token_type: 'Bearer',

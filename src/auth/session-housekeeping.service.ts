@@ -5,6 +5,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
 import type { AppConfig, HousekeepingConfig } from '../config/configuration.js';
 import { runSql } from '../database/sql.js';
+import { SessionRevocations } from './session-revocations.js';
 
 export const HOUSEKEEPING_BATCH = 1000;
 // Arbitrary constant: with several instances, one cleans up at a time.
@@ -13,6 +14,7 @@ const HOUSEKEEPING_LOCK_KEY = 7_356_102;
 export interface HousekeepingResult {
   refreshTokens: number;
   sessions: number;
+  tombstones: number;
   events: number;
 }
 
@@ -32,6 +34,7 @@ export class SessionHousekeeping implements OnApplicationBootstrap {
   constructor(
     config: ConfigService<AppConfig, true>,
     private readonly scheduler: SchedulerRegistry,
+    private readonly revocations: SessionRevocations,
     @InjectDataSource() private readonly dataSource: DataSource,
   ) {
     this.settings = config.get('housekeeping', { infer: true });
@@ -95,6 +98,14 @@ export class SessionHousekeeping implements OnApplicationBootstrap {
              UNION SELECT id FROM token_families WHERE revoked_at < $1
              LIMIT $2`,
             sessionCutoff,
+            (ids) => this.revocations.forget(ids),
+          ),
+          // Tombstones of deleted sessions: their access tokens expired long ago.
+          tombstones: await this.deleteInBatches(
+            manager,
+            'deleted_sessions',
+            'SELECT family_id FROM deleted_sessions WHERE deleted_at < $1 LIMIT $2',
+            sessionCutoff,
           ),
           events: await this.deleteInBatches(
             manager,
@@ -113,18 +124,22 @@ export class SessionHousekeeping implements OnApplicationBootstrap {
 
   private async deleteInBatches(
     manager: EntityManager,
-    table: 'refresh_tokens' | 'token_families' | 'auth_events',
+    table: 'refresh_tokens' | 'token_families' | 'auth_events' | 'deleted_sessions',
     selectBatch: string,
     cutoff: Date,
+    onDeleted?: (ids: string[]) => void,
   ): Promise<number> {
+    const key = table === 'deleted_sessions' ? 'family_id' : 'id';
     let total = 0;
     for (;;) {
-      const result = await runSql(manager, `DELETE FROM ${table} WHERE id IN (${selectBatch})`, [
-        cutoff,
-        HOUSEKEEPING_BATCH,
-      ]);
-      total += result.rowCount;
-      if (result.rowCount < HOUSEKEEPING_BATCH) return total;
+      const result = await runSql<{ id: string }>(
+        manager,
+        `DELETE FROM ${table} WHERE ${key} IN (${selectBatch}) RETURNING ${key}::text AS id`,
+        [cutoff, HOUSEKEEPING_BATCH],
+      );
+      onDeleted?.(result.rows.map((row) => row.id));
+      total += result.rows.length;
+      if (result.rows.length < HOUSEKEEPING_BATCH) return total;
     }
   }
 }

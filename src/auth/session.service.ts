@@ -1,25 +1,46 @@
 import { Injectable } from '@nestjs/common';
 import { ErrorCode, UnauthorizedError } from '../common/errors.js';
+import { SessionRevocations } from './session-revocations.js';
 import { TokenFamilyRepository } from './token-family.repository.js';
 
 /** Answers "is this session still live?" for every authenticated request. */
 @Injectable()
 export class SessionService {
-  constructor(private readonly families: TokenFamilyRepository) {}
+  constructor(
+    private readonly families: TokenFamilyRepository,
+    private readonly revocations: SessionRevocations,
+  ) {}
 
   /**
    * A revoked or expired family refuses its access tokens immediately rather
    * than at their expiry (OWASP ASVS 3.3.1: logout invalidates the session).
+   *
+   * With the in-memory view of ended sessions ready, most requests need no
+   * database round trip: "has it ended?" is a map lookup, and the session's
+   * owner is read once a minute. Expiry needs no check: an access token never
+   * outlives its session (AuthService.tokenResponse). Without the view
+   * (starting, or its feed lost), the database answers every time.
    */
   async assertActive(familyId: string, userId: string, now = new Date()): Promise<void> {
+    const viewReady = this.revocations.isReady;
+    if (viewReady) {
+      if (this.revocations.hasEnded(familyId)) throw revoked();
+      const owner = this.revocations.knownOwner(familyId);
+      if (owner !== undefined) {
+        // A session is bound to its user (a token naming another user is refused).
+        if (owner !== userId) throw revoked();
+        return;
+      }
+    }
     const session = await this.families.findSession(familyId);
     // A validly signed token whose session row is gone: the account was
     // deleted or the session cleaned up after it ended. Either way, revoked.
-    if (!session || session.userId !== userId || session.revokedAt) {
-      throw new UnauthorizedError(ErrorCode.SessionRevoked, 'Session has been revoked');
-    }
+    if (!session || session.userId !== userId || session.revokedAt) throw revoked();
     if (session.expiresAt <= now) {
       throw new UnauthorizedError(ErrorCode.SessionExpired, 'Session has expired');
     }
+    if (viewReady) this.revocations.rememberOwner(familyId, session.userId);
   }
 }
+
+const revoked = () => new UnauthorizedError(ErrorCode.SessionRevoked, 'Session has been revoked');

@@ -264,12 +264,13 @@ export class TokenFamilyRepository {
    * opposite order of a rotation (family, then the user row through its
    * audit event's foreign key), and the two could deadlock.
    */
-  async lockAllForUser(manager: EntityManager, userId: string): Promise<void> {
-    await runSql(
+  async lockAllForUser(manager: EntityManager, userId: string): Promise<string[]> {
+    const result = await runSql<{ id: string }>(
       manager,
       'SELECT id FROM token_families WHERE user_id = $1 ORDER BY id FOR UPDATE',
       [userId],
     );
+    return result.rows.map((row) => row.id);
   }
 
   /** The user's live sessions, most recently used first. */

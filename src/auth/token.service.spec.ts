@@ -24,7 +24,12 @@ const now = new Date('2026-03-01T10:00:00.750Z');
 
 describe('TokenService', () => {
   it('signs access tokens with typ at+jwt, HS256 and the session claims', () => {
-    const { token, claims } = service().signAccessToken(USER, FAMILY, now);
+    const { token, claims } = service().signAccessToken(
+      USER,
+      FAMILY,
+      now,
+      new Date(now.getTime() + 86400_000),
+    );
     const decoded = jsonwebtoken.decode(token, { complete: true });
     expect(decoded?.header).toEqual({ alg: 'HS256', typ: 'at+jwt' });
     expect(decoded?.payload).toEqual(claims);
@@ -53,6 +58,13 @@ describe('TokenService', () => {
     expect(spec.expiresAt.getTime() - spec.issuedAt.getTime()).toBe(7 * 86400 * 1000);
   });
 
+  it('never lets an access token outlive its session', () => {
+    const end = new Date(now.getTime() + 60_000);
+    const { claims } = service().signAccessToken(USER, FAMILY, now, end);
+    expect(claims.exp).toBe(Math.floor(end.getTime() / 1000));
+    expect(claims.exp - claims.iat).toBeLessThan(900);
+  });
+
   it('never lets a refresh token outlive the session (SESSION_MAX_AGE)', () => {
     const tokens = service();
     const sessionStart = new Date('2026-02-01T10:00:00Z');
@@ -78,7 +90,12 @@ describe('TokenService', () => {
       sub: USER,
       sid: FAMILY,
     });
-    const access = tokens.signAccessToken(USER, FAMILY, new Date()).token;
+    const access = tokens.signAccessToken(
+      USER,
+      FAMILY,
+      new Date(),
+      new Date(Date.now() + 86400_000),
+    ).token;
     expect(tokens.verifyRefreshTokenIgnoringExpiry(access)).toBeUndefined();
   });
 });

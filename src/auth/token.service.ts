@@ -74,14 +74,19 @@ export class TokenService {
     return this.auth.accessTokenTtl;
   }
 
-  signAccessToken(userId: string, familyId: string, now: Date): SignedToken {
+  /**
+   * An access token never outlives its session (`sessionEnd`): the access
+   * guard can then skip the expiry check of the session and only ask whether
+   * it was ended early (see SessionRevocations).
+   */
+  signAccessToken(userId: string, familyId: string, now: Date, sessionEnd: Date): SignedToken {
     const iat = toEpochSeconds(now);
     const claims: TokenClaims = {
       sub: userId,
       sid: familyId,
       jti: randomUUID(),
       iat,
-      exp: iat + this.auth.accessTokenTtl,
+      exp: Math.min(iat + this.auth.accessTokenTtl, toEpochSeconds(sessionEnd)),
       iss: this.auth.issuer,
       aud: this.auth.audience,
     };

@@ -22,6 +22,9 @@ const UNAVAILABLE_ERRNOS = new Set([
 ]);
 const UNAVAILABLE_MESSAGES = [
   'timeout exceeded when trying to connect',
+  // node-postgres' query_timeout: the server took the statement and never
+  // answered (hung or unreachable), so statement_timeout could not fire.
+  'Query read timeout',
   'Connection terminated',
   'connect ECONNREFUSED',
   'Client has encountered a connection error',

@@ -1,14 +1,20 @@
 import type { DataSourceOptions } from 'typeorm';
 import { InitialSchema1764045000000 } from '../../migrations/1764045000000-InitialSchema.js';
 import { SessionsAndAudit1764230000000 } from '../../migrations/1764230000000-SessionsAndAudit.js';
+import { RevocationFeed1764300000000 } from '../../migrations/1764300000000-RevocationFeed.js';
+import { DeletedSession } from '../auth/entities/deleted-session.entity.js';
 import { AuthEvent } from '../audit/auth-event.entity.js';
 import { RefreshToken } from '../auth/entities/refresh-token.entity.js';
 import { TokenFamily } from '../auth/entities/token-family.entity.js';
 import { Todo } from '../todos/todo.entity.js';
 import { User } from '../users/user.entity.js';
 
-export const ENTITIES = [User, TokenFamily, RefreshToken, Todo, AuthEvent];
-export const MIGRATIONS = [InitialSchema1764045000000, SessionsAndAudit1764230000000];
+export const ENTITIES = [User, TokenFamily, RefreshToken, Todo, AuthEvent, DeletedSession];
+export const MIGRATIONS = [
+  InitialSchema1764045000000,
+  SessionsAndAudit1764230000000,
+  RevocationFeed1764300000000,
+];
 
 export function dataSourceOptions(url: string): DataSourceOptions {
   return {

