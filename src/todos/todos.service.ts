@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { Repository } from 'typeorm';
+import { runSql } from '../database/sql.js';
 import { NotFoundError } from '../common/errors.js';
 import type { CreateTodoDto, ListTodosQueryDto, UpdateTodoDto } from './dto/todo.dto.js';
 import { Todo } from './todo.entity.js';
@@ -11,16 +12,32 @@ import { Todo } from './todo.entity.js';
 export class TodosService {
   constructor(@InjectRepository(Todo) private readonly todos: Repository<Todo>) {}
 
+  /**
+   * One page and the total in one statement (a window count), instead of a
+   * page query plus a COUNT. Served by ix_todos_user_created. Only a page past
+   * the end (no rows to carry the count) needs a second query.
+   */
   async list(userId: string, query: ListTodosQueryDto): Promise<{ items: Todo[]; total: number }> {
-    const where =
-      query.completed === undefined ? { userId } : { userId, completed: query.completed };
-    const [items, total] = await this.todos.findAndCount({
-      where,
-      order: { createdAt: 'DESC', id: 'DESC' },
-      take: query.limit,
-      skip: query.offset,
-    });
-    return { items, total };
+    const completed = query.completed ?? null;
+    const result = await runSql<TodoRow & { total: string }>(
+      this.todos.manager,
+      `SELECT id, user_id, title, description, completed, created_at, updated_at,
+              count(*) OVER () AS total
+         FROM todos
+        WHERE user_id = $1 AND ($2::boolean IS NULL OR completed = $2)
+        ORDER BY created_at DESC, id DESC
+        LIMIT $3 OFFSET $4`,
+      [userId, completed, query.limit, query.offset],
+    );
+    const items = result.rows.map(toTodo);
+    if (result.rows.length > 0) return { items, total: Number(result.rows[0].total) };
+    if (query.offset === 0) return { items, total: 0 };
+    const count = await runSql<{ total: string }>(
+      this.todos.manager,
+      'SELECT count(*) AS total FROM todos WHERE user_id = $1 AND ($2::boolean IS NULL OR completed = $2)',
+      [userId, completed],
+    );
+    return { items, total: Number(count.rows[0].total) };
   }
 
   async create(userId: string, input: CreateTodoDto): Promise<Todo> {
@@ -62,4 +79,26 @@ export class TodosService {
     const result = await this.todos.delete({ id, userId });
     if (result.affected === 0) throw new NotFoundError('Todo not found');
   }
+}
+
+interface TodoRow {
+  id: string;
+  user_id: string;
+  title: string;
+  description: string | null;
+  completed: boolean;
+  created_at: Date;
+  updated_at: Date;
+}
+
+function toTodo(row: TodoRow): Todo {
+  return Object.assign(new Todo(), {
+    id: row.id,
+    userId: row.user_id,
+    title: row.title,
+    description: row.description,
+    completed: row.completed,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  });
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { LoggerService, LogLevel } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import passport from 'passport';
 import request from 'supertest';
@@ -35,7 +36,10 @@ export interface Tokens {
  * The real application (Fastify, guards, pipes, filter, TypeORM) against the
  * e2e database. `env` overrides configuration the way the environment would.
  */
-export async function startTestApp(env: Record<string, string> = {}): Promise<TestApp> {
+export async function startTestApp(
+  env: Record<string, string> = {},
+  logger: LoggerService | LogLevel[] = ['error'],
+): Promise<TestApp> {
   const databaseUrl = process.env.LINEAGE_TEST_DATABASE_URL;
   if (!databaseUrl) throw new Error('e2e database not prepared (global setup did not run)');
   const config = buildConfig({
@@ -52,7 +56,7 @@ export async function startTestApp(env: Record<string, string> = {}): Promise<Te
   });
   const routes: string[] = [];
   const app = await createApp(config, {
-    logger: ['error'],
+    logger,
     beforeInit: (adapter) =>
       adapter.getInstance().addHook('onRoute', (route) => {
         const methods = Array.isArray(route.method) ? route.method : [route.method];
