@@ -90,9 +90,10 @@ app.get('/users/me', async (request, reply) => {
   };
 });
 
-// The same rotation as Lineage's: one transaction, the family row locked,
-// the presented token checked by hash, parent marked used and child inserted
-// in one statement, the audit event recorded.
+// The same rotation SQL as Lineage's (src/auth/token-family.repository.ts):
+// one transaction; the family row locked; the token and its child read after
+// the lock; parent marked used, family touched, audit event and child written
+// in one statement.
 app.post('/auth/refresh', async (request, reply) => {
   const presented = request.body?.refresh_token;
   const claims = verify(presented, refreshKey);
@@ -100,20 +101,27 @@ app.post('/auth/refresh', async (request, reply) => {
   const now = Date.now();
   const client = await pool.connect();
   try {
-    await client.query('BEGIN');
-    const state = await client.query(
-      `WITH family AS (
-         SELECT f.id, f.user_id, f.revoked_at, f.expires_at, f.absolute_expires_at
-           FROM token_families f
-          WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE id = $1)
-            FOR UPDATE)
-       SELECT family.*, t.token_hash, t.used_at
-         FROM family JOIN refresh_tokens t ON t.id = $1`,
+    await client.query('START TRANSACTION');
+    const family = await client.query(
+      `SELECT f.id, f.user_id, f.revoked_at, f.expires_at, f.absolute_expires_at
+         FROM token_families f
+        WHERE f.id = (SELECT family_id FROM refresh_tokens WHERE id = $1)
+        FOR UPDATE`,
       [claims.jti],
     );
-    const row = state.rows[0];
+    const token = await client.query(
+      `SELECT t.token_hash, t.expires_at, t.used_at,
+              c.id AS child_id, c.issued_at AS child_issued_at,
+              c.expires_at AS child_expires_at, c.used_at AS child_used_at
+         FROM refresh_tokens t
+         LEFT JOIN refresh_tokens c ON c.id = t.replaced_by_id
+        WHERE t.id = $1`,
+      [claims.jti],
+    );
+    const f = family.rows[0];
+    const t = token.rows[0];
     const hash = createHash('sha256').update(presented).digest();
-    if (!row || row.used_at || row.revoked_at || !timingSafeEqual(row.token_hash, hash)) {
+    if (!f || !t || t.used_at || f.revoked_at || !timingSafeEqual(t.token_hash, hash)) {
       await client.query('ROLLBACK');
       return reply.code(401).send({ statusCode: 401 });
     }
@@ -124,13 +132,15 @@ app.post('/auth/refresh', async (request, reply) => {
     await client.query(
       `WITH parent AS (
          UPDATE refresh_tokens SET used_at = $3, replaced_by_id = $2
-          WHERE id = $1 AND used_at IS NULL RETURNING family_id
+          WHERE id = $1 AND used_at IS NULL
+          RETURNING family_id
        ), family AS (
          UPDATE token_families SET last_used_at = $3, expires_at = $5
           WHERE id = (SELECT family_id FROM parent)
+          RETURNING id, user_id
        ), event AS (
          INSERT INTO auth_events (occurred_at, type, user_id, session_id, ip, user_agent)
-         SELECT $3, 'refreshed', $7, family_id, $8, NULL FROM parent
+         SELECT $3, 'refreshed', user_id, id, $7, $8 FROM family
        )
        INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, issued_at, expires_at)
        SELECT $2, family_id, $1, $4, $6, $5 FROM parent`,
@@ -141,8 +151,8 @@ app.post('/auth/refresh', async (request, reply) => {
         createHash('sha256').update(body.refresh_token).digest(),
         expires,
         iat,
-        claims.sub,
         request.ip,
+        request.headers['user-agent'] ?? null,
       ],
     );
     await client.query('COMMIT');

@@ -117,15 +117,10 @@ export class AuthService {
             child,
             hashToken(signed.token),
             now,
+            client,
           );
           if (!rotated)
             throw new Error('refresh token rotated concurrently despite the family lock');
-          await this.audit.record(
-            [{ type: 'refreshed', userId: claims.sub, sessionId: claims.sid }],
-            client,
-            now,
-            manager,
-          );
           return {
             kind: 'tokens' as const,
             response: this.tokenResponse(claims.sub, child, signed.token, now),

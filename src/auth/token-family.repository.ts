@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
+import type { ClientInfo } from '../common/client-info.js';
 import { runSql } from '../database/sql.js';
 import type { RevocationReason } from './entities/token-family.entity.js';
 import type { RefreshTokenSpec } from './token.service.js';
@@ -51,8 +52,13 @@ export interface LockedTokenState {
 export class TokenFamilyRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
+  /**
+   * READ COMMITTED, PostgreSQL's default: not named, because TypeORM would
+   * spend a round trip on SET TRANSACTION. Every rule here relies on row
+   * locks and conditional updates, which is what READ COMMITTED is for.
+   */
   transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    return this.dataSource.transaction('READ COMMITTED', work);
+    return this.dataSource.transaction(work);
   }
 
   /** Starts a session: the family row and its first refresh token, in the caller's transaction. */
@@ -161,7 +167,10 @@ export class TokenFamilyRepository {
     child: RefreshTokenSpec,
     childHash: Buffer,
     now: Date,
+    client: ClientInfo,
   ): Promise<boolean> {
+    // One statement: parent used, family touched, child inserted, and the
+    // `refreshed` audit event written (fewer round trips inside the lock).
     const result = await runSql(
       manager,
       `WITH parent AS (
@@ -171,10 +180,23 @@ export class TokenFamilyRepository {
        ), family AS (
          UPDATE token_families SET last_used_at = $3, expires_at = $5
           WHERE id = (SELECT family_id FROM parent)
+          RETURNING id, user_id
+       ), event AS (
+         INSERT INTO auth_events (occurred_at, type, user_id, session_id, ip, user_agent)
+         SELECT $3, 'refreshed', user_id, id, $7, $8 FROM family
        )
        INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, issued_at, expires_at)
        SELECT $2, family_id, $1, $4, $6, $5 FROM parent`,
-      [parentId, child.id, now, childHash, child.expiresAt, child.issuedAt],
+      [
+        parentId,
+        child.id,
+        now,
+        childHash,
+        child.expiresAt,
+        child.issuedAt,
+        client.ip,
+        client.userAgent,
+      ],
     );
     return result.rowCount === 1;
   }

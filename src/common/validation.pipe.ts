@@ -57,8 +57,24 @@ class InputValidationPipe extends ValidationPipe {
         throw new ValidationError(details.flatMap((d) => d.messages).join('; '), details);
       }
     }
+    // An empty query string is the DTO's defaults, which are valid by
+    // construction: skip class-transformer and class-validator (a hot path,
+    // e.g. GET /todos). Anything given goes through full validation.
+    if (
+      metadata.type === 'query' &&
+      typeof metadata.metatype === 'function' &&
+      isEmptyObject(value)
+    ) {
+      return new (metadata.metatype as new () => unknown)();
+    }
     return super.transform(value, metadata) as Promise<unknown>;
   }
+}
+
+function isEmptyObject(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  for (const key in value) if (Object.hasOwn(value, key)) return false;
+  return true;
 }
 
 /** Whitelisted DTOs only: unknown fields are refused, not silently dropped. */
