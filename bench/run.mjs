@@ -20,6 +20,18 @@ const USERS = 64;
 const TODOS_PER_USER = 20;
 const BCRYPT_COST = 12;
 const PASSWORD = 'bench password 1';
+// The app's V8 flags as `npm run start:prod` passes them (BENCH_APP_NODE_FLAGS overrides).
+const startProd = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8'))
+  .scripts['start:prod'];
+const APP_NODE_FLAGS = (
+  process.env.BENCH_APP_NODE_FLAGS ??
+  startProd
+    .split(' ')
+    .filter((word) => word.startsWith('--'))
+    .join(' ')
+)
+  .split(' ')
+  .filter(Boolean);
 const LOGIN_CONNECTIONS = Number(process.env.BENCH_LOGIN_CONNECTIONS ?? 4);
 
 const log = (...args) => console.error('[bench]', ...args);
@@ -185,7 +197,8 @@ async function main() {
   const basePort = await freePort();
   const children = [];
   try {
-    const app = spawn(process.execPath, ['dist/src/main.js'], {
+    // The app runs as `npm run start:prod` runs it (package.json), V8 flags included.
+    const app = spawn(process.execPath, [...APP_NODE_FLAGS, 'dist/src/main.js'], {
       cwd: root,
       stdio: ['ignore', 'ignore', 'inherit'],
       env: {
@@ -274,6 +287,7 @@ async function main() {
         baseline: base,
         ratio: +(lin.requests_per_s / base.requests_per_s).toFixed(3),
       };
+      log(`${name}: app peak RSS so far ${await peakRssMb(app.pid)} MB`);
     };
 
     await compare(
@@ -292,6 +306,7 @@ async function main() {
       () => refreshScenario(baseBase, baseChains, CONNECTIONS),
     );
 
+    log(`before login: app peak RSS so far ${await peakRssMb(app.pid)} MB`);
     log('POST /auth/login');
     const loginResult = summary(await loginScenario(appBase, usernames));
     results.scenarios['POST /auth/login'] = {
@@ -301,6 +316,7 @@ async function main() {
       ratio: +(loginResult.requests_per_s / bcryptBound).toFixed(3),
     };
 
+    log(`after login: app peak RSS so far ${await peakRssMb(app.pid)} MB`);
     log('GET /todos under a concurrent login load');
     const [underLoad] = await Promise.all([
       getScenario(appBase, '/todos', accessTokens),

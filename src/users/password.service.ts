@@ -1,5 +1,6 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
+import { availableParallelism } from 'node:os';
 import bcrypt from 'bcrypt';
 import type { AppConfig } from '../config/configuration.js';
 
@@ -25,6 +26,10 @@ export class PasswordService implements OnModuleInit {
   // Compared against when the username does not exist, so an unknown user
   // costs the same bcrypt work as a wrong password (OWASP ASVS 2.2 / no enumeration).
   private dummyHash = '';
+  // At most one bcrypt computation per core at a time. libuv's pool has 4
+  // threads; four hashes on two cores would starve the event loop's thread,
+  // and every other request's latency with it. Logins beyond that queue here.
+  private readonly slots = new Slots(availableParallelism());
 
   constructor(config: ConfigService<AppConfig, true>) {
     this.cost = config.get('auth', { infer: true }).bcryptCost;
@@ -35,7 +40,7 @@ export class PasswordService implements OnModuleInit {
   }
 
   hash(password: string): Promise<string> {
-    return bcrypt.hash(normalizePassword(password), this.cost);
+    return this.slots.run(() => bcrypt.hash(normalizePassword(password), this.cost));
   }
 
   /**
@@ -46,7 +51,29 @@ export class PasswordService implements OnModuleInit {
   async verify(password: string, hash: string | undefined): Promise<boolean> {
     const normalized = normalizePassword(password);
     const fits = Buffer.byteLength(normalized, 'utf8') <= PASSWORD_MAX_BYTES;
-    const matches = await bcrypt.compare(fits ? normalized : '', hash ?? this.dummyHash);
+    const matches = await this.slots.run(() =>
+      bcrypt.compare(fits ? normalized : '', hash ?? this.dummyHash),
+    );
     return matches && fits && hash !== undefined;
+  }
+}
+
+/** A counting semaphore: runs at most `size` tasks at once, the rest in arrival order. */
+class Slots {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly size: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.active >= this.size) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.active += 1;
+    try {
+      return await task();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active -= 1;
+    }
   }
 }

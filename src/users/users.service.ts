@@ -41,10 +41,16 @@ export class UsersService {
       .getOne();
   }
 
-  async getById(id: string): Promise<User> {
-    const user = await this.users.findOne({ where: { id } });
-    if (!user) throw new NotFoundError('User not found');
-    return user;
+  /** The public profile (never the password hash); one primary-key read, no ORM hydration. */
+  async getById(id: string): Promise<Pick<User, 'id' | 'username' | 'createdAt'>> {
+    const result = await runSql<{ id: string; username: string; created_at: Date }>(
+      this.users.manager,
+      'SELECT id, username, created_at FROM users WHERE id = $1',
+      [id],
+    );
+    const row = result.rows[0];
+    if (!row) throw new NotFoundError('User not found');
+    return { id: row.id, username: row.username, createdAt: row.created_at };
   }
 
   /**

@@ -11,7 +11,7 @@ export class UserResponseDto {
   @ApiProperty({ format: 'date-time' })
   created_at!: string;
 
-  static from(user: User): UserResponseDto {
+  static from(user: Pick<User, 'id' | 'username' | 'createdAt'>): UserResponseDto {
     return { id: user.id, username: user.username, created_at: user.createdAt.toISOString() };
   }
 }
