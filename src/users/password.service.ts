@@ -1,8 +1,14 @@
-import { Injectable, type OnModuleInit } from '@nestjs/common';
+import {
+  HttpStatus,
+  Injectable,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { availableParallelism } from 'node:os';
-import bcrypt from 'bcrypt';
 import type { AppConfig } from '../config/configuration.js';
+import { BcryptWorkers, BcryptWorkersClosedError } from './bcrypt-workers.js';
+import { AppError, ErrorCode } from '../common/errors.js';
 
 /** bcrypt reads only the first 72 bytes of its input. */
 export const PASSWORD_MAX_BYTES = 72;
@@ -17,30 +23,33 @@ export function normalizePassword(password: string): string {
 }
 
 /**
- * bcrypt hashing, always through the async API so the work runs on libuv's
- * thread pool and never blocks the event loop.
+ * bcrypt hashing, always off the event loop's thread.
  */
 @Injectable()
-export class PasswordService implements OnModuleInit {
+export class PasswordService implements OnModuleInit, OnApplicationShutdown {
   private readonly cost: number;
   // Compared against when the username does not exist, so an unknown user
   // costs the same bcrypt work as a wrong password (OWASP ASVS 2.2 / no enumeration).
   private dummyHash = '';
-  // At most one bcrypt computation per core at a time. libuv's pool has 4
-  // threads; four hashes on two cores would starve the event loop's thread,
-  // and every other request's latency with it. Logins beyond that queue here.
-  private readonly slots = new Slots(availableParallelism());
+  // One low-priority bcrypt thread per core (see BcryptWorkers): logins use
+  // every core when nothing else runs, and yield to other requests when
+  // something does. Beyond that, logins queue.
+  private readonly workers = new BcryptWorkers(availableParallelism());
 
   constructor(config: ConfigService<AppConfig, true>) {
     this.cost = config.get('auth', { infer: true }).bcryptCost;
   }
 
   async onModuleInit(): Promise<void> {
-    this.dummyHash = await bcrypt.hash('lineage-dummy-password', this.cost);
+    this.dummyHash = await this.workers.hash('lineage-dummy-password', this.cost);
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.workers.close();
   }
 
   hash(password: string): Promise<string> {
-    return this.slots.run(() => bcrypt.hash(normalizePassword(password), this.cost));
+    return this.workers.hash(normalizePassword(password), this.cost).catch(unavailableWhenClosed);
   }
 
   /**
@@ -51,29 +60,23 @@ export class PasswordService implements OnModuleInit {
   async verify(password: string, hash: string | undefined): Promise<boolean> {
     const normalized = normalizePassword(password);
     const fits = Buffer.byteLength(normalized, 'utf8') <= PASSWORD_MAX_BYTES;
-    const matches = await this.slots.run(() =>
-      bcrypt.compare(fits ? normalized : '', hash ?? this.dummyHash),
-    );
+    const matches = await this.workers
+      .compare(fits ? normalized : '', hash ?? this.dummyHash)
+      .catch(unavailableWhenClosed);
     return matches && fits && hash !== undefined;
   }
 }
 
-/** A counting semaphore: runs at most `size` tasks at once, the rest in arrival order. */
-class Slots {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(private readonly size: number) {}
-
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.active >= this.size) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    else this.active += 1;
-    try {
-      return await task();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.active -= 1;
-    }
+/** A login caught by shutdown is told to retry (503), not that the server failed. */
+function unavailableWhenClosed(error: unknown): never {
+  if (error instanceof BcryptWorkersClosedError) {
+    throw new AppError(
+      HttpStatus.SERVICE_UNAVAILABLE,
+      ErrorCode.ServiceUnavailable,
+      'Service is shutting down; retry shortly',
+      undefined,
+      5,
+    );
   }
+  throw error;
 }
