@@ -61,10 +61,15 @@ const app = Fastify({ logger: false });
 app.get('/todos', async (request, reply) => {
   const claims = bearer(request);
   if (!claims) return reply.code(401).send({ statusCode: 401 });
+  // The statement Lineage runs for an unfiltered first page (src/todos/todos.service.ts).
   const { rows } = await pool.query(
-    `SELECT id, title, description, completed, created_at, updated_at, count(*) OVER () AS total
-       FROM todos WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 20 OFFSET 0`,
-    [claims.sub],
+    `SELECT id, user_id, title, description, completed, created_at, updated_at,
+              count(*) OVER () AS total
+         FROM todos
+        WHERE user_id = $1
+        ORDER BY created_at DESC, id DESC
+        LIMIT $2 OFFSET $3`,
+    [claims.sub, 20, 0],
   );
   reply.header('X-Total-Count', rows.length ? rows[0].total : '0');
   return rows.map((r) => ({

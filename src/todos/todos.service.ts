@@ -18,24 +18,29 @@ export class TodosService {
    * the end (no rows to carry the count) needs a second query.
    */
   async list(userId: string, query: ListTodosQueryDto): Promise<{ items: Todo[]; total: number }> {
-    const completed = query.completed ?? null;
+    // Two statement texts rather than "$2 IS NULL OR completed = $2": each
+    // keeps a simple plan on ix_todos_user_created.
+    const filtered = query.completed !== undefined;
+    const where = filtered ? 'user_id = $1 AND completed = $4' : 'user_id = $1';
+    const params: unknown[] = [userId, query.limit, query.offset];
+    if (filtered) params.push(query.completed);
     const result = await runSql<TodoRow & { total: string }>(
       this.todos.manager,
       `SELECT id, user_id, title, description, completed, created_at, updated_at,
               count(*) OVER () AS total
          FROM todos
-        WHERE user_id = $1 AND ($2::boolean IS NULL OR completed = $2)
+        WHERE ${where}
         ORDER BY created_at DESC, id DESC
-        LIMIT $3 OFFSET $4`,
-      [userId, completed, query.limit, query.offset],
+        LIMIT $2 OFFSET $3`,
+      params,
     );
     const items = result.rows.map(toTodo);
     if (result.rows.length > 0) return { items, total: Number(result.rows[0].total) };
     if (query.offset === 0) return { items, total: 0 };
     const count = await runSql<{ total: string }>(
       this.todos.manager,
-      'SELECT count(*) AS total FROM todos WHERE user_id = $1 AND ($2::boolean IS NULL OR completed = $2)',
-      [userId, completed],
+      `SELECT count(*) AS total FROM todos WHERE ${filtered ? 'user_id = $1 AND completed = $2' : 'user_id = $1'}`,
+      filtered ? [userId, query.completed] : [userId],
     );
     return { items, total: Number(count.rows[0].total) };
   }
