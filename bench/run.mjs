@@ -15,6 +15,8 @@ import pg from 'pg';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
+// BENCH_QUICK=1: only the GET /todos comparison, for trying a change; no results file.
+const QUICK = process.env.BENCH_QUICK === '1';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const USERS = 64;
@@ -363,39 +365,41 @@ async function main() {
       () => getScenario(appBase, '/todos', accessTokens),
       () => getScenario(baseBase, '/todos', accessTokens),
     );
-    await compare(
-      'GET /users/me',
-      () => getScenario(appBase, '/users/me', accessTokens),
-      () => getScenario(baseBase, '/users/me', accessTokens),
-    );
-    await compare(
-      'POST /auth/refresh',
-      () => refreshScenario(appBase, appChains, CONNECTIONS),
-      () => refreshScenario(baseBase, baseChains, CONNECTIONS),
-    );
+    if (!QUICK) {
+      await compare(
+        'GET /users/me',
+        () => getScenario(appBase, '/users/me', accessTokens),
+        () => getScenario(baseBase, '/users/me', accessTokens),
+      );
+      await compare(
+        'POST /auth/refresh',
+        () => refreshScenario(appBase, appChains, CONNECTIONS),
+        () => refreshScenario(baseBase, baseChains, CONNECTIONS),
+      );
 
-    log(`before login: app peak RSS so far ${await peakRssMb(app.pid)} MB`);
-    log('POST /auth/login');
-    const loginResult = summary(await loginScenario(appBase, usernames));
-    results.scenarios['POST /auth/login'] = {
-      lineage: loginResult,
-      bcrypt_bound_per_s: +bcryptBound.toFixed(1),
-      bcrypt_hash_ms: +hashMs.toFixed(1),
-      ratio: +(loginResult.requests_per_s / bcryptBound).toFixed(3),
-    };
+      log(`before login: app peak RSS so far ${await peakRssMb(app.pid)} MB`);
+      log('POST /auth/login');
+      const loginResult = summary(await loginScenario(appBase, usernames));
+      results.scenarios['POST /auth/login'] = {
+        lineage: loginResult,
+        bcrypt_bound_per_s: +bcryptBound.toFixed(1),
+        bcrypt_hash_ms: +hashMs.toFixed(1),
+        ratio: +(loginResult.requests_per_s / bcryptBound).toFixed(3),
+      };
 
-    log(`after login: app peak RSS so far ${await peakRssMb(app.pid)} MB`);
-    log('GET /todos under a concurrent login load');
-    const [underLoad] = await Promise.all([
-      getScenario(appBase, '/todos', accessTokens),
-      loginScenario(appBase, usernames),
-    ]);
-    const alone = results.scenarios['GET /todos'].lineage;
-    const loaded = summary(underLoad);
-    results.scenarios['GET /todos under login load'] = {
-      lineage: loaded,
-      p99_ratio_to_unloaded: +(loaded.p99_ms / alone.p99_ms).toFixed(2),
-    };
+      log(`after login: app peak RSS so far ${await peakRssMb(app.pid)} MB`);
+      log('GET /todos under a concurrent login load');
+      const [underLoad] = await Promise.all([
+        getScenario(appBase, '/todos', accessTokens),
+        loginScenario(appBase, usernames),
+      ]);
+      const alone = results.scenarios['GET /todos'].lineage;
+      const loaded = summary(underLoad);
+      results.scenarios['GET /todos under login load'] = {
+        lineage: loaded,
+        p99_ratio_to_unloaded: +(loaded.p99_ms / alone.p99_ms).toFixed(2),
+      };
+    }
 
     // Family invariants after all that rotating: no token used twice (each
     // parent has at most one child), no family with two unused tokens.
@@ -421,8 +425,10 @@ async function main() {
     await db.end();
 
     printTable(results);
-    await writeFile(join(root, 'bench/results.json'), `${JSON.stringify(results, null, 2)}\n`);
-    log('wrote bench/results.json');
+    if (!QUICK) {
+      await writeFile(join(root, 'bench/results.json'), `${JSON.stringify(results, null, 2)}\n`);
+      log('wrote bench/results.json');
+    }
   } finally {
     for (const child of children) child.kill('SIGTERM');
     await Promise.all(
