@@ -1,0 +1,46 @@
+import { QueryFailedError } from 'typeorm';
+import { isDatabaseUnavailable, isUniqueViolation } from './pg-errors.js';
+
+const driverError = (fields: Record<string, unknown>) =>
+  Object.assign(new Error(String(fields.message ?? 'driver error')), fields);
+
+describe('isDatabaseUnavailable', () => {
+  it.each([
+    ['a refused connection', driverError({ code: 'ECONNREFUSED' })],
+    ['a connection exception (SQLSTATE 08006)', driverError({ code: '08006' })],
+    ['an administrator shutdown (57P01)', driverError({ code: '57P01' })],
+    ['the server starting up (57P03)', driverError({ code: '57P03' })],
+    ['too many connections (53300)', driverError({ code: '53300' })],
+    ['a statement timeout (57014)', driverError({ code: '57014' })],
+    ['a pool connect timeout', new Error('timeout exceeded when trying to connect')],
+    ['a read timeout on a hung server', new Error('Query read timeout')],
+    ['a terminated connection', new Error('Connection terminated unexpectedly')],
+  ])('is true for %s, also wrapped by TypeORM', (_case, error) => {
+    expect(isDatabaseUnavailable(error)).toBe(true);
+    expect(isDatabaseUnavailable(new QueryFailedError('SELECT 1', [], error))).toBe(true);
+  });
+
+  it.each([
+    ['a unique violation', driverError({ code: '23505' })],
+    ['a syntax error', driverError({ code: '42601' })],
+    ['an invalid text representation', driverError({ code: '22P02' })],
+    ['a plain bug', new TypeError('cannot read properties of undefined')],
+  ])('is false for %s: that is a 500, not a 503', (_case, error) => {
+    expect(isDatabaseUnavailable(error)).toBe(false);
+    expect(isDatabaseUnavailable(new QueryFailedError('SELECT 1', [], error))).toBe(false);
+  });
+});
+
+describe('isUniqueViolation', () => {
+  it('matches SQLSTATE 23505, optionally on one constraint', () => {
+    const error = new QueryFailedError(
+      'INSERT',
+      [],
+      driverError({ code: '23505', constraint: 'uq_users_username_key' }),
+    );
+    expect(isUniqueViolation(error)).toBe(true);
+    expect(isUniqueViolation(error, 'uq_users_username_key')).toBe(true);
+    expect(isUniqueViolation(error, 'another_constraint')).toBe(false);
+    expect(isUniqueViolation(driverError({ code: '23505' }))).toBe(false);
+  });
+});
