@@ -1,8 +1,8 @@
 import { QueryFailedError } from 'typeorm';
 import { isDatabaseUnavailable, isUniqueViolation } from './pg-errors.js';
 
-const driverError = (fields: Record<string, unknown>) =>
-  Object.assign(new Error(String(fields.message ?? 'driver error')), fields);
+const driverError = (fields: { code: string; constraint?: string }) =>
+  Object.assign(new Error('driver error'), fields);
 
 describe('isDatabaseUnavailable', () => {
   it.each([
