@@ -10,24 +10,8 @@ import {
   type TestApp,
   type Tokens,
   uniqueUsername,
+  expectError,
 } from './support/test-app.js';
-
-interface ErrorLike {
-  status: number;
-  body: unknown;
-  headers: Record<string, string>;
-}
-
-/** Asserts the one error shape, the code, and RFC 6750 §3's header on 401s. */
-function expectError(res: ErrorLike, status: number, code: string) {
-  expect(res.status).toBe(status);
-  expect(res.body).toMatchObject({ statusCode: status, code });
-  const body = res.body as Record<string, unknown>;
-  expect(typeof body.error).toBe('string');
-  expect(typeof body.message).toBe('string');
-  expect(body).not.toHaveProperty('stack');
-  if (status === 401) expect(res.headers['www-authenticate']).toMatch(/^Bearer /);
-}
 
 interface SessionBody {
   id: string;

@@ -23,10 +23,17 @@ export const TOKEN_TRANSPORT_HEADER = 'x-token-transport';
  */
 @Injectable()
 export class RefreshCookie {
-  private readonly secure: boolean;
+  /** The attributes the cookie is set and cleared with (they must match to clear it). */
+  private readonly attributes: {
+    httpOnly: true;
+    secure: boolean;
+    sameSite: 'strict';
+    path: string;
+  };
 
   constructor(config: ConfigService<AppConfig, true>) {
-    this.secure = config.get('auth', { infer: true }).cookieSecure;
+    const secure = config.get('auth', { infer: true }).cookieSecure;
+    this.attributes = { httpOnly: true, secure, sameSite: 'strict', path: REFRESH_COOKIE_PATH };
   }
 
   static requested(request: FastifyRequest): boolean {
@@ -35,9 +42,7 @@ export class RefreshCookie {
   }
 
   static read(request: FastifyRequest): string | undefined {
-    const value = (request as FastifyRequest & { cookies?: Record<string, string | undefined> })
-      .cookies?.[REFRESH_COOKIE];
-    return value ? value : undefined;
+    return request.cookies?.[REFRESH_COOKIE] || undefined;
   }
 
   /**
@@ -52,10 +57,7 @@ export class RefreshCookie {
     if (!RefreshCookie.requested(request)) return tokens;
     const { refresh_token: refreshToken, ...body } = tokens;
     void reply.setCookie(REFRESH_COOKIE, refreshToken!, {
-      httpOnly: true,
-      secure: this.secure,
-      sameSite: 'strict',
-      path: REFRESH_COOKIE_PATH,
+      ...this.attributes,
       maxAge: tokens.refresh_expires_in,
     });
     return body;
@@ -63,11 +65,6 @@ export class RefreshCookie {
 
   /** Tells the browser to drop the cookie (an expiry in the past, RFC 6265bis §5.6). */
   clear(reply: FastifyReply): void {
-    void reply.clearCookie(REFRESH_COOKIE, {
-      httpOnly: true,
-      secure: this.secure,
-      sameSite: 'strict',
-      path: REFRESH_COOKIE_PATH,
-    });
+    void reply.clearCookie(REFRESH_COOKIE, this.attributes);
   }
 }

@@ -112,3 +112,21 @@ export function claimsOf(token: string): Record<string, unknown> {
   const payload = Buffer.from(token.split('.')[1], 'base64url').toString('utf8');
   return JSON.parse(payload) as Record<string, unknown>;
 }
+
+/**
+ * Asserts the one error shape, the code, and RFC 6750 §3's header on 401s.
+ * Shared by the e2e suites that need no more than that.
+ */
+export function expectError(
+  res: { status: number; body: unknown; headers: Record<string, string> },
+  status: number,
+  code: string,
+) {
+  expect(res.status).toBe(status);
+  expect(res.body).toMatchObject({ statusCode: status, code });
+  const body = res.body as Record<string, unknown>;
+  expect(typeof body.error).toBe('string');
+  expect(typeof body.message).toBe('string');
+  expect(body).not.toHaveProperty('stack');
+  if (status === 401) expect(res.headers['www-authenticate']).toMatch(/^Bearer /);
+}
