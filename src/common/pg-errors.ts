@@ -22,8 +22,9 @@ const UNAVAILABLE_ERRNOS = new Set([
 ]);
 const UNAVAILABLE_MESSAGES = [
   'timeout exceeded when trying to connect',
-  // node-postgres' query_timeout: the server took the statement and never
-  // answered (hung or unreachable), so statement_timeout could not fire.
+  // The pool's silent-server timeout (data-source-options.ts): the server took
+  // the statement and never answered (hung or unreachable), so
+  // statement_timeout could not fire.
   'Query read timeout',
   'Connection terminated',
   'connect ECONNREFUSED',

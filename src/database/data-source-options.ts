@@ -1,3 +1,4 @@
+import { Socket } from 'node:net';
 import type { DataSourceOptions } from 'typeorm';
 import { InitialSchema1764045000000 } from '../../migrations/1764045000000-InitialSchema.js';
 import { SessionsAndAudit1764230000000 } from '../../migrations/1764230000000-SessionsAndAudit.js';
@@ -16,6 +17,32 @@ export const MIGRATIONS = [
   RevocationFeed1764300000000,
 ];
 
+/** Longer than statement_timeout, so a live server always answers first. */
+export const SILENT_SERVER_TIMEOUT_MS = 12_000;
+
+/**
+ * The socket under each pooled connection. A server that has sent nothing for
+ * SILENT_SERVER_TIMEOUT_MS (hung, or cut off by a partition: statement_timeout
+ * cannot fire) gets its connection destroyed: the waiting statement fails
+ * (a 503) and the pool drops the connection, so it can never be handed out
+ * again still inside the dead request's transaction.
+ *
+ * This replaces node-postgres' `query_timeout`, which failed the statement
+ * but handed the connection back to the pool, possibly still inside the
+ * timed-out transaction on the server. The socket's idle timeout is refreshed
+ * in place by its traffic: nothing is allocated per statement. Idle pooled
+ * connections are closed by the pool before it fires (idleTimeoutMillis).
+ */
+function watchedSocket(): Socket {
+  const socket = new Socket();
+  socket.setTimeout(SILENT_SERVER_TIMEOUT_MS, () =>
+    socket.destroy(
+      new Error(`Query read timeout: PostgreSQL sent nothing for ${SILENT_SERVER_TIMEOUT_MS} ms`),
+    ),
+  );
+  return socket;
+}
+
 export function dataSourceOptions(url: string): DataSourceOptions {
   return {
     type: 'postgres',
@@ -29,12 +56,16 @@ export function dataSourceOptions(url: string): DataSourceOptions {
     invalidWhereValuesBehavior: { null: 'throw', undefined: 'throw' },
     // Bounded waits, so an unreachable or stuck database fails requests fast
     // (a 503 with Retry-After) instead of piling them up: connecting, each
-    // statement, and a transaction left idle by a crashed request.
+    // statement, a silent server, and a transaction left idle by a crashed
+    // request.
     extra: {
       max: 10,
       connectionTimeoutMillis: 2000,
       statement_timeout: 10_000,
-      query_timeout: 12_000,
+      stream: watchedSocket,
+      // Below SILENT_SERVER_TIMEOUT_MS: an idle connection is closed by the
+      // pool, not destroyed as silent.
+      idleTimeoutMillis: 10_000,
       idle_in_transaction_session_timeout: 30_000,
     },
     applicationName: 'lineage',
