@@ -379,6 +379,9 @@ describe('auth (e2e)', () => {
           .send({ username: uniqueUsername(), password: PASSWORD })
       ).body as Tokens;
       expect(tokens.expires_in).toBe(1);
+      // Used once while valid, so the guard has remembered it as verified:
+      // expiry must still be enforced on the remembered token.
+      await short.http().get('/todos').set(bearer(tokens.access_token)).expect(200);
       // exp has one-second resolution: past it for certain after two seconds.
       await sleep(2100);
       const res = await short.http().get('/todos').set(bearer(tokens.access_token));

@@ -17,6 +17,7 @@ import { AccessTokenStrategy } from './strategies/access-token.strategy.js';
 import { RefreshTokenStrategy } from './strategies/refresh-token.strategy.js';
 import { TokenFamilyRepository } from './token-family.repository.js';
 import { TokenService } from './token.service.js';
+import { VerifiedAccessTokens } from './verified-access-tokens.js';
 
 @Module({
   imports: [PassportModule, UsersModule, AuditModule],
@@ -27,6 +28,7 @@ import { TokenService } from './token.service.js';
     TokenFamilyRepository,
     SessionService,
     SessionRevocations,
+    VerifiedAccessTokens,
     AccessTokenStrategy,
     RefreshTokenStrategy,
     RefreshTokenGuard,

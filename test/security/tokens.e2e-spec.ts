@@ -164,6 +164,9 @@ describe('security: bearer and refresh tokens (e2e)', () => {
 
     it("refuses a genuine token whose payload was changed to another user's id, signature kept (RFC 7515 §5.2; ASVS 3.5.3; API1:2023)", async () => {
       const other = await register(t);
+      // The genuine token is accepted first, so the guard remembers it as
+      // verified: an altered copy must not ride on that.
+      await me(victim.access_token).expect(200);
       const [header, , signature] = victim.access_token.split('.');
       const payload = b64url({ ...victimClaims, sub: claimsOf(other.access_token).sub });
       expectError(await me(`${header}.${payload}.${signature}`), 401, 'token_invalid');
@@ -172,7 +175,17 @@ describe('security: bearer and refresh tokens (e2e)', () => {
       expectError(await me(`${header}.${later}.${signature}`), 401, 'token_invalid');
     });
 
+    it('refuses a genuine, already accepted token whose signature was changed (RFC 7515 §5.2; ASVS 3.5.3)', async () => {
+      await me(victim.access_token).expect(200);
+      const [header, payload, signature] = victim.access_token.split('.');
+      const flipped = `${signature[0] === 'A' ? 'B' : 'A'}${signature.slice(1)}`;
+      expectError(await me(`${header}.${payload}.${flipped}`), 401, 'token_invalid');
+      expectError(await me(`${header}.${payload}.${signature}x`), 401, 'token_invalid');
+      await me(victim.access_token).expect(200);
+    });
+
     it('refuses a genuine token whose header was changed, signature kept (RFC 7515 §5.2; ASVS 3.5.3)', async () => {
+      await me(victim.access_token).expect(200);
       const [, payload, signature] = victim.access_token.split('.');
       for (const header of [
         { alg: 'HS256', typ: 'at+jwt', kid: 'other' },

@@ -3,22 +3,42 @@ import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
 import { IS_PUBLIC_KEY } from '../../common/public.decorator.js';
 import type { Principal } from '../principal.js';
-import { ACCESS_STRATEGY } from '../strategies/access-token.strategy.js';
+import { SessionService } from '../session.service.js';
+import { ACCESS_STRATEGY, bearerToken } from '../strategies/access-token.strategy.js';
+import { VerifiedAccessTokens } from '../verified-access-tokens.js';
 import { passportFailure } from './passport-failure.js';
 
 /** The one global guard: every route needs an access token unless marked @Public(). */
 @Injectable()
 export class AccessTokenGuard extends AuthGuard(ACCESS_STRATEGY) {
-  constructor(private readonly reflector: Reflector) {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly verified: VerifiedAccessTokens,
+    private readonly sessions: SessionService,
+  ) {
     super();
   }
 
-  override canActivate(context: ExecutionContext) {
+  override async canActivate(context: ExecutionContext): Promise<boolean> {
     const isPublic = this.reflector.getAllAndOverride<boolean>(IS_PUBLIC_KEY, [
       context.getHandler(),
       context.getClass(),
     ]);
-    return isPublic ? true : super.canActivate(context);
+    if (isPublic) return true;
+    // A token the strategy verified before (and not yet expired) needs only
+    // the per-request session check; anything else goes through passport-jwt.
+    const request = context.switchToHttp().getRequest<{ user?: Principal }>();
+    const token = bearerToken(request);
+    const principal = token ? this.verified.lookup(token) : undefined;
+    if (!principal) return (await super.canActivate(context)) as boolean;
+    try {
+      await this.sessions.assertActive(principal.sessionId, principal.userId);
+    } catch (error) {
+      this.verified.forget(token!);
+      throw error;
+    }
+    request.user = principal;
+    return true;
   }
 
   override handleRequest<TUser = Principal>(err: unknown, user: unknown, info: unknown): TUser {

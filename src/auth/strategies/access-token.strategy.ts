@@ -12,8 +12,13 @@ import {
   readClaims,
 } from '../token-claims.js';
 import { TokenService } from '../token.service.js';
+import { VerifiedAccessTokens } from '../verified-access-tokens.js';
 
 export const ACCESS_STRATEGY = 'jwt';
+
+/** Where an access token is read from (RFC 6750 §2.1: the Authorization header only). */
+export const bearerToken: (request: unknown) => string | null =
+  ExtractJwt.fromAuthHeaderAsBearerToken();
 
 /**
  * Verifies the bearer access token (RFC 6750 §2.1: Authorization header only),
@@ -25,9 +30,11 @@ export class AccessTokenStrategy extends PassportStrategy(Strategy, ACCESS_STRAT
   constructor(
     tokens: TokenService,
     private readonly sessions: SessionService,
+    private readonly verified: VerifiedAccessTokens,
   ) {
     super({
-      jwtFromRequest: ExtractJwt.fromAuthHeaderAsBearerToken(),
+      jwtFromRequest: bearerToken,
+      passReqToCallback: true,
       secretOrKey: asPassportKey(tokens.accessKey),
       algorithms: [JWT_ALGORITHM],
       issuer: tokens.issuer,
@@ -36,10 +43,15 @@ export class AccessTokenStrategy extends PassportStrategy(Strategy, ACCESS_STRAT
     });
   }
 
-  async validate(decoded: DecodedJwt): Promise<Principal> {
+  async validate(request: unknown, decoded: DecodedJwt): Promise<Principal> {
     const claims = readClaims(decoded, ACCESS_TOKEN_TYP);
     if (!claims) throw new UnauthorizedError(ErrorCode.TokenInvalid, 'Access token is invalid');
     await this.sessions.assertActive(claims.sid, claims.sub);
-    return { userId: claims.sub, sessionId: claims.sid };
+    const principal = { userId: claims.sub, sessionId: claims.sid };
+    // Fully verified: the guard may skip verification for this exact token
+    // until it expires (the session check still runs every time).
+    const token = bearerToken(request);
+    if (token) this.verified.remember(token, principal, claims.exp);
+    return principal;
   }
 }
