@@ -1,0 +1,249 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readdir, readFile, readlink } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { PASSWORD, uniqueUsername } from '../support/test-app.js';
+
+/**
+ * Two real Lineage processes on one PostgreSQL, as behind a load balancer:
+ * a session ended through one must stop working on the other without waiting
+ * for its access token to expire (OWASP ASVS 3.3.1), through PostgreSQL
+ * LISTEN/NOTIFY, and again after the other's feed connection was cut and
+ * restored (resync on reconnect).
+ *
+ * The processes run the compiled build (`npm test` builds first).
+ */
+
+/** The issue's bound on how long another instance may keep accepting a logged-out token. */
+const PROPAGATION_BOUND_MS = 1000;
+const ROOT = join(import.meta.dirname, '..', '..');
+
+interface Instance {
+  name: string;
+  url: string;
+  process: ChildProcess;
+  output: string[];
+}
+
+interface Tokens {
+  access_token: string;
+  refresh_token: string;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+async function startInstance(name: string, databaseUrl: string): Promise<Instance> {
+  const port = await freePort();
+  const child = spawn(process.execPath, ['dist/src/main.js'], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      NODE_ENV: 'test',
+      DATABASE_URL: databaseUrl,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      JWT_ACCESS_SECRET: 'multi-instance-access-secret-0123456789abcdef',
+      JWT_REFRESH_SECRET: 'multi-instance-refresh-secret-0123456789abcde',
+      BCRYPT_COST: '4',
+      RATE_LIMIT_PER_IP: '1000000',
+      RATE_LIMIT_REFRESH_PER_IP: '1000000',
+      RATE_LIMIT_PER_ACCOUNT_HOURLY: '1000000',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const output: string[] = [];
+  child.stdout?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
+  const instance = { name, url: `http://127.0.0.1:${port}`, process: child, output };
+  for (let i = 0; i < 300; i += 1) {
+    if (child.exitCode !== null) break;
+    try {
+      if ((await fetch(`${instance.url}/health`)).ok) return instance;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  child.kill('SIGKILL');
+  throw new Error(`instance ${name} did not come up:\n${output.join('')}`);
+}
+
+async function stopInstance(instance: Instance | undefined): Promise<void> {
+  if (!instance || instance.process.exitCode !== null) return;
+  const exited = new Promise((resolve) => instance.process.once('exit', resolve));
+  instance.process.kill('SIGTERM');
+  await Promise.race([exited, sleep(15_000)]);
+  if (instance.process.exitCode === null) instance.process.kill('SIGKILL');
+}
+
+async function call(
+  instance: Instance,
+  method: string,
+  path: string,
+  token?: string,
+  body?: object,
+) {
+  const res = await fetch(`${instance.url}${path}`, {
+    method,
+    headers: {
+      ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      ...(body ? { 'Content-Type': 'application/json' } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: res.status, body: (await res.json().catch(() => null)) as unknown };
+}
+
+/**
+ * Milliseconds until the instance refuses the token with 401, polling every
+ * 20 ms; Infinity if it still accepts it after `giveUpMs`.
+ */
+async function msUntilRefused(instance: Instance, token: string, giveUpMs = 5000): Promise<number> {
+  const start = Date.now();
+  while (Date.now() - start < giveUpMs) {
+    const { status } = await call(instance, 'GET', '/todos', token);
+    if (status === 401) return Date.now() - start;
+    expect(status).toBe(200);
+    await sleep(20);
+  }
+  return Number.POSITIVE_INFINITY;
+}
+
+/**
+ * The local TCP ports of a process's sockets (Linux /proc): how the test
+ * tells which backend in pg_stat_activity belongs to which instance.
+ */
+async function localPortsOf(pid: number): Promise<Set<number>> {
+  const inodes = new Set<string>();
+  for (const fd of await readdir(`/proc/${pid}/fd`)) {
+    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+    const match = /^socket:\[(\d+)\]$/.exec(target);
+    if (match) inodes.add(match[1]);
+  }
+  const ports = new Set<number>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    const lines = (await readFile(table, 'utf8').catch(() => '')).split('\n').slice(1);
+    for (const line of lines) {
+      const fields = line.trim().split(/\s+/);
+      if (fields.length > 9 && inodes.has(fields[9])) {
+        ports.add(parseInt(fields[1].split(':')[1], 16));
+      }
+    }
+  }
+  return ports;
+}
+
+const describeOnLinux = process.platform === 'linux' ? describe : describe.skip;
+
+describeOnLinux('two Lineage processes on one PostgreSQL (e2e)', () => {
+  let a: Instance | undefined;
+  let b: Instance | undefined;
+  let db: pg.Client;
+
+  const instanceA = () => a!;
+  const instanceB = () => b!;
+
+  beforeAll(async () => {
+    const url = process.env.LINEAGE_TEST_DATABASE_URL;
+    if (!url) throw new Error('e2e database not prepared (global setup did not run)');
+    db = new pg.Client({ connectionString: url });
+    await db.connect();
+    // One after the other: both would otherwise race to run the migrations
+    // (they take an advisory lock, but the first start is the slow one).
+    a = await startInstance('A', url);
+    b = await startInstance('B', url);
+  }, 90_000);
+
+  afterAll(async () => {
+    await Promise.all([stopInstance(a), stopInstance(b)]);
+    await db?.end();
+  }, 30_000);
+
+  async function registerOn(instance: Instance): Promise<Tokens> {
+    const res = await call(instance, 'POST', '/auth/register', undefined, {
+      username: uniqueUsername('mi'),
+      password: PASSWORD,
+    });
+    expect(res.status).toBe(201);
+    return res.body as Tokens;
+  }
+
+  async function logoutOn(instance: Instance, tokens: Tokens): Promise<void> {
+    const res = await call(instance, 'POST', '/auth/logout', tokens.access_token, {
+      refresh_token: tokens.refresh_token,
+    });
+    expect(res.status).toBe(200);
+  }
+
+  it('a session logged out through A is refused by B within 1 s, and by A at once', async () => {
+    const tokens = await registerOn(instanceA());
+    // B has seen (and verified) the token before: nothing may keep it alive there.
+    expect((await call(instanceB(), 'GET', '/todos', tokens.access_token)).status).toBe(200);
+    expect((await call(instanceA(), 'GET', '/todos', tokens.access_token)).status).toBe(200);
+
+    await logoutOn(instanceA(), tokens);
+    expect((await call(instanceA(), 'GET', '/todos', tokens.access_token)).status).toBe(401);
+    expect(await msUntilRefused(instanceB(), tokens.access_token)).toBeLessThan(
+      PROPAGATION_BOUND_MS,
+    );
+    // The refresh token is dead on B too (it is checked in the database).
+    const refreshed = await call(instanceB(), 'POST', '/auth/refresh', undefined, {
+      refresh_token: tokens.refresh_token,
+    });
+    expect(refreshed.status).toBe(401);
+  });
+
+  it("after B's feed connection is cut and restored, B catches up on what it missed and keeps following A", async () => {
+    const missed = await registerOn(instanceA());
+    const later = await registerOn(instanceA());
+    for (const tokens of [missed, later]) {
+      expect((await call(instanceB(), 'GET', '/todos', tokens.access_token)).status).toBe(200);
+    }
+
+    // Cut B's LISTEN connection only: its backend is the session-feed backend
+    // whose client port is one of B's sockets.
+    const ports = await localPortsOf(instanceB().process.pid!);
+    const feeds = await db.query<{ pid: number; client_port: number }>(
+      `SELECT pid, client_port FROM pg_stat_activity WHERE application_name = 'lineage-session-feed'`,
+    );
+    const bFeed = feeds.rows.filter((row) => ports.has(row.client_port));
+    expect(bFeed).toHaveLength(1);
+    await db.query('SELECT pg_terminate_backend($1)', [bFeed[0].pid]);
+
+    // While B's feed is down, A ends a session: B must not keep accepting it.
+    await logoutOn(instanceA(), missed);
+    expect(await msUntilRefused(instanceB(), missed.access_token, 15_000)).toBeLessThan(
+      Number.POSITIVE_INFINITY,
+    );
+
+    // Restored: B listens again on a new connection...
+    let restored = false;
+    for (let i = 0; i < 150 && !restored; i += 1) {
+      const now = await db.query<{ client_port: number }>(
+        `SELECT client_port FROM pg_stat_activity WHERE application_name = 'lineage-session-feed'`,
+      );
+      const bPorts = await localPortsOf(instanceB().process.pid!);
+      restored = now.rows.some((row) => bPorts.has(row.client_port));
+      if (!restored) await sleep(100);
+    }
+    expect(restored).toBe(true);
+    // ...still refuses what it missed, and follows A's next logout within the bound.
+    expect((await call(instanceB(), 'GET', '/todos', missed.access_token)).status).toBe(401);
+    expect((await call(instanceB(), 'GET', '/todos', later.access_token)).status).toBe(200);
+    await logoutOn(instanceA(), later);
+    expect(await msUntilRefused(instanceB(), later.access_token)).toBeLessThan(
+      PROPAGATION_BOUND_MS,
+    );
+  });
+});
