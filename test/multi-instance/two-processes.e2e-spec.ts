@@ -102,7 +102,8 @@ async function call(
     },
     body: body ? JSON.stringify(body) : undefined,
   });
-  return { status: res.status, body: (await res.json().catch(() => null)) as unknown };
+  const payload: unknown = await res.json().catch(() => null);
+  return { status: res.status, body: payload };
 }
 
 /**
