@@ -1,17 +1,33 @@
 import fastifyCookie from '@fastify/cookie';
 import fastifyCors from '@fastify/cors';
 import type { LoggerService, LogLevel } from '@nestjs/common';
+import type { Logger as PinoLogger } from 'pino';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module.js';
 import { REFRESH_COOKIE } from './auth/refresh-cookie.js';
 import type { AppConfig } from './config/configuration.js';
+import {
+  createRootLogger,
+  PinoNestLogger,
+  RequestLogController,
+  RequestLogScope,
+  requestIdFor,
+} from './observability/logging.js';
+import { MetricsService } from './observability/metrics.service.js';
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
 
 export interface CreateAppOptions {
+  /** Nest's logger; by default Nest logs through `pino` below. */
   logger?: LoggerService | LogLevel[] | false;
+  /**
+   * The JSON logger for request lines and (unless `logger` is given) Nest's
+   * lines. Default: stdout at LOG_LEVEL, or nothing when `logger` is given
+   * (the e2e suites, which stay quiet unless they capture logs).
+   */
+  pino?: PinoLogger;
   /** Called with the Fastify instance before routes are registered (tests collect routes). */
   beforeInit?: (adapter: FastifyAdapter) => void;
 }
@@ -52,6 +68,11 @@ export async function createApp(
   config: AppConfig,
   options: CreateAppOptions = {},
 ): Promise<NestFastifyApplication> {
+  const pinoLogger =
+    options.pino ??
+    (options.logger === undefined
+      ? createRootLogger(config.observability.logLevel)
+      : createRootLogger('silent', { write: () => undefined }));
   const adapter = new FastifyAdapter({
     bodyLimit: BODY_LIMIT_BYTES,
     // X-Forwarded-For is believed only from the configured proxies (TRUST_PROXY):
@@ -61,20 +82,52 @@ export async function createApp(
     // bodies (its defaults, pinned here): no prototype pollution through input.
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
-    // Fastify's own request logging stays off; Nest's logger reports errors.
-    logger: false,
+    // One JSON line per request, with a request id on it and on every line
+    // logged while the request runs (OWASP ASVS 7.1.3: events carry what is
+    // needed to investigate them). Fastify's own pino integration rather than
+    // nestjs-pino: nestjs-pino keeps one root logger per process (the first
+    // app's wins, while the e2e suites run several apps with different log
+    // sinks) and adds a middleware layer, pino-http's per-request serializers
+    // and its own child logger on top of the one Fastify already makes.
+    loggerInstance: pinoLogger,
+    logController: new RequestLogController(),
+    genReqId: requestIdFor,
   });
   // JSON routes take JSON only: any other content type is a 415, not a parsed string.
   adapter.getInstance().removeContentTypeParser('text/plain');
+  const metrics = new MetricsService();
+  const logScope = new RequestLogScope();
+  adapter
+    .getInstance()
+    .addHook('onRequest', (request, reply, done) => {
+      // Echoed so a client or proxy can quote it when reporting a problem.
+      void reply.header('X-Request-Id', request.id);
+      done();
+    })
+    .addHook('preHandler', logScope.enter)
+    .addHook('onResponse', (request, reply, done) => {
+      metrics.observeRequest(
+        request.method,
+        // The route pattern (`/todos/:id`), never the URL: one series per route.
+        request.routeOptions.url ?? 'unmatched',
+        reply.statusCode,
+        reply.elapsedTime / 1000,
+      );
+      done();
+    });
   options.beforeInit?.(adapter);
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
-    logger: options.logger,
-    bufferLogs: false,
-    // Nest's parsers would add application/x-www-form-urlencoded, which an HTML
-    // form on another site can post without a CORS preflight. Fastify's own
-    // JSON parser (body limit and poisoning options above) is the only one.
-    bodyParser: false,
-  });
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule.forRoot(config, metrics),
+    adapter,
+    {
+      logger: options.logger ?? new PinoNestLogger(pinoLogger, logScope),
+      bufferLogs: false,
+      // Nest's parsers would add application/x-www-form-urlencoded, which an HTML
+      // form on another site can post without a CORS preflight. Fastify's own
+      // JSON parser (body limit and poisoning options above) is the only one.
+      bodyParser: false,
+    },
+  );
   // Security headers on every response (OWASP ASVS 14.4): Nest's own
   // helmet-equivalent hook, whose header list is resolved once at start (the
   // helmet middleware chain cost ~5 % of the CPU of GET /todos in

@@ -13,13 +13,15 @@ import type { AppConfig } from './config/configuration.js';
 import { dataSourceOptions } from './database/data-source-options.js';
 import { runMigrationsLocked } from './database/migrations.js';
 import { HealthController } from './health/health.controller.js';
+import type { MetricsService } from './observability/metrics.service.js';
+import { ObservabilityModule } from './observability/observability.module.js';
 import { TodosModule } from './todos/todos.module.js';
 import { UsersModule } from './users/users.module.js';
 
 @Module({})
 export class AppModule {
   /** The config is validated before Nest starts (see main.ts) and handed in whole. */
-  static forRoot(config: AppConfig): DynamicModule {
+  static forRoot(config: AppConfig, metrics: MetricsService): DynamicModule {
     return {
       module: AppModule,
       imports: [
@@ -41,6 +43,7 @@ export class AppModule {
           },
         }),
         ScheduleModule.forRoot(),
+        ObservabilityModule.forRoot(metrics),
         RateLimitModule,
         AuditModule,
         UsersModule,

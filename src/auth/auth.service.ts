@@ -6,6 +6,7 @@ import { AuditService, type NewAuthEvent } from '../audit/audit.service.js';
 import type { ClientInfo } from '../common/client-info.js';
 import { ErrorCode, ForbiddenError, NotFoundError, UnauthorizedError } from '../common/errors.js';
 import type { AppConfig, AuthConfig } from '../config/configuration.js';
+import { MetricsService } from '../observability/metrics.service.js';
 import { PasswordService } from '../users/password.service.js';
 import { UsersService } from '../users/users.service.js';
 import type { TokenResponseDto } from './dto/token-response.dto.js';
@@ -35,6 +36,7 @@ export class AuthService {
     private readonly families: TokenFamilyRepository,
     private readonly audit: AuditService,
     private readonly revocations: SessionRevocations,
+    private readonly metrics: MetricsService,
   ) {
     this.auth = config.get('auth', { infer: true });
   }
@@ -62,11 +64,14 @@ export class AuthService {
         client,
         new Date(),
       );
+      this.metrics.login('failure');
       throw new UnauthorizedError(ErrorCode.InvalidCredentials, INVALID_CREDENTIALS);
     }
-    return this.transaction((manager, ended) =>
+    const tokens = await this.transaction((manager, ended) =>
       this.startSession(manager, user.id, client, 'login_succeeded', ended),
     );
+    this.metrics.login('success');
+    return tokens;
   }
 
   /**
@@ -123,6 +128,7 @@ export class AuthService {
             throw new Error('refresh token rotated concurrently despite the family lock');
           return {
             kind: 'tokens' as const,
+            outcome: 'rotated' as const,
             response: this.tokenResponse(claims.sub, child, signed.token, now),
           };
         }
@@ -140,6 +146,7 @@ export class AuthService {
           const signed = this.tokens.signRefreshToken(spec);
           return {
             kind: 'tokens' as const,
+            outcome: 'grace_reissue' as const,
             response: this.tokenResponse(claims.sub, spec, signed.token, now),
           };
         }
@@ -165,20 +172,26 @@ export class AuthService {
       }
     });
 
+    // Counted once the transaction has committed: the counters follow the database.
     switch (outcome.kind) {
       case 'tokens':
+        this.metrics.refresh(outcome.outcome);
         return outcome.response;
       case 'reuse':
+        this.metrics.refresh('reuse_detected');
         this.logger.warn(`Refresh token reuse detected; session ${claims.sid} revoked`);
         throw new UnauthorizedError(
           ErrorCode.RefreshTokenReused,
           'Refresh token has already been used; the session has been revoked',
         );
       case 'revoked':
+        this.metrics.refresh('revoked');
         throw new UnauthorizedError(ErrorCode.SessionRevoked, 'Session has been revoked');
       case 'expired':
+        this.metrics.refresh('expired');
         throw new UnauthorizedError(ErrorCode.SessionExpired, 'Session has expired');
       case 'invalid':
+        this.metrics.refresh('invalid');
         throw new UnauthorizedError(ErrorCode.TokenInvalid, 'Refresh token is invalid');
     }
   }
@@ -226,6 +239,7 @@ export class AuthService {
         keep,
       );
       ended.push(...revoked);
+      this.metrics.sessionsRevoked('logout_all', revoked.length);
       await this.audit.record(
         [
           {
@@ -306,6 +320,7 @@ export class AuthService {
         principal.sessionId,
       );
       ended.push(...revoked);
+      this.metrics.sessionsRevoked('password_changed', revoked.length);
       await this.audit.record(
         [
           { type: 'password_changed', userId: principal.userId, sessionId: principal.sessionId },
@@ -363,6 +378,7 @@ export class AuthService {
       now,
     );
     ended.push(...evicted);
+    this.metrics.sessionsRevoked('evicted', evicted.length);
     const familyId = randomUUID();
     const absoluteExpiresAt = this.tokens.absoluteExpiry(now);
     const first = this.tokens.newRefreshTokenSpec(userId, familyId, now, absoluteExpiresAt);
@@ -397,6 +413,7 @@ export class AuthService {
   ): Promise<string[]> {
     const revoked = await this.families.revoke(userId, familyIds, reason, now, manager);
     ended.push(...revoked);
+    this.metrics.sessionsRevoked(reason, revoked.length);
     await this.audit.record(this.revocationEvents(userId, revoked, reason), client, now, manager);
     return revoked;
   }

@@ -32,6 +32,17 @@ export interface AppConfig {
   auth: AuthConfig;
   seedDemoUser: boolean;
   housekeeping: HousekeepingConfig;
+  observability: ObservabilityConfig;
+}
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevelName = (typeof LOG_LEVELS)[number];
+
+export interface ObservabilityConfig {
+  /** pino level of the JSON logs; `info` logs one line per request. */
+  logLevel: LogLevelName;
+  /** When set, GET /metrics requires `Authorization: Bearer <metricsToken>`. */
+  metricsToken: string | null;
 }
 
 export interface HttpConfig {
@@ -224,6 +235,30 @@ function readRedisUrl(env: Env): string | null {
   return raw;
 }
 
+function readLogLevel(env: Env): LogLevelName {
+  const raw = env.LOG_LEVEL?.trim();
+  if (!raw) return 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(raw)) {
+    throw new ConfigError('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')} (got "${raw}")`);
+  }
+  return raw as LogLevelName;
+}
+
+// Like the signing keys: a short bearer secret could be guessed by a scraper-shaped client.
+const MIN_METRICS_TOKEN_LENGTH = 16;
+
+function readMetricsToken(env: Env): string | null {
+  const raw = env.METRICS_TOKEN;
+  if (!raw) return null;
+  if (raw.length < MIN_METRICS_TOKEN_LENGTH) {
+    throw new ConfigError(
+      'METRICS_TOKEN',
+      `must be at least ${MIN_METRICS_TOKEN_LENGTH} characters`,
+    );
+  }
+  return raw;
+}
+
 /**
  * Validates the environment once, at boot, into a typed object. Every problem
  * is reported with the variable's name so the operator knows what to fix.
@@ -300,5 +335,6 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
       sessionRetention: readDuration(env, 'SESSION_RETENTION', 7 * 86400, 0),
       eventRetention: readDuration(env, 'EVENT_RETENTION', 90 * 86400, 0),
     },
+    observability: { logLevel: readLogLevel(env), metricsToken: readMetricsToken(env) },
   };
 }

@@ -15,6 +15,7 @@ import { clientIp } from '../common/client-info.js';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { RateLimitedError } from '../common/errors.js';
 import type { AppConfig, RateLimitConfig } from '../config/configuration.js';
+import { MetricsService } from '../observability/metrics.service.js';
 import { usernameKey } from '../users/username.js';
 import type { RateLimitStore } from './rate-limit.store.js';
 
@@ -49,6 +50,7 @@ export class RateLimitGuard implements CanActivate {
   constructor(
     config: ConfigService<AppConfig, true>,
     @Inject(RATE_LIMIT_STORE) private readonly store: RateLimitStore,
+    private readonly metrics: MetricsService,
   ) {
     this.limits = config.get('rateLimit', { infer: true });
   }
@@ -63,7 +65,11 @@ export class RateLimitGuard implements CanActivate {
     for (const kind of kinds) {
       const limit = this.limitFor(kind, route, ip, request);
       const hit = await this.store.hit(limit.key, limit.windowMs);
-      if (hit.count > limit.max) throw new RateLimitedError(hit.resetSeconds);
+      if (hit.count > limit.max) {
+        // Only login is under the per-account limit: its refusals are login outcomes.
+        if (kinds.includes('account')) this.metrics.login('rate_limited');
+        throw new RateLimitedError(hit.resetSeconds);
+      }
     }
     return true;
   }

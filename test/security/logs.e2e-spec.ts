@@ -1,4 +1,4 @@
-import type { LoggerService } from '@nestjs/common';
+import { createRootLogger } from '../../src/observability/logging.js';
 import {
   bearer,
   PASSWORD,
@@ -8,28 +8,30 @@ import {
   type Tokens,
 } from '../support/test-app.js';
 
-/** Every line the application logs, at every level. */
-class CollectingLogger implements LoggerService {
-  readonly lines: string[] = [];
-  private collect = (...parts: unknown[]) => {
-    this.lines.push(
-      parts.map((part) => (part instanceof Error ? String(part.stack) : String(part))).join(' '),
-    );
-  };
-  log = this.collect;
-  error = this.collect;
-  warn = this.collect;
-  debug = this.collect;
-  verbose = this.collect;
-  fatal = this.collect;
+interface LogLine {
+  level: string;
+  msg?: string;
+  req_id?: string;
+  context?: string;
+  [field: string]: unknown;
 }
 
-describe('security: what the logs may contain (ASVS 7.1.1, 7.1.2)', () => {
-  const logger = new CollectingLogger();
+/**
+ * The application logs exactly as in production (JSON through pino, Nest's
+ * lines bridged into it, redaction on), at every level, into memory.
+ */
+function captureLogs() {
+  const raw: string[] = [];
+  const logger = createRootLogger('trace', { write: (line: string) => void raw.push(line) });
+  return { logger, raw, parsed: () => raw.map((line) => JSON.parse(line) as LogLine) };
+}
+
+describe('security: what the logs may contain (ASVS 7.1.1, 7.1.2, 7.1.3)', () => {
+  const logs = captureLogs();
   let t: TestApp;
 
   beforeAll(async () => {
-    t = await startTestApp({}, logger);
+    t = await startTestApp({}, undefined, { pino: logs.logger });
   });
 
   afterAll(async () => {
@@ -37,50 +39,108 @@ describe('security: what the logs may contain (ASVS 7.1.1, 7.1.2)', () => {
   });
 
   it('never logs a password, a token or a cookie, through failures, reuse and logout', async () => {
+    const ids: string[] = [];
+    const seen = <R extends { headers: Record<string, string> }>(res: R): R => {
+      ids.push(res.headers['x-request-id']);
+      return res;
+    };
     const wrongPassword = 'not the password 9f8e7d';
     const user = await register(t);
-    await t
-      .http()
-      .post('/auth/login')
-      .send({ username: user.username, password: wrongPassword })
-      .expect(401);
-    const cookieLogin = await t
-      .http()
-      .post('/auth/login')
-      .set('X-Token-Transport', 'cookie')
-      .send({ username: user.username, password: PASSWORD })
-      .expect(200);
+    seen(
+      await t
+        .http()
+        .post('/auth/login')
+        .send({ username: user.username, password: wrongPassword })
+        .expect(401),
+    );
+    const cookieLogin = seen(
+      await t
+        .http()
+        .post('/auth/login')
+        .set('X-Token-Transport', 'cookie')
+        .send({ username: user.username, password: PASSWORD })
+        .expect(200),
+    );
     const cookie = String(cookieLogin.headers['set-cookie']).split(';')[0];
-    const rotated = (
-      await t.http().post('/auth/refresh').send({ refresh_token: user.refresh_token }).expect(200)
+    const rotated = seen(
+      await t.http().post('/auth/refresh').send({ refresh_token: user.refresh_token }).expect(200),
     ).body as Tokens;
-    await t.http().post('/auth/refresh').send({ refresh_token: rotated.refresh_token }).expect(200);
+    seen(
+      await t
+        .http()
+        .post('/auth/refresh')
+        .send({ refresh_token: rotated.refresh_token })
+        .expect(200),
+    );
     // Reuse of a grandparent: revokes the family and logs a warning.
-    await t.http().post('/auth/refresh').send({ refresh_token: user.refresh_token }).expect(401);
-    await t
-      .http()
-      .get('/todos')
-      .set(bearer(`${user.access_token}tampered`))
-      .expect(401);
-    await t
-      .http()
-      .post('/auth/logout')
-      .set(bearer((cookieLogin.body as Tokens).access_token))
-      .set('Cookie', cookie);
+    const reuse = seen(
+      await t.http().post('/auth/refresh').send({ refresh_token: user.refresh_token }).expect(401),
+    );
+    seen(
+      await t
+        .http()
+        .get('/todos')
+        .set(bearer(`${user.access_token}tampered`))
+        .expect(401),
+    );
+    seen(
+      await t
+        .http()
+        .post('/auth/logout')
+        .set(bearer((cookieLogin.body as Tokens).access_token))
+        .set('Cookie', cookie)
+        .expect(200),
+    );
+    seen(
+      await t
+        .http()
+        .patch('/users/me/password')
+        .set(bearer(rotated.access_token))
+        .send({ current_password: wrongPassword, new_password: `${PASSWORD} new` })
+        .expect(401),
+    );
 
-    expect(logger.lines.some((line) => line.includes('reuse detected'))).toBe(true);
+    const lines = logs.parsed();
+    const warning = lines.find((line) => line.msg?.includes('reuse detected'));
+    expect(warning).toMatchObject({ level: 'warn', context: 'AuthService' });
+    // Nest's lines inside a request carry that request's id too.
+    expect(warning?.req_id).toBe(reuse.headers['x-request-id']);
+
     const secrets = [
       PASSWORD,
+      `${PASSWORD} new`,
       wrongPassword,
       user.access_token,
       user.refresh_token,
       rotated.refresh_token,
       rotated.access_token,
+      (cookieLogin.body as Tokens).access_token,
       cookie.slice(cookie.indexOf('=') + 1),
       // A token's signature alone would be enough to recognise it.
       user.refresh_token.split('.')[2],
+      user.access_token.split('.')[2],
     ];
-    for (const line of logger.lines)
-      for (const secret of secrets) expect(line).not.toContain(secret);
+    expect(logs.raw.length).toBeGreaterThan(ids.length);
+    for (const line of logs.raw) for (const secret of secrets) expect(line).not.toContain(secret);
+
+    // One completion line per request, each with the id the response carried.
+    const completed = lines.filter((line) => line.msg === 'request completed');
+    for (const id of ids) {
+      expect(id).toMatch(/^[0-9a-f-]{36}$/);
+      expect(completed.filter((line) => line.req_id === id)).toHaveLength(1);
+    }
+    expect(completed.every((line) => typeof line.req_id === 'string')).toBe(true);
+  });
+
+  it('reuses a safe incoming X-Request-Id and replaces any other', async () => {
+    const safe = await t.http().get('/health').set('X-Request-Id', 'edge-01.a_b').expect(200);
+    expect(safe.headers['x-request-id']).toBe('edge-01.a_b');
+    for (const unsafe of ['x'.repeat(65), 'a b', '"}{"level":"fatal']) {
+      const res = await t.http().get('/health').set('X-Request-Id', unsafe).expect(200);
+      expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+      expect(logs.raw.some((line) => line.includes(unsafe))).toBe(false);
+    }
+    const line = logs.parsed().find((entry) => entry.req_id === 'edge-01.a_b');
+    expect(line).toMatchObject({ msg: 'request completed', route: '/health', status_code: 200 });
   });
 });

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { LoggerService, LogLevel } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import passport from 'passport';
+import type { Logger as PinoLogger } from 'pino';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { createApp } from '../../src/app.factory.js';
@@ -32,6 +33,14 @@ export interface Tokens {
   refresh_expires_in: number;
 }
 
+export interface TestAppOptions {
+  /**
+   * Log as production does: request lines and Nest's lines as JSON through
+   * this pino logger (see createRootLogger), instead of through `logger`.
+   */
+  pino?: PinoLogger;
+}
+
 /**
  * The real application (Fastify, guards, pipes, filter, TypeORM) against the
  * e2e database. `env` overrides configuration the way the environment would.
@@ -39,6 +48,7 @@ export interface Tokens {
 export async function startTestApp(
   env: Record<string, string> = {},
   logger: LoggerService | LogLevel[] = ['error'],
+  options: TestAppOptions = {},
 ): Promise<TestApp> {
   const databaseUrl = process.env.LINEAGE_TEST_DATABASE_URL;
   if (!databaseUrl) throw new Error('e2e database not prepared (global setup did not run)');
@@ -56,7 +66,8 @@ export async function startTestApp(
   });
   const routes: string[] = [];
   const app = await createApp(config, {
-    logger,
+    logger: options.pino ? undefined : logger,
+    pino: options.pino,
     beforeInit: (adapter) =>
       adapter.getInstance().addHook('onRoute', (route) => {
         const methods = Array.isArray(route.method) ? route.method : [route.method];

@@ -1,6 +1,7 @@
 import { type ExecutionContext, Injectable } from '@nestjs/common';
 import { AuthGuard } from '@nestjs/passport';
-import { ValidationError } from '../../common/errors.js';
+import { AppError, ErrorCode, ValidationError } from '../../common/errors.js';
+import { MetricsService } from '../../observability/metrics.service.js';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RefreshCookie } from '../refresh-cookie.js';
 import {
@@ -13,7 +14,10 @@ import { passportFailure } from './passport-failure.js';
 /** Guards the refresh route with the `jwt-refresh` strategy. */
 @Injectable()
 export class RefreshTokenGuard extends AuthGuard(REFRESH_STRATEGY) {
-  constructor(private readonly cookie: RefreshCookie) {
+  constructor(
+    private readonly cookie: RefreshCookie,
+    private readonly metrics: MetricsService,
+  ) {
     super();
   }
 
@@ -41,7 +45,11 @@ export class RefreshTokenGuard extends AuthGuard(REFRESH_STRATEGY) {
       if (locateRefreshToken(request)?.source === 'cookie') {
         this.cookie.clear(context.switchToHttp().getResponse<FastifyReply>());
       }
-      throw passportFailure(err, info, 'Refresh');
+      const failure = passportFailure(err, info, 'Refresh');
+      // Tokens refused before the service sees them: bad signature or claims, or past expiry.
+      if (failure instanceof AppError)
+        this.metrics.refresh(failure.code === ErrorCode.SessionExpired ? 'expired' : 'invalid');
+      throw failure;
     }
     return user as TUser;
   }
