@@ -1,0 +1,152 @@
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
+import { PASSWORD, register, startTestApp, type TestApp } from '../support/test-app.js';
+
+// Debian's Chromium (`apt-get install chromium`), not a Playwright-downloaded
+// build: CI installs it from the distribution, so nothing is fetched at test time.
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+// In CI a missing browser is a broken pipeline (.ci/run installs it), never a
+// silent skip; on a developer machine `npm test` must still pass without it.
+// Any CI value but "false" counts, as for Jest's own CI detection (ci-info).
+const IN_CI = Boolean(process.env.CI) && process.env.CI !== 'false';
+const HAS_CHROMIUM = existsSync(CHROMIUM);
+
+if (!HAS_CHROMIUM && !IN_CI) {
+  console.warn(
+    `Skipping the Swagger UI browser test: no Chromium at ${CHROMIUM}. ` +
+      'Install it with `sudo apt-get install chromium`, or point CHROMIUM_PATH at a Chromium binary.',
+  );
+}
+
+/** Bound for each UI step; the UI answers in well under a second on an idle machine. */
+const STEP_MS = 15_000;
+
+(HAS_CHROMIUM || IN_CI ? describe : describe.skip)('Swagger UI in a real browser', () => {
+  let t: TestApp;
+  let browser: Browser;
+  let page: Page;
+  let baseUrl: string;
+  /** Uncaught script errors and console errors; Chromium reports CSP violations as the latter. */
+  const pageProblems: string[] = [];
+
+  beforeAll(async () => {
+    if (!HAS_CHROMIUM) {
+      throw new Error(
+        `In CI but no Chromium at ${CHROMIUM}: .ci/run installs it with ` +
+          '`apt-get install -y --no-install-recommends chromium`.',
+      );
+    }
+    t = await startTestApp();
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = t.app.getHttpServer().address() as AddressInfo;
+    baseUrl = `http://127.0.0.1:${port}`;
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+      timeout: 30_000,
+    });
+    page = await browser.newPage();
+    page.setDefaultTimeout(STEP_MS);
+    page.on('pageerror', (error) => pageProblems.push(`pageerror: ${error.message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error') pageProblems.push(`console: ${message.text()}`);
+    });
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await t?.close();
+  });
+
+  /** The operation block of `method path`, found by Swagger UI's own classes and data-path. */
+  function operation(method: 'get' | 'post', path: string): Locator {
+    return page.locator(`.opblock.opblock-${method}`, {
+      has: page.locator(`.opblock-summary-path[data-path="${path}"]`),
+    });
+  }
+
+  /** Expands an operation, presses "Try it out", and returns its block. */
+  async function tryOut(method: 'get' | 'post', path: string): Promise<Locator> {
+    const block = operation(method, path);
+    await block.locator('.opblock-summary').click();
+    await block.getByRole('button', { name: 'Try it out' }).click();
+    return block;
+  }
+
+  /** Presses "Execute" and waits for the live response (status cell) of this operation. */
+  async function execute(block: Locator): Promise<{ status: string; body: string }> {
+    await block.getByRole('button', { name: 'Execute' }).click();
+    const live = block.locator('.live-responses-table .response');
+    const status = live.locator('.response-col_status');
+    await status.waitFor();
+    return {
+      status: (await status.innerText()).trim(),
+      body: await live.locator('.response-col_description pre').first().innerText(),
+    };
+  }
+
+  async function screenshotOnFailure(error: unknown): Promise<never> {
+    let where = 'no screenshot (the page was not open)';
+    if (page) {
+      const dir = await mkdtemp(join(tmpdir(), 'lineage-swagger-ui-'));
+      const file = join(dir, 'failure.png');
+      await page.screenshot({ path: file, fullPage: true }).then(
+        () => (where = `screenshot: ${file}`),
+        (shotError: unknown) => (where = `screenshot failed: ${String(shotError)}`),
+      );
+    }
+    const message = error instanceof Error ? error.message : String(error);
+    throw new Error(
+      `${message}\n${where}\npage problems: ${JSON.stringify(pageProblems, null, 2)}`,
+      { cause: error },
+    );
+  }
+
+  it('logs in, authorizes with the access token and lists todos with 200', async () => {
+    const { username } = await register(t);
+    try {
+      await page.goto(`${baseUrl}/docs`);
+      await operation('get', '/todos').waitFor();
+
+      const login = await tryOut('post', '/auth/login');
+      await login
+        .locator('textarea.body-param__text')
+        .fill(JSON.stringify({ username, password: PASSWORD }));
+      const loggedIn = await execute(login);
+      expect(loggedIn.status).toBe('200');
+      const { access_token } = JSON.parse(loggedIn.body) as { access_token: string };
+      expect(access_token).toMatch(/^eyJ/);
+
+      await page.locator('.auth-wrapper button.authorize').click();
+      const modal = page.locator('.modal-ux');
+      // One form per security scheme (bearer, and the refresh-token cookie): use the bearer one.
+      const bearerForm = modal.locator('form', {
+        has: page.getByRole('heading', { name: 'bearer (http, Bearer)' }),
+      });
+      await bearerForm.locator('input[aria-label="auth-bearer-value"]').fill(access_token);
+      await bearerForm.getByRole('button', { name: 'Apply credentials' }).click();
+      // Authorized: the scheme now offers "Logout" instead of its input.
+      await bearerForm.getByRole('button', { name: 'Remove authorization' }).waitFor();
+      await bearerForm.getByRole('button', { name: 'Close' }).click();
+      await modal.waitFor({ state: 'detached' });
+
+      const todos = await tryOut('get', '/todos');
+      const listed = await execute(todos);
+      expect(listed.status).toBe('200');
+      expect(JSON.parse(listed.body)).toEqual([]);
+      // The request Swagger UI shows it sent carried the pasted token.
+      await expect(todos.locator('.curl-command').innerText()).resolves.toContain(
+        `Authorization: Bearer ${access_token}`,
+      );
+
+      // The strict CSP let everything the UI needs run: no blocked script or style.
+      expect(pageProblems).toEqual([]);
+    } catch (error) {
+      await screenshotOnFailure(error);
+    }
+  }, 90_000);
+});
