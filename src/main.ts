@@ -1,12 +1,26 @@
 import 'reflect-metadata';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Logger } from '@nestjs/common';
+import { pino } from 'pino';
 import { createApp } from './app.factory.js';
 import { buildConfig, ConfigError } from './config/configuration.js';
 import { loadOrCreateSecrets } from './config/secrets.js';
 import type { EmbeddedDatabase } from './database/embedded-postgres.js';
+import { createRootLogger, PinoNestLogger, RequestLogScope } from './observability/logging.js';
 
 const logger = new Logger('Lineage');
+
+/** How long in-flight requests may take to finish once a stop signal arrives. */
+const DRAIN_TIMEOUT_MS = 10_000;
+
+// stdout, buffered in production (see createRootLogger); flushed before every exit.
+const logDestination = pino.destination({ dest: 1, sync: process.env.NODE_ENV !== 'production' });
+
+function exit(code: number): never {
+  logDestination.flushSync();
+  process.exit(code);
+}
 
 async function bootstrap(): Promise<void> {
   const env = process.env;
@@ -22,7 +36,13 @@ async function bootstrap(): Promise<void> {
     ? await loadOrCreateSecrets(join(dataDir, 'secrets.json'))
     : undefined;
   // Validate everything we can before starting anything.
-  buildConfig(env, { embeddedDatabaseUrl: 'postgres://placeholder/lineage', generatedSecrets });
+  const checked = buildConfig(env, {
+    embeddedDatabaseUrl: 'postgres://placeholder/lineage',
+    generatedSecrets,
+  });
+  // From here on every line, Nest's included, is JSON at LOG_LEVEL.
+  const rootLogger = createRootLogger(checked.observability.logLevel, logDestination);
+  Logger.overrideLogger(new PinoNestLogger(rootLogger, new RequestLogScope()));
 
   let embedded: EmbeddedDatabase | undefined;
   if (!env.DATABASE_URL) {
@@ -38,18 +58,47 @@ async function bootstrap(): Promise<void> {
 
   try {
     const config = buildConfig(env, { embeddedDatabaseUrl: embedded?.url, generatedSecrets });
-    const app = await createApp(config);
+    const app = await createApp(config, { pino: rootLogger });
     let stopping = false;
     const shutdown = async (signal: string) => {
       if (stopping) return;
       stopping = true;
-      logger.log(`${signal} received, shutting down`);
-      await app.close();
+      logger.log(`${signal} received: finishing in-flight requests, then shutting down`);
+      // The HTTP server first: Nest's close() runs the modules' destroy hooks
+      // (session feed, scheduler) before it closes the server. Fastify stops
+      // accepting, closes idle keep-alive connections, answers 503 to new
+      // requests on busy ones, and resolves once the in-flight ones are done;
+      // bounded, so a stuck client cannot hold the process (and the pool) forever.
+      // A keep-alive connection whose request finishes during the drain turns
+      // idle and would hold close() until the bound: close those as they go idle.
+      const server = app.getHttpServer();
+      const sweep = setInterval(() => server.closeIdleConnections(), 100);
+      const drained = await Promise.race([
+        (async () => {
+          await (app.getHttpAdapter().close() as Promise<void>);
+          return true;
+        })(),
+        sleep(DRAIN_TIMEOUT_MS, false, { ref: false }),
+      ]);
+      clearInterval(sweep);
+      if (!drained) {
+        logger.warn(
+          `Requests still running after ${DRAIN_TIMEOUT_MS} ms; closing their connections`,
+        );
+        server.closeAllConnections();
+      }
+      await app.close(); // destroy hooks, then the TypeORM pool
       await embedded?.stop();
-      process.exit(0);
+      logger.log('Stopped');
+      exit(0);
     };
-    process.once('SIGINT', () => void shutdown('SIGINT'));
-    process.once('SIGTERM', () => void shutdown('SIGTERM'));
+    const onSignal = (signal: string) =>
+      void shutdown(signal).catch((error: unknown) => {
+        logger.error('Shutdown failed', error instanceof Error ? error.stack : String(error));
+        exit(1);
+      });
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
     await app.listen({ port: config.port, host: config.host });
     logger.log(
       `Listening on http://localhost:${config.port} (docs at /docs) using ${
@@ -70,5 +119,5 @@ bootstrap().catch((error: unknown) => {
         ? error.stack
         : String(error),
   );
-  process.exit(1);
+  exit(1);
 });
