@@ -6,7 +6,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default defineConfig(
-  globalIgnores(['dist/', 'node_modules/', 'coverage/', '.data/']),
+  globalIgnores(['dist/', 'client/dist/', 'node_modules/', 'coverage/', '.data/']),
   eslint.configs.recommended,
   tseslint.configs.recommendedTypeChecked,
   {

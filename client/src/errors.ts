@@ -1,0 +1,58 @@
+import type { components } from './schema.js';
+
+/** The server's one error shape: `{statusCode, error, code, message, details?}`. */
+export type ErrorBody = components['schemas']['ErrorResponseDto'];
+
+/** The access token is past `exp`: refresh, then retry (the README's Errors section lists every code). */
+export const TOKEN_EXPIRED = 'token_expired';
+
+/** The session (token family) is over: no stored token will work again. */
+export const SESSION_ENDED_CODES: ReadonlySet<string> = new Set([
+  'session_revoked',
+  'session_expired',
+  'refresh_token_reused',
+]);
+
+/** A non-2xx answer from the API, carrying its error body as sent. */
+export class LineageApiError extends Error {
+  override readonly name = 'LineageApiError';
+  readonly status: number;
+  readonly code: string;
+  readonly body: ErrorBody;
+
+  constructor(body: ErrorBody) {
+    super(`${body.code}: ${body.message}`);
+    this.status = body.statusCode;
+    this.code = body.code;
+    this.body = body;
+  }
+
+  /**
+   * Reads the error from a response. A body that is not the API's shape (an
+   * HTML page from a proxy, say) still becomes a LineageApiError, with code
+   * `unexpected_response`, so callers handle one type.
+   */
+  static async from(response: Response): Promise<LineageApiError> {
+    const text = await response.text();
+    try {
+      const body = JSON.parse(text) as Partial<ErrorBody> | null;
+      if (typeof body?.code === 'string' && typeof body.message === 'string') {
+        return new LineageApiError({
+          ...body,
+          statusCode: response.status,
+          error: body.error ?? response.statusText,
+          code: body.code,
+          message: body.message,
+        });
+      }
+    } catch {
+      // Not JSON: falls through to the generic error below.
+    }
+    return new LineageApiError({
+      statusCode: response.status,
+      error: response.statusText,
+      code: 'unexpected_response',
+      message: `Unexpected ${response.status} response from ${response.url || 'the API'}`,
+    });
+  }
+}

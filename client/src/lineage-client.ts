@@ -1,0 +1,276 @@
+import { LineageApiError, SESSION_ENDED_CODES, TOKEN_EXPIRED } from './errors.js';
+import type { components, operations } from './schema.js';
+import { memoryTokenStorage, type StoredTokens, type TokenStorage } from './token-storage.js';
+
+export { LineageApiError, type ErrorBody } from './errors.js';
+export { memoryTokenStorage, type StoredTokens, type TokenStorage } from './token-storage.js';
+
+type Schemas = components['schemas'];
+export type Credentials = Schemas['CredentialsDto'];
+export type TokenResponse = Schemas['TokenResponseDto'];
+export type User = Schemas['UserResponseDto'];
+export type Todo = Schemas['TodoResponseDto'];
+export type ListTodosQuery = NonNullable<operations['TodosController_list']['parameters']['query']>;
+// The server's DTOs declare `description` nullable without a type, so the
+// document (and the generated schema) says `Record<string, never> | null`;
+// on the wire it is a string, as TodoResponseDto shows.
+export type NewTodo = Omit<Schemas['CreateTodoDto'], 'description'> & {
+  description?: string | null;
+};
+export type TodoChanges = Omit<Schemas['UpdateTodoDto'], 'description'> & {
+  description?: string | null;
+};
+
+export interface LineageClientOptions {
+  /** The API's origin (and path prefix, if any), e.g. `https://api.example.com`. */
+  baseUrl: string;
+  /** Where the tokens live; in memory by default. */
+  storage?: TokenStorage;
+  /** A fetch implementation; the global one by default (Node >= 20, browsers). */
+  fetch?: typeof fetch;
+}
+
+export interface LineageClient {
+  /** Creates the account and starts its first session; the tokens are stored. */
+  register(credentials: Credentials): Promise<TokenResponse>;
+  /** Starts a session (a new token family); the tokens are stored. */
+  login(credentials: Credentials): Promise<TokenResponse>;
+  /**
+   * Ends the session on the server and forgets the tokens. The tokens are
+   * forgotten even when the call fails; only a failure other than "the
+   * session is already over" is rethrown.
+   */
+  logout(): Promise<void>;
+  /** Whether tokens are stored (not whether the server still accepts them). */
+  isLoggedIn(): Promise<boolean>;
+  users: {
+    me(): Promise<User>;
+  };
+  todos: {
+    /** The caller's todos, newest first, with the total in `X-Total-Count`. */
+    list(query?: ListTodosQuery): Promise<{ items: Todo[]; total: number }>;
+    create(todo: NewTodo): Promise<Todo>;
+    get(id: string): Promise<Todo>;
+    update(id: string, changes: TodoChanges): Promise<Todo>;
+    delete(id: string): Promise<void>;
+  };
+}
+
+type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+type Query = Record<string, string | number | boolean | undefined>;
+
+interface Call {
+  method: Method;
+  path: string;
+  query?: Query;
+  body?: unknown;
+}
+
+/**
+ * A client for the Lineage API. Requests carry the stored access token as
+ * `Authorization: Bearer` (RFC 6750 §2.1). When one is answered `401` with
+ * code `token_expired`, the client refreshes once and retries that request
+ * once with the new access token; any other 401 is surfaced as it is, and
+ * one saying the session is over (revoked, expired, reused) also clears the
+ * stored tokens.
+ */
+export function createLineageClient(options: LineageClientOptions): LineageClient {
+  const baseUrl = options.baseUrl.replace(/\/+$/, '');
+  const storage = options.storage ?? memoryTokenStorage();
+  // Called through a wrapper: browsers throw "Illegal invocation" when the
+  // global fetch is called with a `this` other than the window.
+  const fetchImpl: typeof fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+
+  /** The refresh every caller that saw `token_expired` right now awaits. */
+  let refreshing: Promise<string> | undefined;
+
+  function send(call: Call, accessToken?: string): Promise<Response> {
+    const url = new URL(baseUrl + call.path);
+    for (const [name, value] of Object.entries(call.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(name, String(value));
+    }
+    const headers: Record<string, string> = {};
+    if (accessToken !== undefined) headers.Authorization = `Bearer ${accessToken}`;
+    // The server refuses a JSON content type with an empty body, so the header
+    // goes only with a body.
+    if (call.body !== undefined) headers['Content-Type'] = 'application/json';
+    return fetchImpl(url, {
+      method: call.method,
+      headers,
+      body: call.body === undefined ? undefined : JSON.stringify(call.body),
+    });
+  }
+
+  async function expectOk(response: Response): Promise<Response> {
+    if (!response.ok) throw await LineageApiError.from(response);
+    return response;
+  }
+
+  async function json<T>(response: Response): Promise<T> {
+    return (await (await expectOk(response)).json()) as T;
+  }
+
+  async function storeTokens(tokens: TokenResponse): Promise<void> {
+    // This client always uses the JSON transport; a response without a refresh
+    // token would mean the cookie transport, which it never asks for.
+    if (tokens.refresh_token === undefined) {
+      throw new Error('token response without refresh_token (cookie transport is not supported)');
+    }
+    await storage.set({ access_token: tokens.access_token, refresh_token: tokens.refresh_token });
+  }
+
+  async function startSession(path: string, credentials: Credentials): Promise<TokenResponse> {
+    const tokens = await json<TokenResponse>(
+      await send({ method: 'POST', path, body: credentials }),
+    );
+    await storeTokens(tokens);
+    return tokens;
+  }
+
+  /**
+   * One refresh at a time (single flight). Refresh tokens are single-use
+   * (RFC 9700 §4.14.2): were every request that saw `token_expired` to
+   * refresh on its own, all but one would present an already rotated token.
+   * The server forgives that only inside its short reuse-grace window, and
+   * past it revokes the whole session as a suspected theft
+   * (`refresh_token_reused`). So concurrent callers share this promise.
+   */
+  function refreshOnce(presented: StoredTokens): Promise<string> {
+    refreshing ??= refresh(presented).finally(() => {
+      refreshing = undefined;
+    });
+    return refreshing;
+  }
+
+  /**
+   * Forgets the tokens, unless they are no longer the ones that failed (a new
+   * login, or another caller's refresh, replaced them meanwhile).
+   */
+  async function forgetIf(stillCurrent: (tokens: StoredTokens) => boolean): Promise<void> {
+    const current = await storage.get();
+    if (current !== null && stillCurrent(current)) await storage.clear();
+  }
+
+  async function refresh(presented: StoredTokens): Promise<string> {
+    const response = await send({
+      method: 'POST',
+      path: '/auth/refresh',
+      body: { refresh_token: presented.refresh_token },
+    });
+    if (!response.ok) {
+      const error = await LineageApiError.from(response);
+      // A 401 here (session_revoked, session_expired, refresh_token_reused,
+      // token_invalid) means the session is over: nothing stored can revive it.
+      // Other failures (429, 503, network) leave the tokens for a later try.
+      if (response.status === 401) {
+        await forgetIf((current) => current.refresh_token === presented.refresh_token);
+      }
+      throw error;
+    }
+    const tokens = (await response.json()) as TokenResponse;
+    // Rotation: the returned refresh token replaces the presented one, which
+    // the server now treats as used.
+    await storeTokens(tokens);
+    return tokens.access_token;
+  }
+
+  /** The access token to retry with, after `used` was answered `token_expired`. */
+  async function accessTokenAfterExpiry(used: string, expired: LineageApiError): Promise<string> {
+    const current = await storage.get();
+    // Logged out, or a refresh failed and cleared the tokens, meanwhile.
+    if (current === null) throw expired;
+    // Another caller's refresh finished between this request's send and its
+    // 401: the stored token is already the new one.
+    if (current.access_token !== used) return current.access_token;
+    return refreshOnce(current);
+  }
+
+  /** The error of a failed authenticated call; a session that is over takes its tokens with it. */
+  async function failure(response: Response, used: string): Promise<LineageApiError> {
+    const error = await LineageApiError.from(response);
+    if (SESSION_ENDED_CODES.has(error.code)) {
+      await forgetIf((current) => current.access_token === used);
+    }
+    return error;
+  }
+
+  /** Sends an authenticated call; on `token_expired`, refreshes and retries it once. */
+  async function authorized(call: Call): Promise<Response> {
+    const used = (await storage.get())?.access_token;
+    // Without tokens the request still goes out, and the server's answer
+    // (401 token_missing) is the error the caller gets.
+    if (used === undefined) return expectOk(await send(call));
+    const response = await send(call, used);
+    if (response.ok) return response;
+    const error = await failure(response, used);
+    // Only an expired access token is worth a refresh: a revoked session or an
+    // invalid token would fail again, and loop.
+    if (error.code !== TOKEN_EXPIRED) throw error;
+    const fresh = await accessTokenAfterExpiry(used, error);
+    // The retry's answer is final, whatever it is: at most one retry.
+    const retried = await send(call, fresh);
+    if (!retried.ok) throw await failure(retried, fresh);
+    return retried;
+  }
+
+  const todoPath = (id: string) => `/todos/${encodeURIComponent(id)}`;
+
+  return {
+    register: (credentials) => startSession('/auth/register', credentials),
+    login: (credentials) => startSession('/auth/login', credentials),
+
+    async logout() {
+      // A refresh in flight would store its tokens after this clears them.
+      await refreshing?.catch(() => undefined);
+      const tokens = await storage.get();
+      if (tokens === null) return;
+      try {
+        const response = await send(
+          { method: 'POST', path: '/auth/logout', body: { refresh_token: tokens.refresh_token } },
+          tokens.access_token,
+        );
+        if (response.ok) return;
+        const error = await LineageApiError.from(response);
+        if (error.code === TOKEN_EXPIRED) {
+          // Logout needs a live access token; rather than refresh only to log
+          // out, revoke the session by its refresh token (RFC 7009 §2.1),
+          // which answers 200 whatever the token's state (§2.2).
+          await expectOk(
+            await send({
+              method: 'POST',
+              path: '/auth/revoke',
+              body: { token: tokens.refresh_token, token_type_hint: 'refresh_token' },
+            }),
+          );
+          return;
+        }
+        // Any other 401: the session is already over, which is what was asked.
+        if (error.status !== 401) throw error;
+      } finally {
+        await storage.clear();
+      }
+    },
+
+    isLoggedIn: async () => (await storage.get()) !== null,
+
+    users: {
+      me: async () => json<User>(await authorized({ method: 'GET', path: '/users/me' })),
+    },
+
+    todos: {
+      async list(query = {}) {
+        const response = await authorized({ method: 'GET', path: '/todos', query });
+        const items = await json<Todo[]>(response);
+        return { items, total: Number(response.headers.get('X-Total-Count') ?? items.length) };
+      },
+      create: async (todo) =>
+        json<Todo>(await authorized({ method: 'POST', path: '/todos', body: todo })),
+      get: async (id) => json<Todo>(await authorized({ method: 'GET', path: todoPath(id) })),
+      update: async (id, changes) =>
+        json<Todo>(await authorized({ method: 'PATCH', path: todoPath(id), body: changes })),
+      async delete(id) {
+        await authorized({ method: 'DELETE', path: todoPath(id) });
+      },
+    },
+  };
+}

@@ -1,0 +1,33 @@
+/** What the client keeps between calls: the pair from the last token response. */
+export interface StoredTokens {
+  access_token: string;
+  /** Single-use (RFC 9700 §4.14.2): every refresh replaces it with the one the server returns. */
+  refresh_token: string;
+}
+
+/**
+ * Where the tokens live. Methods may be synchronous or return promises, so a
+ * store backed by IndexedDB, a native keychain or a server-side session fits.
+ *
+ * A browser store that is readable from script (localStorage, sessionStorage)
+ * hands the refresh token to any XSS payload (RFC 9700 §4.14); the default
+ * keeps it in memory, which lasts as long as the page or process.
+ */
+export interface TokenStorage {
+  get(): StoredTokens | null | Promise<StoredTokens | null>;
+  set(tokens: StoredTokens): void | Promise<void>;
+  clear(): void | Promise<void>;
+}
+
+export function memoryTokenStorage(initial: StoredTokens | null = null): TokenStorage {
+  let tokens = initial;
+  return {
+    get: () => tokens,
+    set: (next) => {
+      tokens = next;
+    },
+    clear: () => {
+      tokens = null;
+    },
+  };
+}

@@ -1,0 +1,180 @@
+import { LineageApiError } from '../../client/src/lineage-client.js';
+import { bearer, startTestApp, type TestApp } from '../support/test-app.js';
+import { countRequests, listen, signedUp, storedTokens, waitForExpiry } from './support.js';
+
+/**
+ * The SDK's refresh flow (seed 002, scenario part 2) against the real server
+ * over HTTP. Access tokens live 2 s: with 1 s, a token refreshed at x.95 s
+ * would expire 50 ms later (exp has one-second resolution), and the retry
+ * could meet `token_expired` again. No reuse grace, so any second refresh
+ * with an already rotated token is a `refresh_token_reused`, never forgiven.
+ */
+describe('client SDK: refresh on token_expired (e2e)', () => {
+  let t: TestApp;
+  let baseUrl: string;
+  let refreshes: { count: number };
+
+  beforeAll(async () => {
+    t = await startTestApp({ ACCESS_TOKEN_TTL: '2', REFRESH_REUSE_GRACE: '0' });
+    baseUrl = await listen(t);
+    refreshes = countRequests(t, 'POST', '/auth/refresh');
+  });
+
+  afterAll(async () => {
+    await t.close();
+  });
+
+  const refreshedEvents = async (userId: string) => {
+    const rows: { count: string }[] = await t.db.query(
+      `SELECT count(*) FROM auth_events WHERE user_id = $1 AND type = 'refreshed'`,
+      [userId],
+    );
+    return Number(rows[0].count);
+  };
+
+  const rejection = async (promise: Promise<unknown>): Promise<LineageApiError> => {
+    const error = await promise.then(
+      () => undefined,
+      (reason: unknown) => reason,
+    );
+    expect(error).toBeInstanceOf(LineageApiError);
+    return error as LineageApiError;
+  };
+
+  it('10 parallel calls with an expired access token: exactly one refresh, all 10 succeed with their own data', async () => {
+    const { client, storage } = await signedUp(baseUrl);
+    const me = await client.users.me();
+    const created = [];
+    for (let i = 0; i < 10; i++) created.push(await client.todos.create({ title: `todo ${i}` }));
+    await waitForExpiry(storage);
+    const expired = await storedTokens(storage);
+    const eventsBefore = await refreshedEvents(me.id);
+    refreshes.count = 0;
+
+    const results = await Promise.all(created.map((todo) => client.todos.get(todo.id)));
+
+    expect(results).toEqual(created);
+    expect(refreshes.count).toBe(1);
+    expect(await refreshedEvents(me.id)).toBe(eventsBefore + 1);
+    // Rotation: both tokens were replaced, and the new pair works.
+    const fresh = await storedTokens(storage);
+    expect(fresh.access_token).not.toBe(expired.access_token);
+    expect(fresh.refresh_token).not.toBe(expired.refresh_token);
+    await t.http().get('/users/me').set(bearer(fresh.access_token)).expect(200);
+  });
+
+  it('shares the refresh among different resources too, and later calls use the new token', async () => {
+    const { client, storage, username } = await signedUp(baseUrl);
+    const todo = await client.todos.create({ title: 'milk', description: 'oat' });
+    await waitForExpiry(storage);
+    refreshes.count = 0;
+
+    const [me, list, one] = await Promise.all([
+      client.users.me(),
+      client.todos.list({ limit: 5 }),
+      client.todos.get(todo.id),
+    ]);
+
+    expect(me.username).toBe(username);
+    expect(list).toEqual({ items: [todo], total: 1 });
+    expect(one).toEqual(todo);
+    expect(refreshes.count).toBe(1);
+    await client.todos.update(todo.id, { completed: true });
+    expect(refreshes.count).toBe(1);
+  });
+
+  it('a session revoked elsewhere: one refresh attempt, no loop, the error surfaced, tokens cleared', async () => {
+    const { client, storage } = await signedUp(baseUrl);
+    const tokens = await storedTokens(storage);
+    // Logout with the same session from another client (e.g. another tab).
+    await t
+      .http()
+      .post('/auth/revoke')
+      .send({ token: tokens.refresh_token, token_type_hint: 'refresh_token' })
+      .expect(200);
+    await waitForExpiry(storage);
+    refreshes.count = 0;
+
+    const error = await rejection(client.todos.list());
+
+    expect(error.status).toBe(401);
+    expect(error.code).toBe('session_revoked');
+    expect(error.body).toMatchObject({ statusCode: 401, error: 'Unauthorized' });
+    expect(refreshes.count).toBe(1);
+    expect(await storage.get()).toBeNull();
+    expect(await client.isLoggedIn()).toBe(false);
+    // Nothing left to refresh with: the next call goes out bare and fails, no refresh.
+    expect((await rejection(client.users.me())).code).toBe('token_missing');
+    expect(refreshes.count).toBe(1);
+  });
+
+  it('a stolen-and-rotated refresh token: refresh_token_reused is surfaced and the tokens cleared', async () => {
+    const { client, storage } = await signedUp(baseUrl);
+    const tokens = await storedTokens(storage);
+    // Someone else rotates the SDK's refresh token first (RFC 9700 §4.14.2).
+    await t.http().post('/auth/refresh').send({ refresh_token: tokens.refresh_token }).expect(200);
+    await waitForExpiry(storage);
+    refreshes.count = 0;
+
+    const results = await Promise.allSettled([client.users.me(), client.todos.list()]);
+
+    for (const result of results) {
+      expect(result.status).toBe('rejected');
+      expect((result as PromiseRejectedResult).reason).toMatchObject({
+        code: 'refresh_token_reused',
+      });
+    }
+    // Both calls awaited the one refresh; neither tried again.
+    expect(refreshes.count).toBe(1);
+    expect(await storage.get()).toBeNull();
+  });
+
+  it('a non-expiry 401 (token_invalid) does not refresh and keeps the tokens', async () => {
+    const { client, storage } = await signedUp(baseUrl);
+    const tokens = await storedTokens(storage);
+    const tampered = `${tokens.access_token.slice(0, -4)}AAAA`;
+    await storage.set({ ...tokens, access_token: tampered });
+    refreshes.count = 0;
+
+    const error = await rejection(client.todos.list());
+
+    expect(error.code).toBe('token_invalid');
+    expect(refreshes.count).toBe(0);
+    expect(await storage.get()).toEqual({ ...tokens, access_token: tampered });
+  });
+
+  it('logout with an expired access token revokes the session by its refresh token, without refreshing', async () => {
+    const { client, storage } = await signedUp(baseUrl);
+    const tokens = await storedTokens(storage);
+    await waitForExpiry(storage);
+    refreshes.count = 0;
+
+    await client.logout();
+
+    expect(await storage.get()).toBeNull();
+    expect(refreshes.count).toBe(0);
+    const res = await t.http().post('/auth/refresh').send({ refresh_token: tokens.refresh_token });
+    expect(res.status).toBe(401);
+    expect((res.body as { code: string }).code).toBe('session_revoked');
+  });
+
+  it('stores the rotated pair: the refresh token that was replaced is not presented again', async () => {
+    const { client, storage } = await signedUp(baseUrl);
+    const first = await storedTokens(storage);
+    await waitForExpiry(storage);
+    await client.users.me();
+    const second = await storedTokens(storage);
+    await waitForExpiry(storage);
+    refreshes.count = 0;
+
+    await client.users.me();
+
+    // With no reuse grace, presenting `first` again would have revoked the session.
+    expect(refreshes.count).toBe(1);
+    const third = await storedTokens(storage);
+    expect(new Set([first.refresh_token, second.refresh_token, third.refresh_token]).size).toBe(3);
+    const sessions = await t.http().get('/auth/sessions').set(bearer(third.access_token));
+    expect(sessions.status).toBe(200);
+    expect((sessions.body as unknown[]).length).toBe(1);
+  });
+});
