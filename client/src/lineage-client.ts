@@ -11,15 +11,8 @@ export type TokenResponse = Schemas['TokenResponseDto'];
 export type User = Schemas['UserResponseDto'];
 export type Todo = Schemas['TodoResponseDto'];
 export type ListTodosQuery = NonNullable<operations['TodosController_list']['parameters']['query']>;
-// The server's DTOs declare `description` nullable without a type, so the
-// document (and the generated schema) says `Record<string, never> | null`;
-// on the wire it is a string, as TodoResponseDto shows.
-export type NewTodo = Omit<Schemas['CreateTodoDto'], 'description'> & {
-  description?: string | null;
-};
-export type TodoChanges = Omit<Schemas['UpdateTodoDto'], 'description'> & {
-  description?: string | null;
-};
+export type NewTodo = Schemas['CreateTodoDto'];
+export type TodoChanges = Schemas['UpdateTodoDto'];
 
 export interface LineageClientOptions {
   /** The API's origin (and path prefix, if any), e.g. `https://api.example.com`. */

@@ -451,13 +451,13 @@ export interface components {
     CreateTodoDto: {
       /** @example Buy milk */
       title: string;
-      description?: Record<string, never> | null;
+      description?: string | null;
       /** @default false */
       completed?: boolean;
     };
     UpdateTodoDto: {
       title?: string;
-      description?: Record<string, never> | null;
+      description?: string | null;
       completed?: boolean;
     };
   };

@@ -23,7 +23,7 @@ export class CreateTodoDto {
   @MaxLength(TODO_TITLE_MAX)
   title!: string;
 
-  @ApiPropertyOptional({ nullable: true, maxLength: TODO_DESCRIPTION_MAX })
+  @ApiPropertyOptional({ type: String, nullable: true, maxLength: TODO_DESCRIPTION_MAX })
   @IsOptional()
   @IsString()
   @MaxLength(TODO_DESCRIPTION_MAX)
@@ -48,7 +48,7 @@ export class UpdateTodoDto {
   @MaxLength(TODO_TITLE_MAX)
   title?: string;
 
-  @ApiPropertyOptional({ nullable: true, maxLength: TODO_DESCRIPTION_MAX })
+  @ApiPropertyOptional({ type: String, nullable: true, maxLength: TODO_DESCRIPTION_MAX })
   @IsOptional()
   @IsString()
   @MaxLength(TODO_DESCRIPTION_MAX)
