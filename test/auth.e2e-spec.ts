@@ -364,7 +364,9 @@ describe('auth (e2e)', () => {
     let short: TestApp;
 
     beforeAll(async () => {
-      short = await startTestApp({ ACCESS_TOKEN_TTL: '1', REFRESH_REUSE_GRACE: '1' });
+      // Two seconds, not one: exp has one-second resolution, so a one-second
+      // token issued late in a second can expire a few milliseconds later.
+      short = await startTestApp({ ACCESS_TOKEN_TTL: '2', REFRESH_REUSE_GRACE: '1' });
     });
 
     afterAll(async () => {
@@ -378,12 +380,12 @@ describe('auth (e2e)', () => {
           .post('/auth/register')
           .send({ username: uniqueUsername(), password: PASSWORD })
       ).body as Tokens;
-      expect(tokens.expires_in).toBe(1);
+      expect(tokens.expires_in).toBe(2);
       // Used once while valid, so the guard has remembered it as verified:
       // expiry must still be enforced on the remembered token.
       await short.http().get('/todos').set(bearer(tokens.access_token)).expect(200);
-      // exp has one-second resolution: past it for certain after two seconds.
-      await sleep(2100);
+      // exp has one-second resolution: past it for certain after three seconds.
+      await sleep(3100);
       const res = await short.http().get('/todos').set(bearer(tokens.access_token));
       expectError(res, 401, 'token_expired');
       expect((res.body as { message: string }).message).toBe('Access token has expired');
