@@ -539,7 +539,8 @@ describe('sessions (e2e)', () => {
       beforeAll(async () => {
         short = await startTestApp({
           SESSION_MAX_AGE: '3',
-          ACCESS_TOKEN_TTL: '1',
+          // 2 s: a 1 s token issued late in a second can expire before its next use.
+          ACCESS_TOKEN_TTL: '2',
           REFRESH_TOKEN_TTL: '3600',
         });
       });
