@@ -1,6 +1,12 @@
-import { LineageApiError } from '../../client/src/lineage-client.js';
 import { bearer, startTestApp, type TestApp } from '../support/test-app.js';
-import { countRequests, listen, signedUp, storedTokens, waitForExpiry } from './support.js';
+import {
+  countRequests,
+  listen,
+  rejection,
+  signedUp,
+  storedTokens,
+  waitForExpiry,
+} from './support.js';
 
 /**
  * The SDK's refresh flow (seed 002, scenario part 2) against the real server
@@ -30,15 +36,6 @@ describe('client SDK: refresh on token_expired (e2e)', () => {
       [userId],
     );
     return Number(rows[0].count);
-  };
-
-  const rejection = async (promise: Promise<unknown>): Promise<LineageApiError> => {
-    const error = await promise.then(
-      () => undefined,
-      (reason: unknown) => reason,
-    );
-    expect(error).toBeInstanceOf(LineageApiError);
-    return error as LineageApiError;
   };
 
   it('10 parallel calls with an expired access token: exactly one refresh, all 10 succeed with their own data', async () => {

@@ -1,10 +1,6 @@
-import {
-  createLineageClient,
-  LineageApiError,
-  memoryTokenStorage,
-} from '../../client/src/lineage-client.js';
+import { createLineageClient, memoryTokenStorage } from '../../client/src/lineage-client.js';
 import { bearer, PASSWORD, startTestApp, type TestApp } from '../support/test-app.js';
-import { countRequests, listen, signedUp, storedTokens } from './support.js';
+import { countRequests, listen, rejection, signedUp, storedTokens } from './support.js';
 
 /** The SDK's calls and errors with default token lifetimes: nothing expires here. */
 describe('client SDK: session, resources and errors (e2e)', () => {
@@ -21,15 +17,6 @@ describe('client SDK: session, resources and errors (e2e)', () => {
   afterAll(async () => {
     await t.close();
   });
-
-  const rejection = async (promise: Promise<unknown>): Promise<LineageApiError> => {
-    const error = await promise.then(
-      () => undefined,
-      (reason: unknown) => reason,
-    );
-    expect(error).toBeInstanceOf(LineageApiError);
-    return error as LineageApiError;
-  };
 
   it('login stores the tokens; users/me and the todos resource round-trip typed bodies', async () => {
     const { username } = await signedUp(baseUrl);

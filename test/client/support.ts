@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import {
   createLineageClient,
   type LineageClient,
+  LineageApiError,
   memoryTokenStorage,
   type TokenStorage,
 } from '../../client/src/lineage-client.js';
@@ -31,6 +32,16 @@ export function countRequests(t: TestApp, method: string, path: string) {
     if (request.method === method && request.url?.split('?')[0] === path) counter.count += 1;
   });
   return counter;
+}
+
+/** The LineageApiError a call fails with (the test fails if it succeeds or fails otherwise). */
+export async function rejection(promise: Promise<unknown>): Promise<LineageApiError> {
+  const error = await promise.then(
+    () => undefined,
+    (reason: unknown) => reason,
+  );
+  expect(error).toBeInstanceOf(LineageApiError);
+  return error as LineageApiError;
 }
 
 export interface SignedUp {

@@ -1,9 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { readdir, readFile, readlink } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { type AppProcess, startAppProcess, stopAppProcess } from '../support/app-process.js';
 import { PASSWORD, uniqueUsername } from '../support/test-app.js';
 
 /**
@@ -18,73 +16,12 @@ import { PASSWORD, uniqueUsername } from '../support/test-app.js';
 
 /** The issue's bound on how long another instance may keep accepting a logged-out token. */
 const PROPAGATION_BOUND_MS = 1000;
-const ROOT = join(import.meta.dirname, '..', '..');
 
-interface Instance {
-  name: string;
-  url: string;
-  process: ChildProcess;
-  output: string[];
-}
+type Instance = AppProcess;
 
 interface Tokens {
   access_token: string;
   refresh_token: string;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
-async function startInstance(name: string, databaseUrl: string): Promise<Instance> {
-  const port = await freePort();
-  const child = spawn(process.execPath, ['dist/src/main.js'], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      NODE_ENV: 'test',
-      DATABASE_URL: databaseUrl,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      JWT_ACCESS_SECRET: 'multi-instance-access-secret-0123456789abcdef',
-      JWT_REFRESH_SECRET: 'multi-instance-refresh-secret-0123456789abcde',
-      BCRYPT_COST: '4',
-      RATE_LIMIT_PER_IP: '1000000',
-      RATE_LIMIT_REFRESH_PER_IP: '1000000',
-      RATE_LIMIT_PER_ACCOUNT_HOURLY: '1000000',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const output: string[] = [];
-  child.stdout?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => output.push(chunk.toString()));
-  const instance = { name, url: `http://127.0.0.1:${port}`, process: child, output };
-  for (let i = 0; i < 300; i += 1) {
-    if (child.exitCode !== null) break;
-    try {
-      if ((await fetch(`${instance.url}/health`)).ok) return instance;
-    } catch {
-      // not listening yet
-    }
-    await sleep(100);
-  }
-  child.kill('SIGKILL');
-  throw new Error(`instance ${name} did not come up:\n${output.join('')}`);
-}
-
-async function stopInstance(instance: Instance | undefined): Promise<void> {
-  if (!instance || instance.process.exitCode !== null) return;
-  const exited = new Promise((resolve) => instance.process.once('exit', resolve));
-  instance.process.kill('SIGTERM');
-  await Promise.race([exited, sleep(15_000)]);
-  if (instance.process.exitCode === null) instance.process.kill('SIGKILL');
 }
 
 async function call(
@@ -162,12 +99,12 @@ describeOnLinux('two Lineage processes on one PostgreSQL (e2e)', () => {
     await db.connect();
     // One after the other: both would otherwise race to run the migrations
     // (they take an advisory lock, but the first start is the slow one).
-    a = await startInstance('A', url);
-    b = await startInstance('B', url);
+    a = await startAppProcess();
+    b = await startAppProcess();
   }, 90_000);
 
   afterAll(async () => {
-    await Promise.all([stopInstance(a), stopInstance(b)]);
+    await Promise.all([stopAppProcess(a), stopAppProcess(b)]);
     await db?.end();
   }, 30_000);
 
