@@ -5,7 +5,7 @@ import { Logger } from '@nestjs/common';
 import { pino } from 'pino';
 import { createApp } from './app.factory.js';
 import { buildConfig, ConfigError } from './config/configuration.js';
-import { loadOrCreateSecrets } from './config/secrets.js';
+import { generatedSecretsFor } from './config/secrets.js';
 import type { EmbeddedDatabase } from './database/embedded-postgres.js';
 import { createRootLogger, PinoNestLogger, RequestLogScope } from './observability/logging.js';
 
@@ -30,11 +30,8 @@ async function bootstrap(): Promise<void> {
   if (production && !env.DATABASE_URL) {
     throw new ConfigError('DATABASE_URL', 'is required when NODE_ENV=production');
   }
-  // Outside production, missing signing keys are generated once and kept under .data/.
-  const needsGeneratedSecrets = !production && (!env.JWT_ACCESS_SECRET || !env.JWT_REFRESH_SECRET);
-  const generatedSecrets = needsGeneratedSecrets
-    ? await loadOrCreateSecrets(join(dataDir, 'secrets.json'))
-    : undefined;
+  // Outside production, missing secrets are generated once and kept under .data/.
+  const generatedSecrets = await generatedSecretsFor(env, dataDir);
   // Validate everything we can before starting anything.
   const checked = buildConfig(env, {
     embeddedDatabaseUrl: 'postgres://placeholder/lineage',
@@ -43,6 +40,11 @@ async function bootstrap(): Promise<void> {
   // From here on every line, Nest's included, is JSON at LOG_LEVEL.
   const rootLogger = createRootLogger(checked.observability.logLevel, logDestination);
   Logger.overrideLogger(new PinoNestLogger(rootLogger, new RequestLogScope()));
+  if (env.JWT_ACCESS_SECRET) {
+    logger.warn(
+      'JWT_ACCESS_SECRET is no longer used: access tokens are signed with ES256 keys kept in PostgreSQL',
+    );
+  }
 
   let embedded: EmbeddedDatabase | undefined;
   if (!env.DATABASE_URL) {

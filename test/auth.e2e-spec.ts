@@ -88,9 +88,11 @@ describe('auth (e2e)', () => {
       const header = JSON.parse(
         Buffer.from(tokens.access_token.split('.')[0], 'base64url').toString(),
       ) as Record<string, unknown>;
-      expect(header).toMatchObject({ alg: 'HS256', typ: 'at+jwt' });
+      expect(header).toMatchObject({ alg: 'ES256', typ: 'at+jwt' });
+      expect(typeof header.kid).toBe('string');
       const claims = claimsOf(tokens.access_token);
-      expect(claims).toMatchObject({ iss: 'lineage', aud: 'lineage-api' });
+      // The issuer is the service's URL (PUBLIC_URL, by default http://localhost:PORT).
+      expect(claims).toMatchObject({ iss: 'http://localhost:8000', aud: 'lineage-api' });
       for (const claim of ['sub', 'sid', 'jti', 'iat', 'exp']) expect(claims).toHaveProperty(claim);
       expect((claims.exp as number) - (claims.iat as number)).toBe(tokens.expires_in);
       const me = await t.http().get('/users/me').set(bearer(tokens.access_token)).expect(200);

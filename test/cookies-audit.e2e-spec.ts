@@ -338,7 +338,8 @@ describe('cookie transport, audit trail, RFC 7009 and housekeeping (e2e)', () =>
       const production = {
         NODE_ENV: 'production',
         DATABASE_URL: 'postgres://u@localhost:5432/db',
-        JWT_ACCESS_SECRET: 'a'.repeat(40),
+        PUBLIC_URL: 'https://auth.example.com',
+        SIGNING_KEYS_SECRET: 'a'.repeat(40),
         JWT_REFRESH_SECRET: 'b'.repeat(40),
       };
 

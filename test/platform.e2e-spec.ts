@@ -20,6 +20,9 @@ const PUBLIC_OPERATIONS = new Set([
   'POST /auth/refresh',
   'POST /auth/revoke',
   'GET /health',
+  'GET /.well-known/jwks.json',
+  'GET /.well-known/oauth-authorization-server',
+  'GET /.well-known/openid-configuration',
 ]);
 
 /** Operator endpoints, deliberately left out of the API's document (@ApiExcludeController). */

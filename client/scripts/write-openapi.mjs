@@ -18,7 +18,7 @@ const { buildConfig } = await import(new URL('config/configuration.js', dist).hr
 const config = buildConfig({
   NODE_ENV: 'test',
   DATABASE_URL: 'postgres://openapi@127.0.0.1:9/openapi',
-  JWT_ACCESS_SECRET: 'openapi-document-only-not-a-secret-0000000000',
+  SIGNING_KEYS_SECRET: 'openapi-document-only-not-a-secret-0000000000',
   JWT_REFRESH_SECRET: 'openapi-document-only-not-a-secret-1111111111',
 });
 const app = await NestFactory.create(AppModule.forRoot(config), new FastifyAdapter(), {

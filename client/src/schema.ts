@@ -233,6 +233,63 @@ export interface paths {
     patch: operations['AccountController_changePassword'];
     trace?: never;
   };
+  '/.well-known/jwks.json': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Public keys that verify access tokens (RFC 7517 JWK Set)
+     * @description Every key whose tokens may still be valid, plus a key about to take over. Verify an access token with the key its `kid` header names, algorithm ES256 only.
+     */
+    get: operations['WellKnownController_jwks'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/.well-known/oauth-authorization-server': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /** Issuer metadata (RFC 8414 format) */
+    get: operations['WellKnownController_authorizationServerMetadata'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/.well-known/openid-configuration': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * The same metadata where OpenID-style discovery looks for it
+     * @description Lineage issues no ID tokens; the document is the RFC 8414 one, served here because resource-server libraries configured with an issuer URL look here first.
+     */
+    get: operations['WellKnownController_openIdConfiguration'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/todos': {
     parameters: {
       query?: never;
@@ -436,6 +493,67 @@ export interface components {
     DeleteAccountDto: {
       /** @description The current password, to confirm */
       password: string;
+    };
+    JwkDto: {
+      /**
+       * @example EC
+       * @enum {string}
+       */
+      kty: 'EC';
+      /**
+       * @example P-256
+       * @enum {string}
+       */
+      crv: 'P-256';
+      /** @description Public point x, base64url */
+      x: string;
+      /** @description Public point y, base64url */
+      y: string;
+      /** @description Key id (RFC 7638 thumbprint): the `kid` of the tokens it signed */
+      kid: string;
+      /**
+       * @example ES256
+       * @enum {string}
+       */
+      alg: 'ES256';
+      /**
+       * @example sig
+       * @enum {string}
+       */
+      use: 'sig';
+    };
+    JwksDto: {
+      keys: components['schemas']['JwkDto'][];
+    };
+    MetadataDto: {
+      /**
+       * @description The `iss` of every token
+       * @example http://localhost:8000
+       */
+      issuer: string;
+      /** @example http://localhost:8000/.well-known/jwks.json */
+      jwks_uri: string;
+      /**
+       * @description None: there is no OAuth authorization endpoint
+       * @example []
+       */
+      response_types_supported: string[];
+      /**
+       * @example [
+       *       "ES256"
+       *     ]
+       */
+      access_token_signing_alg_values_supported: string[];
+      /** @example http://localhost:8000/auth/register */
+      registration_endpoint: string;
+      /** @example http://localhost:8000/auth/login */
+      login_endpoint: string;
+      /** @example http://localhost:8000/auth/refresh */
+      refresh_endpoint: string;
+      /** @example http://localhost:8000/auth/logout */
+      logout_endpoint: string;
+      /** @example http://localhost:8000/auth/revoke */
+      revocation_endpoint: string;
     };
     TodoResponseDto: {
       /** Format: uuid */
@@ -1001,6 +1119,63 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+    };
+  };
+  WellKnownController_jwks: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['JwksDto'];
+        };
+      };
+    };
+  };
+  WellKnownController_authorizationServerMetadata: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['MetadataDto'];
+        };
+      };
+    };
+  };
+  WellKnownController_openIdConfiguration: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['MetadataDto'];
         };
       };
     };

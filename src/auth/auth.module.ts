@@ -13,17 +13,20 @@ import { SessionsController } from './sessions.controller.js';
 import { AccessTokenGuard } from './guards/access-token.guard.js';
 import { SessionRevocations } from './session-revocations.js';
 import { SessionService } from './session.service.js';
+import { SigningKeys } from './signing-keys/signing-keys.service.js';
 import { AccessTokenStrategy } from './strategies/access-token.strategy.js';
 import { RefreshTokenStrategy } from './strategies/refresh-token.strategy.js';
 import { TokenFamilyRepository } from './token-family.repository.js';
 import { TokenService } from './token.service.js';
 import { VerifiedAccessTokens } from './verified-access-tokens.js';
+import { WellKnownController } from './well-known.controller.js';
 
 @Module({
   imports: [PassportModule, UsersModule, AuditModule],
-  controllers: [AuthController, SessionsController, AccountController],
+  controllers: [AuthController, SessionsController, AccountController, WellKnownController],
   providers: [
     AuthService,
+    SigningKeys,
     TokenService,
     TokenFamilyRepository,
     SessionService,

@@ -284,7 +284,9 @@ export class AuthService {
     const asRefresh = () => this.tokens.verifyRefreshTokenIgnoringExpiry(token);
     const asAccess = () => this.tokens.verifyAccessTokenIgnoringExpiry(token);
     const claims =
-      hint === 'access_token' ? (asAccess() ?? asRefresh()) : (asRefresh() ?? asAccess());
+      hint === 'access_token'
+        ? ((await asAccess()) ?? asRefresh())
+        : (asRefresh() ?? (await asAccess()));
     if (!claims) return;
     const now = new Date();
     await this.transaction((manager, ended) =>

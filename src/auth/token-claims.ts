@@ -1,7 +1,19 @@
 /** `typ` header values (RFC 8725 §3.11 explicit typing; RFC 9068 §2.1 for access tokens). */
 export const ACCESS_TOKEN_TYP = 'at+jwt';
 export const REFRESH_TOKEN_TYP = 'rt+jwt';
-export const JWT_ALGORITHM = 'HS256';
+/**
+ * One algorithm per token type, pinned on verification (RFC 8725 §3.1).
+ * Access tokens are verified by other services too, from the published keys:
+ * ES256. Refresh tokens are verified only here: an HMAC (HS256) under a
+ * server-private key.
+ */
+export const ACCESS_TOKEN_ALG = 'ES256';
+export const REFRESH_TOKEN_ALG = 'HS256';
+
+const ALGORITHM_OF: Record<string, string> = {
+  [ACCESS_TOKEN_TYP]: ACCESS_TOKEN_ALG,
+  [REFRESH_TOKEN_TYP]: REFRESH_TOKEN_ALG,
+};
 
 /** Claims shared by both token types: who, which session (family), which token. */
 export interface TokenClaims {
@@ -15,7 +27,7 @@ export interface TokenClaims {
 }
 
 export interface DecodedJwt {
-  header: { alg?: unknown; typ?: unknown };
+  header: { alg?: unknown; typ?: unknown; kid?: unknown };
   payload: unknown;
 }
 
@@ -27,7 +39,9 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * missing or malformed subject/session, can never authenticate.
  */
 export function readClaims(decoded: DecodedJwt, expectedTyp: string): TokenClaims | undefined {
-  if (decoded.header.alg !== JWT_ALGORITHM || decoded.header.typ !== expectedTyp) return undefined;
+  if (decoded.header.typ !== expectedTyp || decoded.header.alg !== ALGORITHM_OF[expectedTyp]) {
+    return undefined;
+  }
   const p = decoded.payload as Partial<Record<keyof TokenClaims, unknown>> | null;
   if (typeof p !== 'object' || p === null) return undefined;
   const { sub, sid, jti, iat, exp, iss, aud } = p;
@@ -37,6 +51,23 @@ export function readClaims(decoded: DecodedJwt, expectedTyp: string): TokenClaim
   if (!Number.isSafeInteger(iat) || !Number.isSafeInteger(exp)) return undefined;
   if (typeof iss !== 'string' || typeof aud !== 'string') return undefined;
   return { sub, sid, jti, iat: iat as number, exp: exp as number, iss, aud };
+}
+
+/**
+ * The `kid` header of a compact JWS, read before verification only to pick
+ * which of our own keys to verify with (RFC 8725 §3.10: it selects among
+ * keys we hold, never supplies one). Undefined when absent or malformed.
+ */
+export function keyIdOf(token: string): string | undefined {
+  const dot = token.indexOf('.');
+  if (dot <= 0) return undefined;
+  try {
+    const header: unknown = JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString());
+    const kid = (header as { kid?: unknown } | null)?.kid;
+    return typeof kid === 'string' && kid.length > 0 && kid.length <= 128 ? kid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

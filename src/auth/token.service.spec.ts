@@ -1,12 +1,22 @@
+import { generateKeyPairSync } from 'node:crypto';
 import type { ConfigService } from '@nestjs/config';
 import jsonwebtoken from 'jsonwebtoken';
 import { buildConfig, type AppConfig } from '../config/configuration.js';
+import type { SigningKeys } from './signing-keys/signing-keys.service.js';
 import { hashToken, TokenService } from './token.service.js';
+
+// One ES256 key standing in for the key set (its own tests are signing-keys.service.spec.ts).
+const KID = 'unit-test-key';
+const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const keySet = {
+  signer: () => ({ kid: KID, privateKey }),
+  resolveVerificationKey: (kid: string) => Promise.resolve(kid === KID ? publicKey : undefined),
+} as unknown as SigningKeys;
 
 function service(): TokenService {
   const config = buildConfig({
     DATABASE_URL: 'postgres://u@localhost/db',
-    JWT_ACCESS_SECRET: 'access-secret-for-unit-tests-0123456789',
+    SIGNING_KEYS_SECRET: 'signing-keys-secret-for-unit-tests-0123',
     JWT_REFRESH_SECRET: 'refresh-secret-for-unit-tests-012345678',
     ACCESS_TOKEN_TTL: '15m',
     REFRESH_TOKEN_TTL: '7d',
@@ -15,7 +25,7 @@ function service(): TokenService {
     AppConfig,
     true
   >;
-  return new TokenService(configService);
+  return new TokenService(configService, keySet);
 }
 
 const USER = '0b6c2c6e-6d0c-4a55-9d77-6ad0c0a0f001';
@@ -23,7 +33,7 @@ const FAMILY = '1b6c2c6e-6d0c-4a55-9d77-6ad0c0a0f002';
 const now = new Date('2026-03-01T10:00:00.750Z');
 
 describe('TokenService', () => {
-  it('signs access tokens with typ at+jwt, HS256 and the session claims', () => {
+  it('signs access tokens with typ at+jwt, ES256, the key id and the session claims', () => {
     const { token, claims } = service().signAccessToken(
       USER,
       FAMILY,
@@ -31,9 +41,17 @@ describe('TokenService', () => {
       new Date(now.getTime() + 86400_000),
     );
     const decoded = jsonwebtoken.decode(token, { complete: true });
-    expect(decoded?.header).toEqual({ alg: 'HS256', typ: 'at+jwt' });
+    expect(decoded?.header).toEqual({ alg: 'ES256', typ: 'at+jwt', kid: KID });
     expect(decoded?.payload).toEqual(claims);
-    expect(claims).toMatchObject({ sub: USER, sid: FAMILY, iss: 'lineage', aud: 'lineage-api' });
+    expect(
+      jsonwebtoken.verify(token, publicKey, { algorithms: ['ES256'], ignoreExpiration: true }),
+    ).toEqual(claims);
+    expect(claims).toMatchObject({
+      sub: USER,
+      sid: FAMILY,
+      iss: 'http://localhost:8000',
+      aud: 'lineage-api',
+    });
     expect(claims.exp - claims.iat).toBe(900);
     expect(claims.iat).toBe(Math.floor(now.getTime() / 1000));
   });
@@ -78,14 +96,16 @@ describe('TokenService', () => {
     expect(early.expiresAt.getTime() - sessionStart.getTime()).toBe(7 * 86400 * 1000);
   });
 
-  it('uses distinct keys: a refresh token does not verify as an access token', () => {
+  it('keeps the types apart: neither token verifies as the other', async () => {
     const tokens = service();
     const refresh = tokens.signRefreshToken(
       tokens.newRefreshTokenSpec(USER, FAMILY, new Date(), tokens.absoluteExpiry(new Date())),
     ).token;
-    expect(() => jsonwebtoken.verify(refresh, tokens.accessKey, { algorithms: ['HS256'] })).toThrow(
-      'invalid signature',
-    );
+    expect(jsonwebtoken.decode(refresh, { complete: true })?.header).toEqual({
+      alg: 'HS256',
+      typ: 'rt+jwt',
+    });
+    expect(await tokens.verifyAccessTokenIgnoringExpiry(refresh)).toBeUndefined();
     expect(tokens.verifyRefreshTokenIgnoringExpiry(refresh)).toMatchObject({
       sub: USER,
       sid: FAMILY,
@@ -97,5 +117,6 @@ describe('TokenService', () => {
       new Date(Date.now() + 86400_000),
     ).token;
     expect(tokens.verifyRefreshTokenIgnoringExpiry(access)).toBeUndefined();
+    expect(await tokens.verifyAccessTokenIgnoringExpiry(access)).toMatchObject({ sub: USER });
   });
 });

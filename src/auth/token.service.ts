@@ -3,11 +3,14 @@ import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { JwtService } from '@nestjs/jwt';
 import type { AppConfig, AuthConfig } from '../config/configuration.js';
+import { SigningKeys } from './signing-keys/signing-keys.service.js';
 import {
+  ACCESS_TOKEN_ALG,
   ACCESS_TOKEN_TYP,
   type DecodedJwt,
-  JWT_ALGORITHM,
+  keyIdOf,
   readClaims,
+  REFRESH_TOKEN_ALG,
   REFRESH_TOKEN_TYP,
   type TokenClaims,
 } from './token-claims.js';
@@ -28,36 +31,37 @@ export interface RefreshTokenSpec {
 export const toEpochSeconds = (date: Date): number => Math.floor(date.getTime() / 1000);
 
 /**
- * Signs access and refresh tokens, each with its own key. Keys are prebuilt
- * `KeyObject`s: jsonwebtoken rebuilds a key from a string secret on every call
- * (~400 µs), a KeyObject costs ~8 µs. Each JwtService is built with exactly one
- * key and no per-call secret is ever passed, so @nestjs/jwt has no other key
- * to fall back to (RFC 8725 §3.1: one algorithm, one key per token type).
+ * Signs access and refresh tokens, each type with its own algorithm and keys
+ * (RFC 8725 §3.1, §3.11):
+ *
+ * - access tokens with the current ES256 key of SigningKeys, its `kid` in
+ *   the header, so any service can verify them from the published JWKS;
+ * - refresh tokens with HS256 under JWT_REFRESH_SECRET: only this service
+ *   ever reads them. The key is a prebuilt `KeyObject`: jsonwebtoken rebuilds
+ *   a key from a string secret on every call (~400 µs), a KeyObject costs ~8 µs.
+ *
+ * Keys are always passed explicitly per token type: neither JwtService has a
+ * module-level secret to fall back to.
  */
 @Injectable()
 export class TokenService {
-  readonly accessKey: KeyObject;
   readonly refreshKey: KeyObject;
   private readonly auth: AuthConfig;
   private readonly accessJwt: JwtService;
   private readonly refreshJwt: JwtService;
 
-  constructor(config: ConfigService<AppConfig, true>) {
+  constructor(
+    config: ConfigService<AppConfig, true>,
+    private readonly signingKeys: SigningKeys,
+  ) {
     this.auth = config.get('auth', { infer: true });
-    this.accessKey = createSecretKey(Buffer.from(this.auth.accessSecret, 'utf8'));
     this.refreshKey = createSecretKey(Buffer.from(this.auth.refreshSecret, 'utf8'));
-    this.accessJwt = new JwtService({
-      secret: this.accessKey,
-      signOptions: {
-        algorithm: JWT_ALGORITHM,
-        header: { alg: JWT_ALGORITHM, typ: ACCESS_TOKEN_TYP },
-      },
-    });
+    this.accessJwt = new JwtService({ signOptions: { algorithm: ACCESS_TOKEN_ALG } });
     this.refreshJwt = new JwtService({
       secret: this.refreshKey,
       signOptions: {
-        algorithm: JWT_ALGORITHM,
-        header: { alg: JWT_ALGORITHM, typ: REFRESH_TOKEN_TYP },
+        algorithm: REFRESH_TOKEN_ALG,
+        header: { alg: REFRESH_TOKEN_ALG, typ: REFRESH_TOKEN_TYP },
       },
     });
   }
@@ -90,7 +94,13 @@ export class TokenService {
       iss: this.auth.issuer,
       aud: this.auth.audience,
     };
-    return { token: this.accessJwt.sign(claims), claims };
+    const signer = this.signingKeys.signer(now.getTime());
+    if (!signer) throw new Error('No signing key is available');
+    const token = this.accessJwt.sign(claims, {
+      privateKey: signer.privateKey,
+      header: { alg: ACCESS_TOKEN_ALG, typ: ACCESS_TOKEN_TYP, kid: signer.kid },
+    });
+    return { token, claims };
   }
 
   /**
@@ -117,22 +127,35 @@ export class TokenService {
    * expired token of a live session still names the session its owner wants ended).
    */
   verifyRefreshTokenIgnoringExpiry(token: string): TokenClaims | undefined {
-    return this.verifyIgnoringExpiry(this.refreshJwt, token, REFRESH_TOKEN_TYP);
+    return this.verifyIgnoringExpiry(this.refreshJwt, token, REFRESH_TOKEN_TYP, {
+      algorithms: [REFRESH_TOKEN_ALG],
+    });
   }
 
-  /** The same for an access token (RFC 7009 revocation of an access token). */
-  verifyAccessTokenIgnoringExpiry(token: string): TokenClaims | undefined {
-    return this.verifyIgnoringExpiry(this.accessJwt, token, ACCESS_TOKEN_TYP);
+  /**
+   * The same for an access token (RFC 7009 revocation of an access token),
+   * with the published key its `kid` names, as long as that key verifies.
+   */
+  async verifyAccessTokenIgnoringExpiry(token: string): Promise<TokenClaims | undefined> {
+    const kid = keyIdOf(token);
+    const publicKey = kid ? await this.signingKeys.resolveVerificationKey(kid) : undefined;
+    if (!publicKey) return undefined;
+    return this.verifyIgnoringExpiry(this.accessJwt, token, ACCESS_TOKEN_TYP, {
+      algorithms: [ACCESS_TOKEN_ALG],
+      publicKey,
+    });
   }
 
   private verifyIgnoringExpiry(
     jwt: JwtService,
     token: string,
     typ: string,
+    options: { algorithms: [string]; publicKey?: KeyObject },
   ): TokenClaims | undefined {
     try {
       const decoded = jwt.verify<DecodedJwt>(token, {
-        algorithms: [JWT_ALGORITHM],
+        algorithms: options.algorithms as ['HS256'],
+        ...(options.publicKey ? { publicKey: options.publicKey as unknown as Buffer } : {}),
         issuer: this.auth.issuer,
         audience: this.auth.audience,
         complete: true,

@@ -1,7 +1,7 @@
 import { buildConfig, ConfigError } from './configuration.js';
 
 const strong = {
-  JWT_ACCESS_SECRET: 'a'.repeat(40),
+  SIGNING_KEYS_SECRET: 'a'.repeat(40),
   JWT_REFRESH_SECRET: 'b'.repeat(40),
 };
 const base = { DATABASE_URL: 'postgres://u@localhost:5432/db', ...strong };
@@ -114,30 +114,58 @@ describe('buildConfig', () => {
     expect(error.variable).toBe('REFRESH_TOKEN_TTL');
   });
 
-  it('refuses identical access and refresh secrets', () => {
+  it('refuses the same secret for refresh tokens and for the signing keys', () => {
     const error = errorOf(() =>
-      buildConfig({ ...base, JWT_REFRESH_SECRET: strong.JWT_ACCESS_SECRET }),
+      buildConfig({ ...base, SIGNING_KEYS_SECRET: strong.JWT_REFRESH_SECRET }),
     );
-    expect(error.variable).toBe('JWT_REFRESH_SECRET');
+    expect(error.variable).toBe('SIGNING_KEYS_SECRET');
+  });
+
+  it('derives the issuer and the public URL from the port unless given', () => {
+    expect(buildConfig({ ...base, PORT: '9000' })).toMatchObject({
+      publicUrl: 'http://localhost:9000',
+      auth: { issuer: 'http://localhost:9000' },
+    });
+    const given = buildConfig({ ...base, PUBLIC_URL: 'https://auth.example.com/' });
+    expect(given.publicUrl).toBe('https://auth.example.com');
+    expect(given.auth.issuer).toBe('https://auth.example.com');
+    expect(
+      buildConfig({ ...base, PUBLIC_URL: 'https://auth.example.com', JWT_ISSUER: 'lineage' }).auth
+        .issuer,
+    ).toBe('lineage');
+  });
+
+  it.each([
+    'auth.example.com',
+    'ftp://auth.example.com',
+    'https://example.com/auth',
+    'https://a/?x',
+  ])('refuses PUBLIC_URL=%s', (value) => {
+    expect(errorOf(() => buildConfig({ ...base, PUBLIC_URL: value })).variable).toBe('PUBLIC_URL');
   });
 
   describe('in production', () => {
-    const production = { ...base, NODE_ENV: 'production' };
+    const production = { ...base, NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com' };
 
     it('refuses to start without each secret, naming it', () => {
-      const noAccess = { ...production, JWT_ACCESS_SECRET: undefined };
+      const noKeys = { ...production, SIGNING_KEYS_SECRET: undefined };
       const noRefresh = { ...production, JWT_REFRESH_SECRET: undefined };
       const generated = {
-        generatedSecrets: { accessSecret: 'x'.repeat(64), refreshSecret: 'y'.repeat(64) },
+        generatedSecrets: { signingKeysSecret: 'x'.repeat(64), refreshSecret: 'y'.repeat(64) },
       };
-      expect(errorOf(() => buildConfig(noAccess, generated)).variable).toBe('JWT_ACCESS_SECRET');
+      expect(errorOf(() => buildConfig(noKeys, generated)).variable).toBe('SIGNING_KEYS_SECRET');
       expect(errorOf(() => buildConfig(noRefresh, generated)).variable).toBe('JWT_REFRESH_SECRET');
     });
 
     it('refuses weak secrets', () => {
-      const error = errorOf(() => buildConfig({ ...production, JWT_ACCESS_SECRET: 'short' }));
-      expect(error.variable).toBe('JWT_ACCESS_SECRET');
+      const error = errorOf(() => buildConfig({ ...production, SIGNING_KEYS_SECRET: 'short' }));
+      expect(error.variable).toBe('SIGNING_KEYS_SECRET');
       expect(error.message).toContain('32');
+    });
+
+    it('needs PUBLIC_URL: the issuer that tokens and metadata name', () => {
+      const error = errorOf(() => buildConfig({ ...production, PUBLIC_URL: undefined }));
+      expect(error.variable).toBe('PUBLIC_URL');
     });
 
     it('never seeds the demo user by default', () => {
@@ -155,13 +183,13 @@ describe('buildConfig', () => {
   describe('on the embedded default', () => {
     const runtime = {
       embeddedDatabaseUrl: 'postgres://postgres:pw@127.0.0.1:5555/lineage',
-      generatedSecrets: { accessSecret: 'g'.repeat(64), refreshSecret: 'h'.repeat(64) },
+      generatedSecrets: { signingKeysSecret: 'g'.repeat(64), refreshSecret: 'h'.repeat(64) },
     };
 
     it('uses the embedded server, generated secrets and seeds the demo user', () => {
       const config = buildConfig({}, runtime);
       expect(config.database).toEqual({ url: runtime.embeddedDatabaseUrl, embedded: true });
-      expect(config.auth.accessSecret).toBe(runtime.generatedSecrets.accessSecret);
+      expect(config.auth.signingKeysSecret).toBe(runtime.generatedSecrets.signingKeysSecret);
       expect(config.auth.refreshSecret).toBe(runtime.generatedSecrets.refreshSecret);
       expect(config.seedDemoUser).toBe(true);
     });

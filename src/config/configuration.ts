@@ -7,8 +7,12 @@ export interface DatabaseConfig {
 }
 
 export interface AuthConfig {
-  accessSecret: string;
+  /** HMAC key of refresh tokens, which only this service ever verifies. */
   refreshSecret: string;
+  /** Encrypts the access-token signing keys' private halves in PostgreSQL. */
+  signingKeysSecret: string;
+  /** Seconds between reloads of the signing keys (rotation reaches every instance within it). */
+  signingKeysReloadInterval: number;
   accessTokenTtl: number;
   refreshTokenTtl: number;
   refreshReuseGrace: number;
@@ -24,6 +28,8 @@ export interface AuthConfig {
 
 export interface AppConfig {
   nodeEnv: string;
+  /** Where clients reach the service (scheme, host, port, no path): names the published metadata's URLs. */
+  publicUrl: string;
   port: number;
   host: string;
   http: HttpConfig;
@@ -92,11 +98,12 @@ export class ConfigError extends Error {
 /** What the process itself supplies when it runs the embedded database. */
 export interface RuntimeOverrides {
   embeddedDatabaseUrl?: string;
-  generatedSecrets?: { accessSecret: string; refreshSecret: string };
+  generatedSecrets?: { refreshSecret: string; signingKeysSecret: string };
 }
 
-// A 256-bit key is what RFC 7518 §3.2 requires for HS256; 32 characters of
-// base64/hex-ish text is the minimum we accept as "strong" in production.
+// A 256-bit key is what RFC 7518 §3.2 requires for HS256 (and what AES-256
+// uses); 32 characters of base64/hex-ish text is the minimum we accept as
+// "strong" in production.
 const MIN_PRODUCTION_SECRET_LENGTH = 32;
 
 type Env = Record<string, string | undefined>;
@@ -172,6 +179,39 @@ function readSecret(
       ? 'is required when NODE_ENV=production (use 32+ random characters, e.g. `openssl rand -base64 48`)'
       : 'is required (outside production a generated one is kept under .data/)',
   );
+}
+
+function readPublicUrl(env: Env, port: number, production: boolean): string {
+  const raw = env.PUBLIC_URL?.trim();
+  if (!raw) {
+    if (production) {
+      throw new ConfigError(
+        'PUBLIC_URL',
+        'is required when NODE_ENV=production (the URL clients use, e.g. https://auth.example.com)',
+      );
+    }
+    return `http://localhost:${port}`;
+  }
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(
+      'PUBLIC_URL',
+      `must be a URL like https://auth.example.com (got "${raw}")`,
+    );
+  }
+  // No path, query or fragment: endpoints are appended to it (RFC 8414 §2 issuer).
+  if (
+    (url.protocol !== 'https:' && url.protocol !== 'http:') ||
+    raw.replace(/\/$/, '') !== url.origin
+  ) {
+    throw new ConfigError(
+      'PUBLIC_URL',
+      `must be scheme://host[:port] without a path (got "${raw}")`,
+    );
+  }
+  return url.origin;
 }
 
 function readTrustProxy(env: Env): false | number | string[] {
@@ -268,23 +308,23 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
   const production = nodeEnv === 'production';
   const database = readDatabaseUrl(env, runtime);
 
-  const accessSecret = readSecret(
-    env,
-    'JWT_ACCESS_SECRET',
-    runtime.generatedSecrets?.accessSecret,
-    production,
-  );
   const refreshSecret = readSecret(
     env,
     'JWT_REFRESH_SECRET',
     runtime.generatedSecrets?.refreshSecret,
     production,
   );
-  // Distinct keys make it impossible for one token type to verify as the other
-  // even if a `typ` check were ever lost (RFC 8725 §3.11, cross-JWT confusion).
-  if (accessSecret === refreshSecret) {
-    throw new ConfigError('JWT_REFRESH_SECRET', 'must differ from JWT_ACCESS_SECRET');
+  const signingKeysSecret = readSecret(
+    env,
+    'SIGNING_KEYS_SECRET',
+    runtime.generatedSecrets?.signingKeysSecret,
+    production,
+  );
+  if (signingKeysSecret === refreshSecret) {
+    throw new ConfigError('SIGNING_KEYS_SECRET', 'must differ from JWT_REFRESH_SECRET');
   }
+  const port = readInt(env, 'PORT', 8000, 0, 65535);
+  const publicUrl = readPublicUrl(env, port, production);
 
   const accessTokenTtl = readDuration(env, 'ACCESS_TOKEN_TTL', 15 * 60, 1);
   const refreshTokenTtl = readDuration(env, 'REFRESH_TOKEN_TTL', 7 * 86400, 1);
@@ -303,7 +343,8 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
 
   return {
     nodeEnv,
-    port: readInt(env, 'PORT', 8000, 0, 65535),
+    publicUrl,
+    port,
     host: env.HOST || '0.0.0.0',
     http: { trustProxy: readTrustProxy(env), corsOrigins: readOrigins(env) },
     rateLimit: {
@@ -315,8 +356,9 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
     },
     database,
     auth: {
-      accessSecret,
       refreshSecret,
+      signingKeysSecret,
+      signingKeysReloadInterval: readDuration(env, 'SIGNING_KEYS_RELOAD_INTERVAL', 60, 1),
       accessTokenTtl,
       refreshTokenTtl,
       refreshReuseGrace: readDuration(env, 'REFRESH_REUSE_GRACE', 10, 0),
@@ -324,7 +366,9 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
       maxSessionsPerUser: readInt(env, 'MAX_SESSIONS_PER_USER', 20, 1, 1000),
       cookieSecure,
       bcryptCost: readInt(env, 'BCRYPT_COST', 12, 4, 31),
-      issuer: env.JWT_ISSUER || 'lineage',
+      // RFC 8414 §2: the issuer is the service's URL; the metadata and every
+      // token's `iss` name the same one, which is how a verifier finds the JWKS.
+      issuer: env.JWT_ISSUER || publicUrl,
       audience: env.JWT_AUDIENCE || 'lineage-api',
     },
     // The lesson's demo account exists only on the embedded development default,

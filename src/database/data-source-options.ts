@@ -3,18 +3,29 @@ import type { DataSourceOptions } from 'typeorm';
 import { InitialSchema1764045000000 } from '../../migrations/1764045000000-InitialSchema.js';
 import { SessionsAndAudit1764230000000 } from '../../migrations/1764230000000-SessionsAndAudit.js';
 import { RevocationFeed1764300000000 } from '../../migrations/1764300000000-RevocationFeed.js';
+import { SigningKeys1764400000000 } from '../../migrations/1764400000000-SigningKeys.js';
 import { DeletedSession } from '../auth/entities/deleted-session.entity.js';
 import { AuthEvent } from '../audit/auth-event.entity.js';
 import { RefreshToken } from '../auth/entities/refresh-token.entity.js';
 import { TokenFamily } from '../auth/entities/token-family.entity.js';
+import { SigningKey } from '../auth/signing-keys/signing-key.entity.js';
 import { Todo } from '../todos/todo.entity.js';
 import { User } from '../users/user.entity.js';
 
-export const ENTITIES = [User, TokenFamily, RefreshToken, Todo, AuthEvent, DeletedSession];
+export const ENTITIES = [
+  User,
+  TokenFamily,
+  RefreshToken,
+  Todo,
+  AuthEvent,
+  DeletedSession,
+  SigningKey,
+];
 export const MIGRATIONS = [
   InitialSchema1764045000000,
   SessionsAndAudit1764230000000,
   RevocationFeed1764300000000,
+  SigningKeys1764400000000,
 ];
 
 /** Longer than statement_timeout, so a live server always answers first. */

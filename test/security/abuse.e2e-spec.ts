@@ -510,7 +510,7 @@ describe('CORS (ASVS 14.5.3, API8:2023)', () => {
 describe('configuration refuses unsafe trust settings (ASVS 14.1.3, 14.5.3, API8:2023)', () => {
   const base = {
     DATABASE_URL: 'postgres://localhost/lineage',
-    JWT_ACCESS_SECRET: 'a'.repeat(40),
+    SIGNING_KEYS_SECRET: 'a'.repeat(40),
     JWT_REFRESH_SECRET: 'b'.repeat(40),
   };
   const refusal = (env: Record<string, string>) => {

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { TEST_SECRETS } from './secrets.js';
 
 /**
  * Lineage as a real process (`node dist/src/main.js`, the compiled build that
@@ -33,12 +34,13 @@ export async function freePort(): Promise<number> {
 /**
  * Starts the built server on a free loopback port against the e2e database
  * and waits until /health answers. `env` adds to or overrides the defaults
- * (NODE_ENV=test, the e2e DATABASE_URL, secrets, cost-4 bcrypt, no rate limits).
+ * (NODE_ENV=test, the e2e DATABASE_URL, secrets, cost-4 bcrypt, no rate limits;
+ * a free port unless PORT is given).
  */
 export async function startAppProcess(env: Record<string, string> = {}): Promise<AppProcess> {
   const databaseUrl = process.env.LINEAGE_TEST_DATABASE_URL;
   if (!databaseUrl) throw new Error('e2e database not prepared (global setup did not run)');
-  const port = await freePort();
+  const port = env.PORT ? Number(env.PORT) : await freePort();
   const child = spawn(process.execPath, ['dist/src/main.js'], {
     cwd: ROOT,
     env: {
@@ -47,8 +49,7 @@ export async function startAppProcess(env: Record<string, string> = {}): Promise
       DATABASE_URL: databaseUrl,
       PORT: String(port),
       HOST: '127.0.0.1',
-      JWT_ACCESS_SECRET: 'app-process-access-secret-0123456789abcdef01',
-      JWT_REFRESH_SECRET: 'app-process-refresh-secret-0123456789abcdef0',
+      ...TEST_SECRETS,
       BCRYPT_COST: '4',
       RATE_LIMIT_PER_IP: '1000000',
       RATE_LIMIT_REFRESH_PER_IP: '1000000',

@@ -15,6 +15,7 @@ import {
   RefreshTokenStrategy,
 } from '../../src/auth/strategies/refresh-token.strategy.js';
 import { buildConfig } from '../../src/config/configuration.js';
+import { TEST_SECRETS } from './secrets.js';
 
 export interface TestApp {
   app: NestFastifyApplication;
@@ -55,8 +56,7 @@ export async function startTestApp(
   const config = buildConfig({
     NODE_ENV: 'test',
     DATABASE_URL: databaseUrl,
-    JWT_ACCESS_SECRET: 'test-access-secret-0123456789abcdef0123456789',
-    JWT_REFRESH_SECRET: 'test-refresh-secret-0123456789abcdef012345678',
+    ...TEST_SECRETS,
     BCRYPT_COST: '4',
     // Every suite logs in from 127.0.0.1 many times; the security suite sets real limits.
     RATE_LIMIT_PER_IP: '1000000',

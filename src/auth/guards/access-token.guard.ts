@@ -41,8 +41,16 @@ export class AccessTokenGuard extends AuthGuard(ACCESS_STRATEGY) {
     return true;
   }
 
-  override handleRequest<TUser = Principal>(err: unknown, user: unknown, info: unknown): TUser {
-    if (err || !user) throw passportFailure(err, info, 'Access');
+  override handleRequest<TUser = Principal>(
+    err: unknown,
+    user: unknown,
+    info: unknown,
+    context: ExecutionContext,
+  ): TUser {
+    if (err || !user) {
+      const presented = bearerToken(context.switchToHttp().getRequest()) !== null;
+      throw passportFailure(err, info, 'Access', presented);
+    }
     return user as TUser;
   }
 }

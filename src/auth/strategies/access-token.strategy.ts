@@ -4,11 +4,13 @@ import { ExtractJwt, Strategy } from 'passport-jwt';
 import { ErrorCode, UnauthorizedError } from '../../common/errors.js';
 import type { Principal } from '../principal.js';
 import { SessionService } from '../session.service.js';
+import { SigningKeys } from '../signing-keys/signing-keys.service.js';
 import {
+  ACCESS_TOKEN_ALG,
   ACCESS_TOKEN_TYP,
   asPassportKey,
   type DecodedJwt,
-  JWT_ALGORITHM,
+  keyIdOf,
   readClaims,
 } from '../token-claims.js';
 import { TokenService } from '../token.service.js';
@@ -21,22 +23,43 @@ export const bearerToken: (request: unknown) => string | null =
   ExtractJwt.fromAuthHeaderAsBearerToken();
 
 /**
- * Verifies the bearer access token (RFC 6750 §2.1: Authorization header only),
- * pinning algorithm, issuer, audience and `typ` (RFC 8725 §3.1, §3.11), then
- * checks the session is still live so logout takes effect at once.
+ * Verifies the bearer access token (RFC 6750 §2.1: Authorization header only)
+ * with the published key its `kid` names, through the same key set the JWKS
+ * serves; pins the algorithm to ES256 (so neither `none` nor an HMAC keyed
+ * with our public key can pass), issuer, audience and `typ` (RFC 8725 §3.1,
+ * §3.10, §3.11), then checks the session is still live so logout takes
+ * effect at once.
  */
 @Injectable()
 export class AccessTokenStrategy extends PassportStrategy(Strategy, ACCESS_STRATEGY) {
   constructor(
     tokens: TokenService,
+    keys: SigningKeys,
     private readonly sessions: SessionService,
     private readonly verified: VerifiedAccessTokens,
   ) {
     super({
       jwtFromRequest: bearerToken,
       passReqToCallback: true,
-      secretOrKey: asPassportKey(tokens.accessKey),
-      algorithms: [JWT_ALGORITHM],
+      secretOrKeyProvider: (
+        _request: unknown,
+        rawJwtToken: string,
+        done: (error: Error | null, key?: Buffer) => void,
+      ) => {
+        const kid = keyIdOf(rawJwtToken);
+        if (!kid) {
+          done(new UnauthorizedError(ErrorCode.TokenInvalid, 'Access token is invalid'));
+          return;
+        }
+        keys.resolveVerificationKey(kid).then(
+          (key) =>
+            key
+              ? done(null, asPassportKey(key))
+              : done(new UnauthorizedError(ErrorCode.TokenInvalid, 'Access token is invalid')),
+          (error: unknown) => done(error instanceof Error ? error : new Error(String(error))),
+        );
+      },
+      algorithms: [ACCESS_TOKEN_ALG],
       issuer: tokens.issuer,
       audience: tokens.audience,
       jsonWebTokenOptions: { complete: true },

@@ -7,7 +7,7 @@ import { RefreshCookie } from '../refresh-cookie.js';
 import {
   asPassportKey,
   type DecodedJwt,
-  JWT_ALGORITHM,
+  REFRESH_TOKEN_ALG,
   REFRESH_TOKEN_TYP,
   readClaims,
   type TokenClaims,
@@ -56,7 +56,7 @@ export class RefreshTokenStrategy extends PassportStrategy(Strategy, REFRESH_STR
     super({
       jwtFromRequest: extractRefreshToken,
       secretOrKey: asPassportKey(tokens.refreshKey),
-      algorithms: [JWT_ALGORITHM],
+      algorithms: [REFRESH_TOKEN_ALG],
       issuer: tokens.issuer,
       audience: tokens.audience,
       jsonWebTokenOptions: { complete: true },
