@@ -6,6 +6,13 @@ export type ErrorBody = components['schemas']['ErrorResponseDto'];
 /** The access token is past `exp`: refresh, then retry (the README's Errors section lists every code). */
 export const TOKEN_EXPIRED = 'token_expired';
 
+/**
+ * Access-token refusals a refresh can cure: past `exp`, or no longer
+ * verifiable (its signing key was revoked, or the token was damaged) while the
+ * session, which the refresh token stands for, may be intact. Tried once.
+ */
+export const REFRESHABLE_CODES: ReadonlySet<string> = new Set([TOKEN_EXPIRED, 'token_invalid']);
+
 /** The session (token family) is over: no stored token will work again. */
 export const SESSION_ENDED_CODES: ReadonlySet<string> = new Set([
   'session_revoked',

@@ -1,4 +1,4 @@
-import { LineageApiError, SESSION_ENDED_CODES, TOKEN_EXPIRED } from './errors.js';
+import { LineageApiError, REFRESHABLE_CODES, SESSION_ENDED_CODES } from './errors.js';
 import type { components, operations } from './schema.js';
 import { memoryTokenStorage, type StoredTokens, type TokenStorage } from './token-storage.js';
 
@@ -62,8 +62,9 @@ interface Call {
 /**
  * A client for the Lineage API. Requests carry the stored access token as
  * `Authorization: Bearer` (RFC 6750 §2.1). When one is answered `401` with
- * code `token_expired`, the client refreshes once and retries that request
- * once with the new access token; any other 401 is surfaced as it is, and
+ * code `token_expired` or `token_invalid`, the client refreshes once and
+ * retries that request once with the new access token; any other 401 is
+ * surfaced as it is, and
  * one saying the session is over (revoked, expired, reused) also clears the
  * stored tokens.
  */
@@ -74,7 +75,7 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
   // global fetch is called with a `this` other than the window.
   const fetchImpl: typeof fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
 
-  /** The refresh every caller that saw `token_expired` right now awaits. */
+  /** The refresh every caller that saw a refreshable 401 right now awaits. */
   let refreshing: Promise<string> | undefined;
 
   function send(call: Call, accessToken?: string): Promise<Response> {
@@ -167,11 +168,11 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
     return tokens.access_token;
   }
 
-  /** The access token to retry with, after `used` was answered `token_expired`. */
-  async function accessTokenAfterExpiry(used: string, expired: LineageApiError): Promise<string> {
+  /** The access token to retry with, after `used` was refused (expired or invalid). */
+  async function accessTokenAfterRefusal(used: string, refused: LineageApiError): Promise<string> {
     const current = await storage.get();
     // Logged out, or a refresh failed and cleared the tokens, meanwhile.
-    if (current === null) throw expired;
+    if (current === null) throw refused;
     // Another caller's refresh finished between this request's send and its
     // 401: the stored token is already the new one.
     if (current.access_token !== used) return current.access_token;
@@ -187,7 +188,7 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
     return error;
   }
 
-  /** Sends an authenticated call; on `token_expired`, refreshes and retries it once. */
+  /** Sends an authenticated call; on a refreshable 401, refreshes and retries it once. */
   async function authorized(call: Call): Promise<Response> {
     const used = (await storage.get())?.access_token;
     // Without tokens the request still goes out, and the server's answer
@@ -196,10 +197,10 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
     const response = await send(call, used);
     if (response.ok) return response;
     const error = await failure(response, used);
-    // Only an expired access token is worth a refresh: a revoked session or an
-    // invalid token would fail again, and loop.
-    if (error.code !== TOKEN_EXPIRED) throw error;
-    const fresh = await accessTokenAfterExpiry(used, error);
+    // Only an access token the server no longer accepts is worth a refresh: an
+    // ended session would fail again. A second refusal is final (no loop).
+    if (!REFRESHABLE_CODES.has(error.code)) throw error;
+    const fresh = await accessTokenAfterRefusal(used, error);
     // The retry's answer is final, whatever it is: at most one retry.
     const retried = await send(call, fresh);
     if (!retried.ok) throw await failure(retried, fresh);
@@ -224,9 +225,9 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
         );
         if (response.ok) return;
         const error = await LineageApiError.from(response);
-        if (error.code === TOKEN_EXPIRED) {
-          // Logout needs a live access token; rather than refresh only to log
-          // out, revoke the session by its refresh token (RFC 7009 §2.1),
+        if (REFRESHABLE_CODES.has(error.code)) {
+          // Logout needs an accepted access token; rather than refresh only to
+          // log out, revoke the session by its refresh token (RFC 7009 §2.1),
           // which answers 200 whatever the token's state (§2.2).
           await expectOk(
             await send({

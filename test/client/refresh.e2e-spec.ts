@@ -1,3 +1,4 @@
+import { createLineageClient } from '../../client/src/lineage-client.js';
 import { bearer, startTestApp, type TestApp } from '../support/test-app.js';
 import {
   countRequests,
@@ -15,7 +16,7 @@ import {
  * could meet `token_expired` again. No reuse grace, so any second refresh
  * with an already rotated token is a `refresh_token_reused`, never forgiven.
  */
-describe('client SDK: refresh on token_expired (e2e)', () => {
+describe('client SDK: refresh on token_expired or token_invalid (e2e)', () => {
   let t: TestApp;
   let baseUrl: string;
   let refreshes: { count: number };
@@ -126,18 +127,45 @@ describe('client SDK: refresh on token_expired (e2e)', () => {
     expect(await storage.get()).toBeNull();
   });
 
-  it('a non-expiry 401 (token_invalid) does not refresh and keeps the tokens', async () => {
+  it('a token_invalid 401 (e.g. its signing key was revoked) refreshes once and retries', async () => {
     const { client, storage } = await signedUp(baseUrl);
     const tokens = await storedTokens(storage);
-    const tampered = `${tokens.access_token.slice(0, -4)}AAAA`;
-    await storage.set({ ...tokens, access_token: tampered });
+    const damaged = `${tokens.access_token.slice(0, -4)}AAAA`;
+    await storage.set({ ...tokens, access_token: damaged });
     refreshes.count = 0;
 
-    const error = await rejection(client.todos.list());
+    expect(await client.todos.list()).toMatchObject({ total: 0 });
+
+    // The session was intact: one refresh, and the rotated pair is stored.
+    expect(refreshes.count).toBe(1);
+    const after = await storedTokens(storage);
+    expect(after.access_token).not.toBe(damaged);
+    expect(after.refresh_token).not.toBe(tokens.refresh_token);
+  });
+
+  it('a refusal after the refresh is final: no second refresh', async () => {
+    const { client, storage } = await signedUp(baseUrl);
+    const tokens = await storedTokens(storage);
+    // Every access token is refused (token_invalid) whatever the refresh returns.
+    const failing = createLineageClient({
+      baseUrl,
+      storage,
+      fetch: (input, init) => {
+        const headers = new Headers(init?.headers);
+        const auth = headers.get('authorization');
+        if (auth) headers.set('authorization', `${auth}x`);
+        return fetch(input, { ...init, headers });
+      },
+    });
+    refreshes.count = 0;
+
+    const error = await rejection(failing.todos.list());
 
     expect(error.code).toBe('token_invalid');
-    expect(refreshes.count).toBe(0);
-    expect(await storage.get()).toEqual({ ...tokens, access_token: tampered });
+    expect(refreshes.count).toBe(1);
+    // The refresh succeeded, so the session's tokens are kept (rotated).
+    expect((await storedTokens(storage)).refresh_token).not.toBe(tokens.refresh_token);
+    expect(await client.isLoggedIn()).toBe(true);
   });
 
   it('logout with an expired access token revokes the session by its refresh token, without refreshing', async () => {
