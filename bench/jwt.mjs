@@ -1,9 +1,15 @@
-// Per-call cost of HS256 sign and verify, in one process: jsonwebtoken with a
-// string secret (what a string in @nestjs/jwt or passport-jwt options gives),
-// with a prebuilt crypto.KeyObject (what Lineage's TokenService and strategies
-// use), and a bare HMAC as the floor. `npm run bench:jwt`; writes
-// bench/jwt-results.json.
-import { createHmac, createSecretKey, randomBytes, randomUUID } from 'node:crypto';
+// Per-call cost of JWT sign and verify, in one process: HS256 (refresh tokens)
+// through jsonwebtoken with a string secret (what a string in @nestjs/jwt or
+// passport-jwt options gives), with a prebuilt crypto.KeyObject (what Lineage
+// uses), and a bare HMAC as the floor; ES256 (access tokens) with KeyObjects.
+// `npm run bench:jwt`; writes bench/jwt-results.json.
+import {
+  createHmac,
+  createSecretKey,
+  generateKeyPairSync,
+  randomBytes,
+  randomUUID,
+} from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import jsonwebtoken from 'jsonwebtoken';
@@ -29,6 +35,10 @@ const verifyOptions = {
   complete: true,
 };
 const token = jsonwebtoken.sign(claims, key, signOptions);
+const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const esSignOptions = { algorithm: 'ES256', header: { alg: 'ES256', typ: 'at+jwt', kid: 'k' } };
+const esVerifyOptions = { ...verifyOptions, algorithms: ['ES256'] };
+const esToken = jsonwebtoken.sign(claims, ec.privateKey, esSignOptions);
 
 function bareVerify(jwt) {
   const [header, payload, signature] = jwt.split('.');
@@ -63,6 +73,12 @@ const results = {
     jsonwebtoken.verify(token, key, verifyOptions),
   ),
   'verify: bare HMAC-SHA256 (floor)': measure(() => bareVerify(token)),
+  'sign: ES256, jsonwebtoken, KeyObject (Lineage access tokens)': measure(() =>
+    jsonwebtoken.sign(claims, ec.privateKey, esSignOptions),
+  ),
+  'verify: ES256, jsonwebtoken, KeyObject (Lineage access tokens)': measure(() =>
+    jsonwebtoken.verify(esToken, ec.publicKey, esVerifyOptions),
+  ),
 };
 const width = Math.max(...Object.keys(results).map((name) => name.length));
 for (const [name, micros] of Object.entries(results))

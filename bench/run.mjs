@@ -295,10 +295,11 @@ async function main() {
     });
     databaseUrl = embedded.url;
   }
-  const secrets = {
-    JWT_ACCESS_SECRET: randomBytes(32).toString('hex'),
-    JWT_REFRESH_SECRET: randomBytes(32).toString('hex'),
-  };
+  const secrets = { JWT_REFRESH_SECRET: randomBytes(32).toString('hex') };
+  // Lineage signs access tokens with ES256 keys it keeps (encrypted) in the
+  // database; the baseline stays the issue's HS256 reference.
+  const appSecrets = { ...secrets, SIGNING_KEYS_SECRET: randomBytes(32).toString('hex') };
+  const baseSecrets = { ...secrets, JWT_ACCESS_SECRET: randomBytes(32).toString('hex') };
   const appPort = await freePort();
   const basePort = await freePort();
   const children = [];
@@ -309,10 +310,13 @@ async function main() {
       stdio: ['ignore', 'ignore', 'inherit'],
       env: {
         ...process.env,
-        ...secrets,
+        ...appSecrets,
         NODE_ENV: 'production',
         DATABASE_URL: databaseUrl,
         PORT: String(appPort),
+        PUBLIC_URL: `http://127.0.0.1:${appPort}`,
+        // The issuer the seeded refresh chains and the baseline use.
+        JWT_ISSUER: 'lineage',
         HOST: '127.0.0.1',
         BCRYPT_COST: String(BCRYPT_COST),
         // One loader address makes every request look like one client: lift the
@@ -328,7 +332,7 @@ async function main() {
 
     const baseline = fork(join(root, 'bench/baseline.mjs'), [], {
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-      env: { ...process.env, ...secrets, DATABASE_URL: databaseUrl, PORT: String(basePort) },
+      env: { ...process.env, ...baseSecrets, DATABASE_URL: databaseUrl, PORT: String(basePort) },
     });
     children.push(baseline);
     const baseBase = `http://127.0.0.1:${basePort}`;
