@@ -154,9 +154,7 @@ function run(options) {
  */
 function asBaselineToken(token, secret) {
   const payload = token.split('.')[1];
-  const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'at+jwt' })).toString(
-    'base64url',
-  );
+  const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'at+jwt' })).toString('base64url');
   const key = createSecretKey(Buffer.from(secret, 'utf8'));
   const signature = createHmac('sha256', key).update(`${header}.${payload}`).digest('base64url');
   return `${header}.${payload}.${signature}`;
