@@ -71,10 +71,12 @@ export class SigningKeys implements OnModuleInit, OnApplicationShutdown {
   async onModuleInit(): Promise<void> {
     await this.store.ensureCurrent(new Date());
     await this.reload();
-    if (!this.signer()) {
+    const signer = this.signer();
+    if (!signer) {
       // The current key was made with another SIGNING_KEYS_SECRET: refuse to start.
       throw new Error('No usable signing key: check SIGNING_KEYS_SECRET');
     }
+    this.logger.log(`Signing access tokens with key ${signer.kid}`);
     this.timer = setInterval(() => void this.reloadLogged(), this.reloadMs);
     this.timer.unref();
   }
@@ -172,13 +174,20 @@ export class SigningKeys implements OnModuleInit, OnApplicationShutdown {
 
   private install(loaded: LoadedKey[]): void {
     const byKid = new Map(loaded.map((key) => [key.kid, key]));
-    // A key that was withdrawn: tokens it signed must not pass on the
-    // strength of an earlier verification either.
-    for (const kid of this.byKid.keys()) {
-      if (!byKid.has(kid)) {
-        this.verified.clear();
-        break;
+    const first = this.byKid.size === 0;
+    for (const key of loaded) {
+      if (!first && !this.byKid.has(key.kid)) {
+        this.logger.log(
+          `Signing key ${key.kid} published; signs from ${new Date(key.activeFrom).toISOString()}`,
+        );
       }
+    }
+    // A key that left the set (expired or withdrawn): tokens it signed must
+    // not pass on the strength of an earlier verification either.
+    const gone = [...this.byKid.keys()].filter((kid) => !byKid.has(kid));
+    if (gone.length > 0) {
+      this.verified.clear();
+      this.logger.log(`Signing keys no longer verifying: ${gone.join(', ')}`);
     }
     this.keys = loaded;
     this.byKid = byKid;
