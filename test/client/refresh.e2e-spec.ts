@@ -1,4 +1,4 @@
-import { createLineageClient } from '../../client/src/lineage-client.js';
+import { createLineageClient, type TokenStorage } from '../../client/src/lineage-client.js';
 import { bearer, startTestApp, type TestApp } from '../support/test-app.js';
 import {
   countRequests,
@@ -168,20 +168,35 @@ describe('client SDK: refresh on token_expired or token_invalid (e2e)', () => {
     expect(await client.isLoggedIn()).toBe(true);
   });
 
-  it('logout with an expired access token revokes the session by its refresh token, without refreshing', async () => {
-    const { client, storage } = await signedUp(baseUrl);
-    const tokens = await storedTokens(storage);
-    await waitForExpiry(storage);
-    refreshes.count = 0;
+  it.each([
+    ['an expired', async (storage: TokenStorage) => waitForExpiry(storage)],
+    [
+      'a refused (token_invalid)',
+      async (storage: TokenStorage) => {
+        const tokens = await storedTokens(storage);
+        await storage.set({ ...tokens, access_token: `${tokens.access_token.slice(0, -4)}AAAA` });
+      },
+    ],
+  ])(
+    'logout with %s access token revokes the session by its refresh token, without refreshing',
+    async (_what, spoil) => {
+      const { client, storage } = await signedUp(baseUrl);
+      const tokens = await storedTokens(storage);
+      await spoil(storage);
+      refreshes.count = 0;
 
-    await client.logout();
+      await client.logout();
 
-    expect(await storage.get()).toBeNull();
-    expect(refreshes.count).toBe(0);
-    const res = await t.http().post('/auth/refresh').send({ refresh_token: tokens.refresh_token });
-    expect(res.status).toBe(401);
-    expect((res.body as { code: string }).code).toBe('session_revoked');
-  });
+      expect(await storage.get()).toBeNull();
+      expect(refreshes.count).toBe(0);
+      const res = await t
+        .http()
+        .post('/auth/refresh')
+        .send({ refresh_token: tokens.refresh_token });
+      expect(res.status).toBe(401);
+      expect((res.body as { code: string }).code).toBe('session_revoked');
+    },
+  );
 
   it('stores the rotated pair: the refresh token that was replaced is not presented again', async () => {
     const { client, storage } = await signedUp(baseUrl);
