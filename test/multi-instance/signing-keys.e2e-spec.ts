@@ -347,4 +347,19 @@ describe('published signing keys and rotation (e2e, two processes)', () => {
     expect((await keysCli(['rotate', '--activate-in', 'soon'])).code).toBe(2);
     expect(await listKeys()).toEqual(before);
   });
+
+  it('an instance started with another SIGNING_KEYS_SECRET refuses to start, saying why', async () => {
+    const secret = 'another-secret-0123456789abcdef0123456789';
+    const error = await startAppProcess({
+      DATABASE_URL: databaseUrl,
+      SIGNING_KEYS_SECRET: secret,
+    }).then(
+      () => undefined,
+      (thrown: unknown) => thrown as Error,
+    );
+    expect(error?.message).toContain('did not come up');
+    expect(error?.message).toContain('cannot be decrypted with SIGNING_KEYS_SECRET');
+    expect(error?.message).toContain('No usable signing key: check SIGNING_KEYS_SECRET');
+    expect(error?.message).not.toContain(secret);
+  }, 30_000);
 });
