@@ -181,6 +181,18 @@ function readSecret(
   );
 }
 
+/** `value` when it is exactly an http(s) origin (scheme://host[:port], nothing more). */
+function httpOrigin(value: string): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return undefined;
+  }
+  const web = url.protocol === 'https:' || url.protocol === 'http:';
+  return web && url.origin === value ? value : undefined;
+}
+
 function readPublicUrl(env: Env, port: number, production: boolean): string {
   const raw = env.PUBLIC_URL?.trim();
   if (!raw) {
@@ -192,26 +204,15 @@ function readPublicUrl(env: Env, port: number, production: boolean): string {
     }
     return `http://localhost:${port}`;
   }
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new ConfigError(
-      'PUBLIC_URL',
-      `must be a URL like https://auth.example.com (got "${raw}")`,
-    );
-  }
   // No path, query or fragment: endpoints are appended to it (RFC 8414 §2 issuer).
-  if (
-    (url.protocol !== 'https:' && url.protocol !== 'http:') ||
-    raw.replace(/\/$/, '') !== url.origin
-  ) {
+  const origin = httpOrigin(raw.replace(/\/$/, ''));
+  if (!origin) {
     throw new ConfigError(
       'PUBLIC_URL',
-      `must be scheme://host[:port] without a path (got "${raw}")`,
+      `must be scheme://host[:port] without a path, like https://auth.example.com (got "${raw}")`,
     );
   }
-  return url.origin;
+  return origin;
 }
 
 function readTrustProxy(env: Env): false | number | string[] {
@@ -243,17 +244,8 @@ function readOrigins(env: Env): string[] {
   if (!raw) return [];
   return raw.split(',').map((entry) => {
     const origin = entry.trim();
-    let url: URL;
-    try {
-      url = new URL(origin);
-    } catch {
-      throw new ConfigError(
-        'CORS_ORIGINS',
-        `must list origins like https://app.example.com (got "${origin}")`,
-      );
-    }
-    // An origin is scheme://host[:port] exactly; "*" is never allowed with credentials.
-    if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.origin !== origin) {
+    // "*" is never allowed with credentials.
+    if (!httpOrigin(origin)) {
       throw new ConfigError(
         'CORS_ORIGINS',
         `must list origins like https://app.example.com (got "${origin}")`,

@@ -7,6 +7,7 @@ import { createRemoteJWKSet, decodeProtectedHeader, errors as joseErrors, jwtVer
 import pg from 'pg';
 import {
   type AppProcess,
+  callProcess,
   freePort,
   startAppProcess,
   stopAppProcess,
@@ -103,21 +104,26 @@ describe('published signing keys and rotation (e2e, two processes)', () => {
     return ((await res.json()) as { keys: { kid: string }[] }).keys.map((key) => key.kid);
   };
 
+  const register = async (instance: AppProcess, username: string) => {
+    const res = await callProcess(instance, 'POST', '/auth/register', undefined, {
+      username,
+      password: PASSWORD,
+    });
+    expect(res.status).toBe(201);
+  };
+
   const login = async (instance: AppProcess, username: string) => {
-    const res = await fetch(`${instance.url}/auth/login`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ username, password: PASSWORD }),
+    const res = await callProcess(instance, 'POST', '/auth/login', undefined, {
+      username,
+      password: PASSWORD,
     });
     expect(res.status).toBe(200);
-    return ((await res.json()) as { access_token: string }).access_token;
+    return (res.body as { access_token: string }).access_token;
   };
 
   const statusWith = async (instance: AppProcess, token: string) => {
-    const res = await fetch(`${instance.url}/users/me`, {
-      headers: { Authorization: `Bearer ${token}` },
-    });
-    return { status: res.status, body: (await res.json()) as { code?: string } };
+    const res = await callProcess(instance, 'GET', '/users/me', token);
+    return { status: res.status, body: res.body as { code?: string } };
   };
 
   const kidOf = (token: string) => decodeProtectedHeader(token).kid;
@@ -213,12 +219,7 @@ describe('published signing keys and rotation (e2e, two processes)', () => {
       });
 
     const username = uniqueUsername('rotate');
-    const registered = await fetch(`${a!.url}/auth/register`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ username, password: PASSWORD }),
-    });
-    expect(registered.status).toBe(201);
+    await register(a!, username);
     const [oldKey] = await listKeys();
     const oldToken = await login(a!, username);
     expect(kidOf(oldToken)).toBe(oldKey.kid);
@@ -289,11 +290,7 @@ describe('published signing keys and rotation (e2e, two processes)', () => {
 
   it('revoking a leaked key stops its tokens at once on every instance; a new key takes over', async () => {
     const username = uniqueUsername('revoke');
-    await fetch(`${a!.url}/auth/register`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ username, password: PASSWORD }),
-    });
+    await register(a!, username);
     const token = await login(a!, username);
     const leaked = kidOf(token)!;
     // Accepted once on each instance (and remembered as verified there).

@@ -1,7 +1,12 @@
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { type AppProcess, startAppProcess, stopAppProcess } from '../support/app-process.js';
+import {
+  type AppProcess,
+  callProcess,
+  startAppProcess,
+  stopAppProcess,
+} from '../support/app-process.js';
 import { PASSWORD, uniqueUsername } from '../support/test-app.js';
 
 /**
@@ -24,24 +29,7 @@ interface Tokens {
   refresh_token: string;
 }
 
-async function call(
-  instance: Instance,
-  method: string,
-  path: string,
-  token?: string,
-  body?: object,
-) {
-  const res = await fetch(`${instance.url}${path}`, {
-    method,
-    headers: {
-      ...(token ? { Authorization: `Bearer ${token}` } : {}),
-      ...(body ? { 'Content-Type': 'application/json' } : {}),
-    },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  const payload: unknown = await res.json().catch(() => null);
-  return { status: res.status, body: payload };
-}
+const call = callProcess;
 
 /**
  * Milliseconds until the instance refuses the token with 401, polling every

@@ -82,3 +82,26 @@ export async function stopAppProcess(app: AppProcess | undefined): Promise<void>
   await Promise.race([app.exited, sleep(15_000)]);
   if (app.process.exitCode === null) app.process.kill('SIGKILL');
 }
+
+/**
+ * One JSON request to a process: the bearer token and body when given. The
+ * body of the answer is parsed JSON, or null when it is not JSON.
+ */
+export async function callProcess(
+  app: AppProcess,
+  method: string,
+  path: string,
+  token?: string,
+  body?: object,
+): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(`${app.url}${path}`, {
+    method,
+    headers: {
+      ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      ...(body ? { 'Content-Type': 'application/json' } : {}),
+    },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const payload: unknown = await res.json().catch(() => null);
+  return { status: res.status, body: payload };
+}

@@ -69,7 +69,7 @@ export class SigningKeys implements OnModuleInit, OnApplicationShutdown {
   }
 
   async onModuleInit(): Promise<void> {
-    await this.store.ensureCurrent(new Date());
+    // Creates the first key when there is none (see load).
     await this.reload();
     const signer = this.signer();
     if (!signer) {
