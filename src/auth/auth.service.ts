@@ -1,11 +1,18 @@
 import { randomUUID, timingSafeEqual } from 'node:crypto';
-import { Injectable, Logger } from '@nestjs/common';
+import { HttpStatus, Injectable, Logger } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { EntityManager } from 'typeorm';
 import { AuditService, type NewAuthEvent } from '../audit/audit.service.js';
 import type { ClientInfo } from '../common/client-info.js';
-import { ErrorCode, ForbiddenError, NotFoundError, UnauthorizedError } from '../common/errors.js';
+import {
+  AppError,
+  ErrorCode,
+  ForbiddenError,
+  NotFoundError,
+  UnauthorizedError,
+} from '../common/errors.js';
 import type { AppConfig, AuthConfig } from '../config/configuration.js';
+import { isTransactionConflict, sqlState } from '../common/pg-errors.js';
 import { MetricsService } from '../observability/metrics.service.js';
 import { PasswordService } from '../users/password.service.js';
 import { UsersService } from '../users/users.service.js';
@@ -19,6 +26,27 @@ import { decideRotation } from './token-family.rules.js';
 import { hashToken, type RefreshTokenSpec, toEpochSeconds, TokenService } from './token.service.js';
 
 const INVALID_CREDENTIALS = 'Invalid username or password';
+// Attempts at proving a password while it keeps changing under the proof.
+const PASSWORD_PROOF_ATTEMPTS = 3;
+
+// Runs of one transaction that a deadlock or serialization failure aborted.
+const TRANSACTION_ATTEMPTS = 3;
+
+/** Sessions a transaction ended, acted on once it has committed. */
+class EndedSessions {
+  readonly ids: string[] = [];
+  readonly revoked = new Map<RevocationReason, number>();
+
+  /** `reason` when they were revoked; without one they went with their account. */
+  add(ids: string[], reason?: RevocationReason): void {
+    this.ids.push(...ids);
+    if (reason && ids.length > 0)
+      this.revoked.set(reason, (this.revoked.get(reason) ?? 0) + ids.length);
+  }
+}
+
+const sessionRevoked = () =>
+  new UnauthorizedError(ErrorCode.SessionRevoked, 'Session has been revoked');
 
 export type LogoutScope = 'all' | 'others';
 export type TokenTypeHint = 'access_token' | 'refresh_token';
@@ -50,7 +78,7 @@ export class AuthService {
     const hash = await this.passwords.hash(password);
     return this.transaction(async (manager, ended) => {
       const user = await this.users.create(manager, username, hash);
-      return this.startSession(manager, user.id, client, 'registered', ended);
+      return this.startSession(manager, user.id, hash, client, 'registered', ended);
     });
   }
 
@@ -68,8 +96,13 @@ export class AuthService {
       throw new UnauthorizedError(ErrorCode.InvalidCredentials, INVALID_CREDENTIALS);
     }
     const tokens = await this.transaction((manager, ended) =>
-      this.startSession(manager, user.id, client, 'login_succeeded', ended),
-    );
+      this.startSession(manager, user.id, user.passwordHash, client, 'login_succeeded', ended),
+    ).catch((error: unknown) => {
+      // The password changed, or the account went, while it was being checked.
+      if (error instanceof AppError && error.code === ErrorCode.InvalidCredentials)
+        this.metrics.login('failure');
+      throw error;
+    });
     this.metrics.login('success');
     return tokens;
   }
@@ -216,13 +249,18 @@ export class AuthService {
     }
     const now = new Date();
     await this.transaction(async (manager, ended) => {
+      // The lock order of every user-level write: user row, then families,
+      // then audit rows (whose foreign key takes KEY SHARE on the user row).
+      // Writing the audit row first could deadlock with account deletion.
+      // A deleted account has no session left to end.
+      if (!(await this.users.lockForUpdate(manager, principal.userId))) return;
+      await this.endSessions(manager, principal.userId, familyIds, 'logout', client, now, ended);
       await this.audit.record(
         [{ type: 'logout', userId: principal.userId, sessionId: principal.sessionId }],
         client,
         now,
         manager,
       );
-      await this.endSessions(manager, principal.userId, familyIds, 'logout', client, now, ended);
     });
   }
 
@@ -230,6 +268,8 @@ export class AuthService {
   async logoutAll(principal: Principal, scope: LogoutScope, client: ClientInfo): Promise<number> {
     const now = new Date();
     return this.transaction(async (manager, ended) => {
+      // User row first, as in logout: the audit row below must not find the account gone.
+      if (!(await this.users.lockForUpdate(manager, principal.userId))) return 0;
       const keep = scope === 'others' ? principal.sessionId : null;
       const revoked = await this.families.revokeAllForUser(
         manager,
@@ -238,8 +278,7 @@ export class AuthService {
         now,
         keep,
       );
-      ended.push(...revoked);
-      this.metrics.sessionsRevoked('logout_all', revoked.length);
+      ended.add(revoked, 'logout_all');
       await this.audit.record(
         [
           {
@@ -305,82 +344,150 @@ export class AuthService {
     client: ClientInfo,
   ): Promise<void> {
     const now = new Date();
-    await this.transaction(async (manager, ended) => {
-      const user = await this.users.lockForUpdate(manager, principal.userId);
-      if (!user) throw new UnauthorizedError(ErrorCode.SessionRevoked, 'Session has been revoked');
-      if (!(await this.passwords.verify(currentPassword, user.passwordHash))) {
-        throw new ForbiddenError(ErrorCode.InvalidPassword, 'Current password is incorrect');
-      }
-      // Hashed only once the current password is proven, under the same lock.
-      const newHash = await this.passwords.hash(newPassword);
-      await this.users.updatePasswordHash(manager, principal.userId, newHash);
-      const revoked = await this.families.revokeAllForUser(
-        manager,
-        principal.userId,
-        'password_changed',
-        now,
-        principal.sessionId,
-      );
-      ended.push(...revoked);
-      this.metrics.sessionsRevoked('password_changed', revoked.length);
-      await this.audit.record(
-        [
-          { type: 'password_changed', userId: principal.userId, sessionId: principal.sessionId },
-          ...this.revocationEvents(principal.userId, revoked, 'password_changed'),
-        ],
-        client,
-        now,
-        manager,
-      );
-    });
+    let newHash: string | undefined;
+    await this.withPasswordProven(
+      principal.userId,
+      currentPassword,
+      'Current password is incorrect',
+      async () => {
+        // Hashed only once the current password is proven, and only once.
+        newHash ??= await this.passwords.hash(newPassword);
+      },
+      async (manager, ended) => {
+        await this.users.updatePasswordHash(manager, principal.userId, newHash!);
+        const revoked = await this.families.revokeAllForUser(
+          manager,
+          principal.userId,
+          'password_changed',
+          now,
+          principal.sessionId,
+        );
+        ended.add(revoked, 'password_changed');
+        await this.audit.record(
+          [
+            { type: 'password_changed', userId: principal.userId, sessionId: principal.sessionId },
+            ...this.revocationEvents(principal.userId, revoked, 'password_changed'),
+          ],
+          client,
+          now,
+          manager,
+        );
+      },
+    );
   }
 
   /** Deletes the account with its sessions, todos and events, after confirming the password. */
   async deleteAccount(principal: Principal, password: string): Promise<void> {
-    await this.transaction(async (manager, ended) => {
-      const user = await this.users.lockForUpdate(manager, principal.userId);
-      if (!user) throw new UnauthorizedError(ErrorCode.SessionRevoked, 'Session has been revoked');
-      if (!(await this.passwords.verify(password, user.passwordHash))) {
-        throw new ForbiddenError(ErrorCode.InvalidPassword, 'Password is incorrect');
-      }
-      ended.push(...(await this.families.lockAllForUser(manager, principal.userId)));
-      await this.users.delete(manager, principal.userId);
-    });
+    await this.withPasswordProven(
+      principal.userId,
+      password,
+      'Password is incorrect',
+      async () => undefined,
+      async (manager, ended) => {
+        // Deleted with the account: ended, but not a revocation (not counted).
+        ended.add(await this.families.lockAllForUser(manager, principal.userId));
+        await this.users.delete(manager, principal.userId);
+      },
+    );
     this.logger.log(`Account ${principal.userId} deleted`);
+  }
+
+  /**
+   * Runs `work` under the user's row lock once `password` is proven. bcrypt
+   * runs before the transaction opens, so no pooled connection or row lock
+   * ever waits on it (a burst of guesses on one account must not stall the
+   * pool). Under the lock the stored hash must still be the one the password
+   * was proven against; if it changed meanwhile (a concurrent password
+   * change), the password is proven again against the new hash.
+   */
+  private async withPasswordProven(
+    userId: string,
+    password: string,
+    wrongPasswordMessage: string,
+    afterProof: () => Promise<void>,
+    work: (manager: EntityManager, ended: EndedSessions) => Promise<void>,
+  ): Promise<void> {
+    for (let attempt = 1; attempt <= PASSWORD_PROOF_ATTEMPTS; attempt += 1) {
+      const proven = await this.users.findPasswordHash(userId);
+      if (proven === null) throw sessionRevoked();
+      if (!(await this.passwords.verify(password, proven))) {
+        throw new ForbiddenError(ErrorCode.InvalidPassword, wrongPasswordMessage);
+      }
+      await afterProof();
+      const done = await this.transaction(async (manager, ended) => {
+        const locked = await this.users.lockForUpdate(manager, userId);
+        if (!locked) throw sessionRevoked();
+        if (locked.passwordHash !== proven) return false;
+        await work(manager, ended);
+        return true;
+      });
+      if (done) return;
+    }
+    // The password changed under every attempt: rare enough to ask for a retry.
+    throw new AppError(
+      HttpStatus.SERVICE_UNAVAILABLE,
+      ErrorCode.ServiceUnavailable,
+      'The password was changed concurrently; retry',
+      undefined,
+      1,
+    );
   }
 
   /**
    * One transaction; the sessions it ended (collected in `ended`) enter this
    * instance's view of ended sessions once it has committed, before the
    * response leaves, so this instance refuses their access tokens at once.
+   * They are counted then too, so the counters follow the database.
+   *
+   * A deadlock or serialization failure (40P01, 40001) rolled the whole
+   * transaction back, so it is run again from the start; the lock order
+   * (user row, families, audit rows) makes that rare. If it keeps failing the
+   * error surfaces as a 503 with Retry-After (see pg-errors.ts).
    */
   private async transaction<T>(
-    work: (manager: EntityManager, ended: string[]) => Promise<T>,
+    work: (manager: EntityManager, ended: EndedSessions) => Promise<T>,
   ): Promise<T> {
-    const ended: string[] = [];
-    const result = await this.families.transaction((manager) => work(manager, ended));
-    this.revocations.recordEnded(ended);
-    return result;
+    for (let attempt = 1; ; attempt += 1) {
+      const ended = new EndedSessions();
+      try {
+        const result = await this.families.transaction((manager) => work(manager, ended));
+        this.revocations.recordEnded(ended.ids);
+        for (const [reason, count] of ended.revoked) this.metrics.sessionsRevoked(reason, count);
+        return result;
+      } catch (error) {
+        if (attempt >= TRANSACTION_ATTEMPTS || !isTransactionConflict(error)) throw error;
+        this.logger.warn(`Transaction conflict (${sqlState(error)}); retrying`);
+      }
+    }
   }
 
+  /**
+   * Starts a session for credentials proven against `provenHash`. The proof
+   * (bcrypt) ran before this transaction; under the user's row lock the hash
+   * must still be that one, so a login that raced a password change or an
+   * account deletion gets no session (OWASP ASVS 3.3.3).
+   */
   private async startSession(
     manager: EntityManager,
     userId: string,
+    provenHash: string,
     client: ClientInfo,
     event: 'registered' | 'login_succeeded',
-    ended: string[],
+    ended: EndedSessions,
   ): Promise<TokenResponseDto> {
     const now = new Date();
-    // The row lock makes "count live sessions, evict, insert" atomic per user.
-    await this.users.lockForUpdate(manager, userId);
+    // The row lock also makes "count live sessions, evict, insert" atomic per user.
+    const locked = await this.users.lockForUpdate(manager, userId);
+    if (!locked || locked.passwordHash !== provenHash) {
+      throw new UnauthorizedError(ErrorCode.InvalidCredentials, INVALID_CREDENTIALS);
+    }
     const evicted = await this.families.evictLeastRecentlyUsed(
       manager,
       userId,
       this.auth.maxSessionsPerUser - 1,
       now,
     );
-    ended.push(...evicted);
-    this.metrics.sessionsRevoked('evicted', evicted.length);
+    ended.add(evicted, 'evicted');
     const familyId = randomUUID();
     const absoluteExpiresAt = this.tokens.absoluteExpiry(now);
     const first = this.tokens.newRefreshTokenSpec(userId, familyId, now, absoluteExpiresAt);
@@ -411,11 +518,10 @@ export class AuthService {
     reason: RevocationReason,
     client: ClientInfo,
     now: Date,
-    ended: string[],
+    ended: EndedSessions,
   ): Promise<string[]> {
     const revoked = await this.families.revoke(userId, familyIds, reason, now, manager);
-    ended.push(...revoked);
-    this.metrics.sessionsRevoked(reason, revoked.length);
+    ended.add(revoked, reason);
     await this.audit.record(this.revocationEvents(userId, revoked, reason), client, now, manager);
     return revoked;
   }

@@ -1,5 +1,5 @@
 import { QueryFailedError } from 'typeorm';
-import { isDatabaseUnavailable, isUniqueViolation } from './pg-errors.js';
+import { isDatabaseUnavailable, isTransactionConflict, isUniqueViolation } from './pg-errors.js';
 
 const driverError = (fields: { code: string; constraint?: string }) =>
   Object.assign(new Error('driver error'), fields);
@@ -12,6 +12,8 @@ describe('isDatabaseUnavailable', () => {
     ['the server starting up (57P03)', driverError({ code: '57P03' })],
     ['too many connections (53300)', driverError({ code: '53300' })],
     ['a statement timeout (57014)', driverError({ code: '57014' })],
+    ['a deadlock (40P01)', driverError({ code: '40P01' })],
+    ['a serialization failure (40001)', driverError({ code: '40001' })],
     ['a pool connect timeout', new Error('timeout exceeded when trying to connect')],
     ['a read timeout on a hung server', new Error('Query read timeout')],
     ['a terminated connection', new Error('Connection terminated unexpectedly')],
@@ -42,5 +44,22 @@ describe('isUniqueViolation', () => {
     expect(isUniqueViolation(error, 'uq_users_username_key')).toBe(true);
     expect(isUniqueViolation(error, 'another_constraint')).toBe(false);
     expect(isUniqueViolation(driverError({ code: '23505' }))).toBe(false);
+  });
+});
+
+describe('isTransactionConflict', () => {
+  it('is true for a deadlock or a serialization failure, also wrapped by TypeORM', () => {
+    for (const code of ['40P01', '40001']) {
+      expect(isTransactionConflict(driverError({ code }))).toBe(true);
+      expect(isTransactionConflict(new QueryFailedError('UPDATE', [], driverError({ code })))).toBe(
+        true,
+      );
+    }
+  });
+
+  it('is false for other errors', () => {
+    expect(isTransactionConflict(driverError({ code: '23505' }))).toBe(false);
+    expect(isTransactionConflict(driverError({ code: '57014' }))).toBe(false);
+    expect(isTransactionConflict(new Error('no code'))).toBe(false);
   });
 });

@@ -7,11 +7,37 @@ export function isUniqueViolation(error: unknown, constraint?: string): boolean 
   return driverError.code === '23505' && (!constraint || driverError.constraint === constraint);
 }
 
+/** The SQLSTATE of a driver error, through TypeORM's QueryFailedError wrapper. */
+export function sqlState(error: unknown): string | undefined {
+  const source = error instanceof QueryFailedError ? error.driverError : error;
+  const code = (source as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * A deadlock (40P01) or serialization failure (40001): PostgreSQL rolled the
+ * transaction back, and running it again may succeed.
+ */
+export function isTransactionConflict(error: unknown): boolean {
+  const code = sqlState(error);
+  return code === '40P01' || code === '40001';
+}
+
 // SQLSTATE classes and codes that mean "the database is not there right now",
 // as opposed to a bad query: connection exceptions (08), operator
 // intervention (57P01-57P03 shutdown, cannot connect now), too many
-// connections (53300), and a statement cancelled by statement_timeout (57014).
-const UNAVAILABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '53300', '57014']);
+// connections (53300), a statement cancelled by statement_timeout (57014),
+// and a transaction PostgreSQL aborted to resolve a conflict, deadlock
+// (40P01) or serialization failure (40001): those succeed on a retry.
+const UNAVAILABLE_SQLSTATES = new Set([
+  '57P01',
+  '57P02',
+  '57P03',
+  '53300',
+  '57014',
+  '40P01',
+  '40001',
+]);
 const UNAVAILABLE_ERRNOS = new Set([
   'ECONNREFUSED',
   'ECONNRESET',

@@ -19,10 +19,8 @@ export type LoginOutcome = (typeof LOGIN_OUTCOMES)[number];
  * prom-client's global one: one process may hold several applications (the
  * e2e suites do), and each must count only its own requests.
  *
- * Outcomes are counted by the code that decides them: logins and refreshes
- * once their transaction has committed; ended sessions where they are revoked,
- * inside the transaction (a commit failing after that is rare and shows as a
- * 5xx in the latency histogram). Sessions deleted with their account are not
+ * Outcomes are counted by the code that decides them, once their transaction
+ * has committed: logins, refreshes and ended sessions. Sessions deleted with their account are not
  * revocations and are not counted. Every label set starts at zero, so `rate()`
  * and `increase()` see the first event.
  */

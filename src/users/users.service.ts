@@ -53,6 +53,16 @@ export class UsersService {
     return { id: row.id, username: row.username, createdAt: row.created_at };
   }
 
+  /** The stored password hash, read without a lock (bcrypt runs outside any transaction). */
+  async findPasswordHash(id: string): Promise<string | null> {
+    const result = await runSql<{ password_hash: string }>(
+      this.users.manager,
+      'SELECT password_hash FROM users WHERE id = $1',
+      [id],
+    );
+    return result.rows[0]?.password_hash ?? null;
+  }
+
   /**
    * Locks the user's row for the rest of the transaction and returns the
    * password hash. Serializes a user's session starts (the session cap),
