@@ -33,6 +33,18 @@ describe('credential races (e2e)', () => {
     await t.close();
   });
 
+  // Released even when a test fails half-way, or the database stays locked.
+  let held:
+    | {
+        waiters(): Promise<number>;
+        waitForWaiters(n: number): Promise<void>;
+        release(): Promise<void>;
+      }
+    | undefined;
+  afterEach(async () => {
+    await held?.release();
+  });
+
   /** A connection holding one lock on a user row in an open transaction. */
   async function holdUserRow(userId: string, mode: 'NO KEY UPDATE' | 'KEY SHARE') {
     const holder = new pg.Client({ connectionString: process.env.LINEAGE_TEST_DATABASE_URL });
@@ -41,7 +53,8 @@ describe('credential races (e2e)', () => {
     await holder.query(`SELECT 1 FROM users WHERE id = $1 FOR ${mode}`, [userId]);
     const { rows } = await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
     const pid = rows[0].pid;
-    return {
+    let released = false;
+    held = {
       /** Backends waiting behind the holder, directly or behind another waiter. */
       async waiters(): Promise<number> {
         const result = await t.db.query<{ n: number }[]>(
@@ -60,10 +73,13 @@ describe('credential races (e2e)', () => {
         while ((await this.waiters()) < n) await new Promise((r) => setTimeout(r, 10));
       },
       async release(): Promise<void> {
+        if (released) return;
+        released = true;
         await holder.query('COMMIT');
         await holder.end();
       },
     };
+    return held;
   }
 
   /** Sends a supertest request now (supertest sends only once awaited). */
@@ -82,25 +98,20 @@ describe('credential races (e2e)', () => {
     const owner = await register(t);
     const userId = claimsOf(owner.access_token).sub;
     const holder = await holdUserRow(userId as string, 'NO KEY UPDATE');
-    let change: Promise<Response> | undefined;
-    let logins: Promise<Response>[] = [];
-    try {
-      change = send(
-        t
-          .http()
-          .patch('/users/me/password')
-          .set(bearer(owner.access_token))
-          .send({ current_password: PASSWORD, new_password: NEW_PASSWORD }),
-      );
-      await holder.waitForWaiters(1);
-      // These logins prove the old password before the change commits.
-      logins = Array.from({ length: 6 }, () =>
-        send(t.http().post('/auth/login').send({ username: owner.username, password: PASSWORD })),
-      );
-      await holder.waitForWaiters(7);
-    } finally {
-      await holder.release();
-    }
+    const change = send(
+      t
+        .http()
+        .patch('/users/me/password')
+        .set(bearer(owner.access_token))
+        .send({ current_password: PASSWORD, new_password: NEW_PASSWORD }),
+    );
+    await holder.waitForWaiters(1);
+    // These logins prove the old password before the change commits.
+    const logins = Array.from({ length: 6 }, () =>
+      send(t.http().post('/auth/login').send({ username: owner.username, password: PASSWORD })),
+    );
+    await holder.waitForWaiters(7);
+    await holder.release();
     const changed = await change;
     expect(changed.status).toBe(204);
     for (const res of await Promise.all(logins)) expectError(res, 401, 'invalid_credentials');
@@ -120,23 +131,18 @@ describe('credential races (e2e)', () => {
     const owner = await register(t);
     const userId = claimsOf(owner.access_token).sub as string;
     const holder = await holdUserRow(userId, 'NO KEY UPDATE');
-    let deletion: Promise<Response> | undefined;
-    let loginAttempt: Promise<Response> | undefined;
-    try {
-      deletion = send(
-        t.http().delete('/users/me').set(bearer(owner.access_token)).send({ password: PASSWORD }),
-      );
-      await holder.waitForWaiters(1);
-      loginAttempt = send(
-        t.http().post('/auth/login').send({ username: owner.username, password: PASSWORD }),
-      );
-      await holder.waitForWaiters(2);
-    } finally {
-      await holder.release();
-    }
+    const deletion = send(
+      t.http().delete('/users/me').set(bearer(owner.access_token)).send({ password: PASSWORD }),
+    );
+    await holder.waitForWaiters(1);
+    const loginAttempt = send(
+      t.http().post('/auth/login').send({ username: owner.username, password: PASSWORD }),
+    );
+    await holder.waitForWaiters(2);
+    await holder.release();
     expect((await deletion).status).toBe(204);
-    expectError(await loginAttempt!, 401, 'invalid_credentials');
-    const rows = await t.db.query('SELECT 1 FROM users WHERE id = $1', [userId]);
+    expectError(await loginAttempt, 401, 'invalid_credentials');
+    const rows = await t.db.query<unknown[]>('SELECT 1 FROM users WHERE id = $1', [userId]);
     expect(rows).toHaveLength(0);
   });
 
@@ -147,28 +153,23 @@ describe('credential races (e2e)', () => {
     // KEY SHARE lets deletion lock the user row and its sessions but holds
     // back its DELETE, so logout arrives while deletion holds the sessions.
     const holder = await holdUserRow(userId, 'KEY SHARE');
-    let deletion: Promise<Response> | undefined;
-    let logout: Promise<Response> | undefined;
-    try {
-      deletion = send(
-        t.http().delete('/users/me').set(bearer(other.access_token)).send({ password: PASSWORD }),
-      );
-      await holder.waitForWaiters(1);
-      logout = send(
-        t
-          .http()
-          .post('/auth/logout')
-          .set(bearer(owner.access_token))
-          .send({ refresh_token: owner.refresh_token }),
-      );
-      await holder.waitForWaiters(2);
-    } finally {
-      await holder.release();
-    }
-    const [deleted, loggedOut] = await Promise.all([deletion!, logout!]);
+    const deletion = send(
+      t.http().delete('/users/me').set(bearer(other.access_token)).send({ password: PASSWORD }),
+    );
+    await holder.waitForWaiters(1);
+    const logout = send(
+      t
+        .http()
+        .post('/auth/logout')
+        .set(bearer(owner.access_token))
+        .send({ refresh_token: owner.refresh_token }),
+    );
+    await holder.waitForWaiters(2);
+    await holder.release();
+    const [deleted, loggedOut] = await Promise.all([deletion, logout]);
     expect(deleted.status).toBe(204);
     expect(loggedOut.status).toBe(200);
-    const rows = await t.db.query('SELECT 1 FROM users WHERE id = $1', [userId]);
+    const rows = await t.db.query<unknown[]>('SELECT 1 FROM users WHERE id = $1', [userId]);
     expect(rows).toHaveLength(0);
     expectError(
       await t.http().get('/todos').set(bearer(owner.access_token)),

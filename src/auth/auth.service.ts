@@ -382,7 +382,7 @@ export class AuthService {
       principal.userId,
       password,
       'Password is incorrect',
-      async () => undefined,
+      () => Promise.resolve(),
       async (manager, ended) => {
         // Deleted with the account: ended, but not a revocation (not counted).
         ended.add(await this.families.lockAllForUser(manager, principal.userId));

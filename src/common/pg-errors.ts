@@ -9,7 +9,7 @@ export function isUniqueViolation(error: unknown, constraint?: string): boolean 
 
 /** The SQLSTATE of a driver error, through TypeORM's QueryFailedError wrapper. */
 export function sqlState(error: unknown): string | undefined {
-  const source = error instanceof QueryFailedError ? error.driverError : error;
+  const source: unknown = error instanceof QueryFailedError ? error.driverError : error;
   const code = (source as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
 }
