@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { jest } from '@jest/globals';
 import { SessionRevocations } from '../src/auth/session-revocations.js';
 import { TokenFamilyRepository } from '../src/auth/token-family.repository.js';
+import { localPortsOf } from './support/pg-backends.js';
 import {
   bearer,
   claimsOf,
@@ -102,9 +103,11 @@ describe('session revocation feed across instances (e2e)', () => {
     await todos(b, user.access_token).expect(200);
     const feed = b.app.get(SessionRevocations);
 
-    // Cut every instance's feed connection, then end the session behind the feed's back.
+    // Cut every instance's feed connection (on this database only: other
+    // suites' servers may share the PostgreSQL), then end the session behind the feed's back.
     await b.db.query(
-      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lineage-session-feed'`,
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+       WHERE application_name = 'lineage-session-feed' AND datname = current_database()`,
     );
     await b.db.query(
       `UPDATE token_families SET revoked_at = now(), revoked_reason = 'logout' WHERE id = $1`,
@@ -116,5 +119,147 @@ describe('session revocation feed across instances (e2e)', () => {
     expect(feed.isReady).toBe(true);
     await todos(b, user.access_token).expect(401);
     await todos(b, other.access_token).expect(200);
+  });
+});
+
+const describeOnLinux = process.platform === 'linux' ? describe : describe.skip;
+
+/**
+ * A feed connection can hang without an error or an end: a NAT that dropped
+ * the flow, a partition, a frozen server. Here its backend process is stopped
+ * with SIGSTOP (the server runs on this machine in the e2e setup): its kernel
+ * still holds the connection open and answers TCP keepalives, but nothing
+ * arrives on it. The revocations are made in SQL, behind the instance's back,
+ * because an instance that ends a session records it itself.
+ *
+ * One instance at a time (the suite above has closed its two), so the feed
+ * backend of this process is the one whose client port is one of its sockets.
+ */
+describeOnLinux('a hung session feed (its backend frozen)', () => {
+  const frozen: number[] = [];
+
+  /** Every stopped backend is continued, whatever the test did: the database is shared. */
+  function thaw(): void {
+    for (const pid of frozen.splice(0)) {
+      try {
+        process.kill(pid, 'SIGCONT');
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+
+  afterEach(thaw);
+  afterAll(thaw);
+
+  const todos = (t: TestApp, token: string) => t.http().get('/todos').set(bearer(token));
+
+  async function feedBackendOf(t: TestApp): Promise<number> {
+    const ports = await localPortsOf(process.pid);
+    const rows = await t.db.query<{ pid: number; client_port: number }[]>(
+      `SELECT pid, client_port FROM pg_stat_activity
+       WHERE application_name = 'lineage-session-feed' AND datname = current_database()`,
+    );
+    const mine = rows.filter((row) => ports.has(row.client_port));
+    expect(mine).toHaveLength(1);
+    return mine[0].pid;
+  }
+
+  async function freezeFeedOf(t: TestApp): Promise<number> {
+    const pid = await feedBackendOf(t);
+    process.kill(pid, 'SIGSTOP');
+    frozen.push(pid);
+    return pid;
+  }
+
+  async function revokeInSql(t: TestApp, accessToken: string): Promise<void> {
+    await t.db.query(
+      `UPDATE token_families SET revoked_at = now(), revoked_reason = 'logout' WHERE id = $1`,
+      [claimsOf(accessToken).sid],
+    );
+  }
+
+  /** Polls until `done` holds or `giveUpMs` has passed; returns the last value seen. */
+  async function eventually<T>(
+    probe: () => Promise<T> | T,
+    done: (value: T) => boolean,
+    giveUpMs = 20_000,
+  ): Promise<T> {
+    const deadline = Date.now() + giveUpMs;
+    let value = await probe();
+    while (!done(value) && Date.now() < deadline) {
+      await sleep(100);
+      value = await probe();
+    }
+    return value;
+  }
+
+  it('with no heartbeat due, the instance keeps accepting a session revoked behind its frozen feed', async () => {
+    // The gap the heartbeat closes: nothing else notices (no error, no end,
+    // and the kernel answers keepalives), so the view stays "ready".
+    const t = await startTestApp({ SESSION_FEED_HEARTBEAT: '1h' });
+    try {
+      const user = await register(t);
+      await todos(t, user.access_token).expect(200);
+      await freezeFeedOf(t);
+      await revokeInSql(t, user.access_token);
+
+      const statuses: number[] = [];
+      for (let i = 0; i < 12; i += 1) {
+        statuses.push((await todos(t, user.access_token)).status);
+        await sleep(250);
+      }
+      expect(statuses).toEqual(Array<number>(12).fill(200));
+      expect(t.app.get(SessionRevocations).isReady).toBe(true);
+    } finally {
+      thaw();
+      await t.close();
+    }
+  });
+
+  it('an unanswered heartbeat takes the view out of use: the revoked session is refused, then the feed is back, resynced', async () => {
+    const t = await startTestApp({
+      SESSION_FEED_HEARTBEAT: '1s',
+      SESSION_FEED_TIMEOUT: '2s',
+    });
+    const feed = t.app.get(SessionRevocations);
+    try {
+      const user = await register(t);
+      const other = await login(t, user.username);
+      await todos(t, user.access_token).expect(200);
+      await todos(t, other.access_token).expect(200);
+      const stopped = await freezeFeedOf(t);
+      await revokeInSql(t, user.access_token);
+
+      const status = await eventually(
+        async () => (await todos(t, user.access_token)).status,
+        (s) => s !== 200,
+      );
+      expect(status).toBe(401);
+      // The instance still answers (from the database) and says it is healthy.
+      await t.http().get('/health').expect(200, { status: 'ok', database: 'up' });
+
+      // A new connection, to another backend, resynced: the view is back in use.
+      expect(
+        await eventually(
+          () => feed.isReady,
+          (ready) => ready,
+        ),
+      ).toBe(true);
+      expect(await feedBackendOf(t)).not.toBe(stopped);
+      await todos(t, user.access_token).expect(401);
+      await todos(t, other.access_token).expect(200);
+    } finally {
+      thaw();
+      await t.close();
+    }
+  }, 60_000);
+
+  it('shutting down does not wait for a frozen feed backend to answer', async () => {
+    const t = await startTestApp({ SESSION_FEED_HEARTBEAT: '1h' });
+    await freezeFeedOf(t);
+    // A graceful close needs the server's answer; the test's timeout is the bound.
+    await t.close();
+    thaw();
   });
 });

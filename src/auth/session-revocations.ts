@@ -1,3 +1,4 @@
+import { Socket } from 'node:net';
 import {
   Injectable,
   Logger,
@@ -11,11 +12,27 @@ import type { AppConfig } from '../config/configuration.js';
 export const SESSION_ENDED_CHANNEL = 'lineage_session_ended';
 const RECONNECT_MIN_MS = 500;
 const RECONNECT_MAX_MS = 10_000;
+// LISTEN and the resync read are indexed and small; like the pool's
+// statement_timeout, a server that takes longer than this is treated as gone.
+const RESYNC_TIMEOUT_MS = 10_000;
+// Defence in depth under the heartbeat: the kernel probes an idle connection
+// after this long (the OS default is 2 hours), so a peer that vanished behind
+// a NAT or a partition is also noticed at the TCP level. It cannot notice a
+// frozen server process, whose kernel still answers the probes.
+const KEEPALIVE_IDLE_MS = 10_000;
+// Shutdown says goodbye to the server, but a frozen one never closes its side.
+const CLOSE_TIMEOUT_MS = 1_000;
 // Clocks of instances and database differ a little; entries live this much longer.
 const SKEW_MS = 5_000;
 // Which user a live session belongs to, as last read from the database.
 const OWNER_TTL_MS = 60_000;
 const OWNER_MAX_ENTRIES = 100_000;
+
+/** One LISTEN connection and the socket under it (destroyed, never ended, when lost). */
+interface Feed {
+  client: pg.Client;
+  socket: Socket;
+}
 
 /**
  * This instance's view of ended sessions, so the access guard needs no
@@ -28,6 +45,13 @@ const OWNER_MAX_ENTRIES = 100_000;
  *   revocation and every deletion of a live session on a LISTEN channel.
  * - Resynced from the tables at start and after every reconnect; until a
  *   resync completes the view is not `ready` and the guard asks the database.
+ * - Watched: a connection can hang without an error or an end (a frozen
+ *   server, a NAT that dropped the flow, a partition), and a view fed by it
+ *   would stay `ready` while missing every revocation. A heartbeat query every
+ *   SESSION_FEED_HEARTBEAT must be answered within SESSION_FEED_TIMEOUT, or
+ *   the connection is destroyed and the view is not `ready` until a new one
+ *   has resynced. Another instance's logout is therefore refused here within
+ *   heartbeat + timeout even then (OWASP ASVS 3.3.1).
  * - Bounded: an id is kept only as long as an access token of that session can
  *   still be valid (ACCESS_TOKEN_TTL, plus clock skew), because access tokens
  *   never outlive their session's expiry (see AuthService.tokenResponse).
@@ -39,16 +63,24 @@ export class SessionRevocations implements OnApplicationBootstrap, OnApplication
   private readonly owners = new Map<string, { userId: string; until: number }>();
   private readonly url: string;
   private readonly keepMs: number;
-  private client: pg.Client | null = null;
+  private readonly heartbeatIntervalMs: number;
+  private readonly heartbeatTimeoutMs: number;
+  private feed: Feed | null = null;
   private ready = false;
   private stopped = false;
+  /** Since the feed was lost and until a new one is ready: failed attempts log at debug only. */
+  private lostSince: number | null = null;
   private reconnectDelay = RECONNECT_MIN_MS;
   private reconnectTimer: NodeJS.Timeout | null = null;
+  private heartbeatTimer: NodeJS.Timeout | null = null;
   private readonly pruneTimer: NodeJS.Timeout;
 
   constructor(config: ConfigService<AppConfig, true>) {
     this.url = config.get('database', { infer: true }).url;
-    this.keepMs = config.get('auth', { infer: true }).accessTokenTtl * 1000 + SKEW_MS;
+    const auth = config.get('auth', { infer: true });
+    this.keepMs = auth.accessTokenTtl * 1000 + SKEW_MS;
+    this.heartbeatIntervalMs = auth.sessionFeedHeartbeatInterval * 1000;
+    this.heartbeatTimeoutMs = auth.sessionFeedHeartbeatTimeout * 1000;
     this.pruneTimer = setInterval(() => this.prune(Date.now()), 60_000);
     this.pruneTimer.unref();
   }
@@ -106,37 +138,43 @@ export class SessionRevocations implements OnApplicationBootstrap, OnApplication
     this.ready = false;
     clearInterval(this.pruneTimer);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    const client = this.client;
-    this.client = null;
-    await client?.end().catch(() => undefined);
+    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
+    const feed = this.feed;
+    this.feed = null;
+    if (!feed) return;
+    // A polite Terminate first, bounded: a frozen server never closes its side,
+    // and end() waits for that. (With a heartbeat in flight, pg destroys at once.)
+    const force = setTimeout(() => feed.socket.destroy(), CLOSE_TIMEOUT_MS);
+    force.unref();
+    await feed.client.end().catch(() => undefined);
+    clearTimeout(force);
   }
 
   private async connect(): Promise<void> {
     if (this.stopped) return;
+    const socket = new Socket();
     const client = new pg.Client({
       connectionString: this.url,
       application_name: 'lineage-session-feed',
       connectionTimeoutMillis: 2000,
       keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
+      // Our own socket, so a hung connection can be destroyed: pg has no
+      // public way to, and its end() waits for a server that may never answer.
+      stream: () => socket,
     });
-    const lost = (reason: string) => {
-      if (this.client !== client) return;
-      this.client = null;
-      this.ready = false;
-      if (!this.stopped)
-        this.logger.warn(`Session feed lost (${reason}); checking sessions in the database`);
-      void client.end().catch(() => undefined);
-      this.scheduleReconnect();
-    };
-    client.on('error', (error: Error) => lost(error.message));
-    client.on('end', () => lost('connection ended'));
+    const feed: Feed = { client, socket };
+    client.on('error', (error: Error) => this.lost(feed, error.message));
+    client.on('end', () => this.lost(feed, 'connection ended'));
     client.on('notification', (message) => {
       if (message.channel === SESSION_ENDED_CHANNEL && message.payload)
         this.recordEnded([message.payload]);
     });
-    this.client = client;
+    this.feed = feed;
+    let answered = () => {};
     try {
       await client.connect();
+      answered = destroyUnlessAnswered(socket, RESYNC_TIMEOUT_MS, 'the resync');
       // Listen first, then read: nothing ended in between can be missed.
       await client.query(`LISTEN ${SESSION_ENDED_CHANNEL}`);
       const since = new Date(Date.now() - this.keepMs);
@@ -145,14 +183,71 @@ export class SessionRevocations implements OnApplicationBootstrap, OnApplication
          UNION ALL SELECT family_id FROM deleted_sessions WHERE deleted_at > $1`,
         [since],
       );
+      answered();
       this.recordEnded(rows.map((row) => row.id));
-      if (this.client === client) {
-        this.ready = true;
-        this.reconnectDelay = RECONNECT_MIN_MS;
+      if (this.feed !== feed) return;
+      this.ready = true;
+      this.reconnectDelay = RECONNECT_MIN_MS;
+      if (this.lostSince !== null) {
+        const seconds = Math.round((Date.now() - this.lostSince) / 1000);
+        this.logger.log(`Session feed restored after ${seconds} s; resynced from the database`);
+        this.lostSince = null;
       }
+      this.scheduleHeartbeat(feed);
     } catch (error) {
-      lost(error instanceof Error ? error.message : String(error));
+      answered();
+      this.lost(feed, error instanceof Error ? error.message : String(error));
     }
+  }
+
+  /**
+   * The connection is gone or no longer trusted: stop using the view, drop the
+   * socket and try again. Only the first failure of an outage is a warning;
+   * the retries while the database stays away would otherwise log every few seconds.
+   */
+  private lost(feed: Feed, reason: string): void {
+    if (this.feed !== feed) return;
+    this.feed = null;
+    this.ready = false;
+    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = null;
+    if (!this.stopped) {
+      if (this.lostSince === null) {
+        this.lostSince = Date.now();
+        this.logger.warn(`Session feed lost (${reason}); checking sessions in the database`);
+      } else {
+        this.logger.debug(`Session feed still down (${reason})`);
+      }
+    }
+    // Destroy rather than end(): a graceful close needs the server's answer.
+    feed.socket.destroy();
+    this.scheduleReconnect();
+  }
+
+  /**
+   * One heartbeat at a time, each scheduled when the previous one is answered,
+   * so a slow server never has several queued. A heartbeat belongs to its
+   * connection: one left over from a connection that was lost (or shut down)
+   * does nothing.
+   */
+  private scheduleHeartbeat(feed: Feed): void {
+    if (this.stopped || this.feed !== feed) return;
+    this.heartbeatTimer = setTimeout(() => {
+      this.heartbeatTimer = null;
+      if (this.feed !== feed) return;
+      const answered = destroyUnlessAnswered(feed.socket, this.heartbeatTimeoutMs, 'a heartbeat');
+      feed.client.query('SELECT 1').then(
+        () => {
+          answered();
+          this.scheduleHeartbeat(feed);
+        },
+        (error: unknown) => {
+          answered();
+          this.lost(feed, error instanceof Error ? error.message : String(error));
+        },
+      );
+    }, this.heartbeatIntervalMs);
+    this.heartbeatTimer.unref();
   }
 
   private scheduleReconnect(): void {
@@ -170,4 +265,18 @@ export class SessionRevocations implements OnApplicationBootstrap, OnApplication
     for (const [id, until] of this.ended) if (until <= now) this.ended.delete(id);
     for (const [id, entry] of this.owners) if (entry.until <= now) this.owners.delete(id);
   }
+}
+
+/**
+ * Destroys the socket unless the returned function is called within `ms`.
+ * The error it is destroyed with reaches the client's `error` handler, and
+ * pg fails the waiting query, so the caller's own path reports the loss.
+ */
+function destroyUnlessAnswered(socket: Socket, ms: number, what: string): () => void {
+  const timer = setTimeout(
+    () => socket.destroy(new Error(`no answer to ${what} within ${ms} ms`)),
+    ms,
+  );
+  timer.unref();
+  return () => clearTimeout(timer);
 }

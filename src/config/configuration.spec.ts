@@ -74,6 +74,22 @@ describe('buildConfig', () => {
     });
   });
 
+  it('reads the session feed heartbeat, 2 s apart and answered within 3 s by default', () => {
+    expect(buildConfig(base).auth).toMatchObject({
+      sessionFeedHeartbeatInterval: 2,
+      sessionFeedHeartbeatTimeout: 3,
+    });
+    const config = buildConfig({
+      ...base,
+      SESSION_FEED_HEARTBEAT: '10s',
+      SESSION_FEED_TIMEOUT: '1',
+    });
+    expect(config.auth).toMatchObject({
+      sessionFeedHeartbeatInterval: 10,
+      sessionFeedHeartbeatTimeout: 1,
+    });
+  });
+
   it('reads the session and housekeeping settings', () => {
     const config = buildConfig({
       ...base,
@@ -103,6 +119,9 @@ describe('buildConfig', () => {
     ['COOKIE_SECURE', 'maybe'],
     ['HOUSEKEEPING_INTERVAL', '0'],
     ['EVENT_RETENTION', '-1'],
+    ['SESSION_FEED_HEARTBEAT', '0'],
+    ['SESSION_FEED_TIMEOUT', '0'],
+    ['SESSION_FEED_TIMEOUT', '500ms'],
   ])('refuses %s=%s, naming it', (variable, value) => {
     expect(errorOf(() => buildConfig({ ...base, [variable]: value })).variable).toBe(variable);
   });

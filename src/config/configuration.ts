@@ -13,6 +13,10 @@ export interface AuthConfig {
   signingKeysSecret: string;
   /** Seconds between reloads of the signing keys (rotation reaches every instance within it). */
   signingKeysReloadInterval: number;
+  /** Seconds between heartbeats on the session feed's LISTEN connection. */
+  sessionFeedHeartbeatInterval: number;
+  /** Seconds a heartbeat may go unanswered before that connection counts as lost. */
+  sessionFeedHeartbeatTimeout: number;
   accessTokenTtl: number;
   refreshTokenTtl: number;
   refreshReuseGrace: number;
@@ -351,6 +355,10 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
       refreshSecret,
       signingKeysSecret,
       signingKeysReloadInterval: readDuration(env, 'SIGNING_KEYS_RELOAD_INTERVAL', 60, 1),
+      // A hung feed is noticed within interval + timeout; until then another
+      // instance's logout may not be seen here (see SessionRevocations).
+      sessionFeedHeartbeatInterval: readDuration(env, 'SESSION_FEED_HEARTBEAT', 2, 1),
+      sessionFeedHeartbeatTimeout: readDuration(env, 'SESSION_FEED_TIMEOUT', 3, 1),
       accessTokenTtl,
       refreshTokenTtl,
       refreshReuseGrace: readDuration(env, 'REFRESH_REUSE_GRACE', 10, 0),

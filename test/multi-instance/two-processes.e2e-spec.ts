@@ -1,4 +1,3 @@
-import { readdir, readFile, readlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import {
@@ -7,6 +6,7 @@ import {
   startAppProcess,
   stopAppProcess,
 } from '../support/app-process.js';
+import { localPortsOf } from '../support/pg-backends.js';
 import { PASSWORD, uniqueUsername } from '../support/test-app.js';
 
 /**
@@ -44,30 +44,6 @@ async function msUntilRefused(instance: Instance, token: string, giveUpMs = 5000
     await sleep(20);
   }
   return Number.POSITIVE_INFINITY;
-}
-
-/**
- * The local TCP ports of a process's sockets (Linux /proc): how the test
- * tells which backend in pg_stat_activity belongs to which instance.
- */
-async function localPortsOf(pid: number): Promise<Set<number>> {
-  const inodes = new Set<string>();
-  for (const fd of await readdir(`/proc/${pid}/fd`)) {
-    const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
-    const match = /^socket:\[(\d+)\]$/.exec(target);
-    if (match) inodes.add(match[1]);
-  }
-  const ports = new Set<number>();
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    const lines = (await readFile(table, 'utf8').catch(() => '')).split('\n').slice(1);
-    for (const line of lines) {
-      const fields = line.trim().split(/\s+/);
-      if (fields.length > 9 && inodes.has(fields[9])) {
-        ports.add(parseInt(fields[1].split(':')[1], 16));
-      }
-    }
-  }
-  return ports;
 }
 
 const describeOnLinux = process.platform === 'linux' ? describe : describe.skip;
