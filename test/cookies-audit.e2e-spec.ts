@@ -14,85 +14,16 @@ import {
   uniqueUsername,
   expectError,
 } from './support/test-app.js';
+import {
+  type CookieTokens,
+  expectClearedCookie,
+  expectCookieKept,
+  expectIssuedCookie,
+  refreshCookieOf,
+} from './support/cookies.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const daysAgo = (days: number) => new Date(Date.now() - days * DAY_MS);
-
-/** A token response in the cookie transport: everything but the refresh token. */
-type CookieTokens = Omit<Tokens, 'refresh_token'>;
-
-interface ParsedCookie {
-  name: string;
-  value: string;
-  /** Attribute names as sent, mapped to their value (`true` for flags). */
-  attributes: Record<string, string | true>;
-}
-
-function parseSetCookie(header: string): ParsedCookie {
-  const [pair, ...rest] = header.split(';').map((part) => part.trim());
-  const eq = pair.indexOf('=');
-  const attributes: Record<string, string | true> = {};
-  for (const attribute of rest) {
-    const at = attribute.indexOf('=');
-    if (at === -1) attributes[attribute] = true;
-    else attributes[attribute.slice(0, at)] = attribute.slice(at + 1);
-  }
-  return { name: pair.slice(0, eq), value: pair.slice(eq + 1), attributes };
-}
-
-function setCookies(res: Response): ParsedCookie[] {
-  const raw = res.headers['set-cookie'] as unknown;
-  if (raw === undefined) return [];
-  return (Array.isArray(raw) ? (raw as string[]) : [raw as string]).map(parseSetCookie);
-}
-
-/** The response's one refresh_token cookie (a response never sets it twice). */
-function refreshCookieOf(res: Response): ParsedCookie {
-  const cookies = setCookies(res).filter((cookie) => cookie.name === 'refresh_token');
-  expect(cookies).toHaveLength(1);
-  return cookies[0];
-}
-
-/** A freshly issued refresh cookie, attribute by attribute. */
-function expectIssuedCookie(res: Response, { secure = true } = {}): string {
-  const cookie = refreshCookieOf(res);
-  const body = res.body as CookieTokens;
-  expect(cookie.value).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
-  const header = JSON.parse(Buffer.from(cookie.value.split('.')[0], 'base64url').toString()) as {
-    typ?: string;
-  };
-  expect(header.typ).toBe('rt+jwt');
-  expect(cookie.attributes).toEqual({
-    'Max-Age': String(body.refresh_expires_in),
-    Path: '/auth',
-    HttpOnly: true,
-    ...(secure ? { Secure: true } : {}),
-    SameSite: 'Strict',
-  });
-  // The token moved to the cookie: the body no longer carries it (scripts cannot read it).
-  expect(Object.keys(body).sort()).toEqual(
-    ['access_token', 'expires_in', 'refresh_expires_in', 'token_type'].sort(),
-  );
-  expect(body.token_type).toBe('Bearer');
-  return cookie.value;
-}
-
-/** A cookie that tells the browser to drop refresh_token (RFC 6265bis §5.6). */
-function expectClearedCookie(res: Response, { secure = true } = {}) {
-  const cookie = refreshCookieOf(res);
-  expect(cookie.value).toBe('');
-  expect(cookie.attributes).toEqual({
-    'Max-Age': '0',
-    Path: '/auth',
-    Expires: expect.any(String) as unknown,
-    HttpOnly: true,
-    ...(secure ? { Secure: true } : {}),
-    SameSite: 'Strict',
-  });
-  const expires = Date.parse(cookie.attributes.Expires as string);
-  expect(Number.isNaN(expires)).toBe(false);
-  expect(expires).toBeLessThan(Date.now());
-}
 
 /** RFC 7009 §2.2: 200 with nothing in the body, whatever the token was. */
 function expectEmpty200(res: Response) {
@@ -788,6 +719,39 @@ describe('cookie transport, audit trail, RFC 7009 and housekeeping (e2e)', () =>
         .set(bearer((res.body as CookieTokens).access_token))
         .expect(200);
       expectClearedCookie(logout, { secure: false });
+    });
+  });
+
+  describe('with a refresh budget of one request per window', () => {
+    let limited: TestApp;
+
+    beforeAll(async () => {
+      limited = await startTestApp({ RATE_LIMIT_REFRESH_PER_IP: '1' });
+    });
+
+    afterAll(async () => {
+      await limited.close();
+    });
+
+    it('a 429 leaves the cookie alone, and the same cookie refreshes afterwards', async () => {
+      const { username } = await register(t);
+      const value = expectIssuedCookie(await cookieLogin(username).expect(200));
+      const limitedRefresh = (cookie: string) =>
+        limited
+          .http()
+          .post('/auth/refresh')
+          .set('X-Token-Transport', 'cookie')
+          .set('Cookie', cookieHeader(cookie));
+      // The budget is spent before any token work, here by a dead cookie (cleared: it is over).
+      const dead = await limitedRefresh('garbage.not.jwt');
+      expectError(dead, 401, 'token_invalid');
+      expectClearedCookie(dead);
+
+      const throttled = await limitedRefresh(value);
+      expectError(throttled, 429, 'rate_limited');
+      expectCookieKept(throttled);
+      // Nothing was consumed: the same cookie still rotates (on an app with budget left).
+      expectIssuedCookie(await cookieRefresh(value).expect(200));
     });
   });
 

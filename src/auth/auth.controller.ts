@@ -7,6 +7,7 @@ import {
   Post,
   Req,
   Res,
+  UseFilters,
   UseGuards,
 } from '@nestjs/common';
 import {
@@ -38,6 +39,7 @@ import { RateLimited } from '../rate-limit/rate-limit.guard.js';
 import { RefreshTokenGuard } from './guards/refresh-token.guard.js';
 import { CurrentPrincipal, type Principal } from './principal.js';
 import { REFRESH_COOKIE, RefreshCookie } from './refresh-cookie.js';
+import { RefreshCookieFilter } from './refresh-cookie.filter.js';
 import type { PresentedRefreshToken } from './strategies/refresh-token.strategy.js';
 
 const TransportHeader = () =>
@@ -128,6 +130,8 @@ export class AuthController {
   }
 
   @Public()
+  // Clears the cookie when, and only when, the session is over (see the filter).
+  @UseFilters(RefreshCookieFilter)
   @UseGuards(RefreshTokenGuard)
   // Below UseGuards on purpose: its guard then runs first, throttling before any token work.
   @RateLimited('refresh')
@@ -149,8 +153,8 @@ export class AuthController {
   @ApiUnauthorizedResponse({
     type: ErrorResponseDto,
     description:
-      '`token_invalid`, `session_revoked`, `session_expired` or `refresh_token_reused`; a cookie ' +
-      'that failed is cleared',
+      '`token_invalid`, `session_revoked`, `session_expired` or `refresh_token_reused`: the session ' +
+      'is over, and a cookie that was presented is cleared. No other error (429, 5xx) clears it.',
   })
   async refresh(
     @Body() _body: RefreshDto,
@@ -158,14 +162,8 @@ export class AuthController {
     @Req() request: FastifyRequest & { user: PresentedRefreshToken },
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<TokenResponseDto> {
-    try {
-      const tokens = await this.auth.refresh(request.user, client);
-      return this.cookie.deliver(request, reply, tokens);
-    } catch (error) {
-      // The session is over (revoked, reused, expired): the cookie goes with it.
-      if (RefreshCookie.requested(request)) this.cookie.clear(reply);
-      throw error;
-    }
+    const tokens = await this.auth.refresh(request.user, client);
+    return this.cookie.deliver(request, reply, tokens);
   }
 
   @Authenticated()

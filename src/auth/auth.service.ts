@@ -4,7 +4,13 @@ import { ConfigService } from '@nestjs/config';
 import type { EntityManager } from 'typeorm';
 import { AuditService, type NewAuthEvent } from '../audit/audit.service.js';
 import type { ClientInfo } from '../common/client-info.js';
-import { ErrorCode, ForbiddenError, NotFoundError, UnauthorizedError } from '../common/errors.js';
+import {
+  ErrorCode,
+  ForbiddenError,
+  NotFoundError,
+  SessionEndedError,
+  UnauthorizedError,
+} from '../common/errors.js';
 import type { AppConfig, AuthConfig } from '../config/configuration.js';
 import { MetricsService } from '../observability/metrics.service.js';
 import { PasswordService } from '../users/password.service.js';
@@ -180,19 +186,19 @@ export class AuthService {
       case 'reuse':
         this.metrics.refresh('reuse_detected');
         this.logger.warn(`Refresh token reuse detected; session ${claims.sid} revoked`);
-        throw new UnauthorizedError(
+        throw new SessionEndedError(
           ErrorCode.RefreshTokenReused,
           'Refresh token has already been used; the session has been revoked',
         );
       case 'revoked':
         this.metrics.refresh('revoked');
-        throw new UnauthorizedError(ErrorCode.SessionRevoked, 'Session has been revoked');
+        throw new SessionEndedError(ErrorCode.SessionRevoked, 'Session has been revoked');
       case 'expired':
         this.metrics.refresh('expired');
-        throw new UnauthorizedError(ErrorCode.SessionExpired, 'Session has expired');
+        throw new SessionEndedError(ErrorCode.SessionExpired, 'Session has expired');
       case 'invalid':
         this.metrics.refresh('invalid');
-        throw new UnauthorizedError(ErrorCode.TokenInvalid, 'Refresh token is invalid');
+        throw new SessionEndedError(ErrorCode.TokenInvalid, 'Refresh token is invalid');
     }
   }
 
@@ -307,7 +313,7 @@ export class AuthService {
     const now = new Date();
     await this.transaction(async (manager, ended) => {
       const user = await this.users.lockForUpdate(manager, principal.userId);
-      if (!user) throw new UnauthorizedError(ErrorCode.SessionRevoked, 'Session has been revoked');
+      if (!user) throw new SessionEndedError(ErrorCode.SessionRevoked, 'Session has been revoked');
       if (!(await this.passwords.verify(currentPassword, user.passwordHash))) {
         throw new ForbiddenError(ErrorCode.InvalidPassword, 'Current password is incorrect');
       }
@@ -339,7 +345,7 @@ export class AuthService {
   async deleteAccount(principal: Principal, password: string): Promise<void> {
     await this.transaction(async (manager, ended) => {
       const user = await this.users.lockForUpdate(manager, principal.userId);
-      if (!user) throw new UnauthorizedError(ErrorCode.SessionRevoked, 'Session has been revoked');
+      if (!user) throw new SessionEndedError(ErrorCode.SessionRevoked, 'Session has been revoked');
       if (!(await this.passwords.verify(password, user.passwordHash))) {
         throw new ForbiddenError(ErrorCode.InvalidPassword, 'Password is incorrect');
       }

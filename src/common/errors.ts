@@ -52,6 +52,26 @@ export class UnauthorizedError extends AppError {
   }
 }
 
+/**
+ * A 401 that says the presented session is over for good: revoked, expired,
+ * its refresh token reused, or a refresh token that is not one of ours. It
+ * carries that fact so the transport can drop what it holds for the session
+ * (the refresh cookie) in one place, and only then: a 5xx or a 429 says nothing
+ * about the session, and a client that keeps its token can retry with it.
+ */
+export class SessionEndedError extends UnauthorizedError {
+  constructor(
+    code:
+      | typeof ErrorCode.SessionRevoked
+      | typeof ErrorCode.SessionExpired
+      | typeof ErrorCode.RefreshTokenReused
+      | typeof ErrorCode.TokenInvalid,
+    message: string,
+  ) {
+    super(code, message);
+  }
+}
+
 export class NotFoundError extends AppError {
   constructor(message = 'Resource not found') {
     super(HttpStatus.NOT_FOUND, ErrorCode.NotFound, message);

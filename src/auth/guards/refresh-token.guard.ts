@@ -2,8 +2,6 @@ import { type ExecutionContext, Injectable } from '@nestjs/common';
 import { AuthGuard } from '@nestjs/passport';
 import { AppError, ErrorCode, ValidationError } from '../../common/errors.js';
 import { MetricsService } from '../../observability/metrics.service.js';
-import type { FastifyReply, FastifyRequest } from 'fastify';
-import { RefreshCookie } from '../refresh-cookie.js';
 import {
   locateRefreshToken,
   REFRESH_STRATEGY,
@@ -14,10 +12,7 @@ import { passportFailure } from './passport-failure.js';
 /** Guards the refresh route with the `jwt-refresh` strategy. */
 @Injectable()
 export class RefreshTokenGuard extends AuthGuard(REFRESH_STRATEGY) {
-  constructor(
-    private readonly cookie: RefreshCookie,
-    private readonly metrics: MetricsService,
-  ) {
+  constructor(private readonly metrics: MetricsService) {
     super();
   }
 
@@ -37,14 +32,9 @@ export class RefreshTokenGuard extends AuthGuard(REFRESH_STRATEGY) {
     err: unknown,
     user: unknown,
     info: unknown,
-    context: ExecutionContext,
   ): TUser {
     if (err || !user) {
-      // A cookie that cannot refresh is useless to the browser: drop it.
-      const request = context.switchToHttp().getRequest<FastifyRequest>();
-      if (locateRefreshToken(request)?.source === 'cookie') {
-        this.cookie.clear(context.switchToHttp().getResponse<FastifyReply>());
-      }
+      // Whether the cookie goes with the failure is RefreshCookieFilter's call.
       const failure = passportFailure(err, info, 'Refresh');
       // Tokens refused before the service sees them: bad signature or claims, or past expiry.
       if (failure instanceof AppError)

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
 import type { FastifyRequest } from 'fastify';
 import { Strategy } from 'passport-jwt';
-import { ErrorCode, UnauthorizedError } from '../../common/errors.js';
+import { ErrorCode, SessionEndedError } from '../../common/errors.js';
 import { RefreshCookie } from '../refresh-cookie.js';
 import {
   asPassportKey,
@@ -68,7 +68,7 @@ export class RefreshTokenStrategy extends PassportStrategy(Strategy, REFRESH_STR
     const claims = readClaims(decoded, REFRESH_TOKEN_TYP);
     const token = extractRefreshToken(request);
     if (!claims || !token) {
-      throw new UnauthorizedError(ErrorCode.TokenInvalid, 'Refresh token is invalid');
+      throw new SessionEndedError(ErrorCode.TokenInvalid, 'Refresh token is invalid');
     }
     return { claims, token };
   }
