@@ -38,7 +38,7 @@ import {
 import { RateLimited } from '../rate-limit/rate-limit.guard.js';
 import { RefreshTokenGuard } from './guards/refresh-token.guard.js';
 import { CurrentPrincipal, type Principal } from './principal.js';
-import { REFRESH_COOKIE, RefreshCookie } from './refresh-cookie.js';
+import { REFRESH_COOKIE_SCHEME, RefreshCookie } from './refresh-cookie.js';
 import { RefreshCookieFilter } from './refresh-cookie.filter.js';
 import type { PresentedRefreshToken } from './strategies/refresh-token.strategy.js';
 
@@ -48,16 +48,17 @@ const TransportHeader = () =>
     required: false,
     enum: ['cookie'],
     description:
-      '`cookie`: the refresh token is set as an HttpOnly, Secure, SameSite=Strict cookie ' +
-      '`refresh_token` (Path=/auth) and left out of the JSON body. On /auth/refresh it also ' +
-      'allows the cookie to be read.',
+      '`cookie`: the refresh token is set as the HttpOnly, Secure, SameSite=Strict cookie ' +
+      '`__Host-refresh_token` (Path=/) and left out of the JSON body. On /auth/refresh it also ' +
+      'allows the cookie to be read. With COOKIE_SECURE=false (plain-http development only) the ' +
+      'cookie is `refresh_token`, without Secure.',
   });
 
 const setCookieHeader = {
   'Set-Cookie': {
     description:
-      'Only with `X-Token-Transport: cookie`: `refresh_token=<token>; Max-Age=<refresh_expires_in>; ' +
-      'Path=/auth; HttpOnly; Secure; SameSite=Strict`',
+      'Only with `X-Token-Transport: cookie`: `__Host-refresh_token=<token>; ' +
+      'Max-Age=<refresh_expires_in>; Path=/; HttpOnly; Secure; SameSite=Strict`',
     schema: { type: 'string' },
   },
 };
@@ -65,7 +66,8 @@ const setCookieHeader = {
 const clearCookieHeader = {
   'Set-Cookie': {
     description:
-      'Clears the refresh-token cookie: `refresh_token=; Max-Age=0; Expires=Thu, 01 Jan 1970 ...`',
+      'Clears the refresh-token cookie: `__Host-refresh_token=; Max-Age=0; ' +
+      'Expires=Thu, 01 Jan 1970 ...; Path=/`',
     schema: { type: 'string' },
   },
 };
@@ -144,10 +146,18 @@ export class AuthController {
     description:
       'Each refresh token is single-use. Presenting an already rotated one outside the reuse ' +
       'grace window revokes the whole session (`refresh_token_reused`). The token comes from the ' +
-      'body, or from the `refresh_token` cookie when the request sends `X-Token-Transport: cookie`.',
+      'body, or from the `__Host-refresh_token` cookie when the request sends ' +
+      '`X-Token-Transport: cookie`. A request that carries that cookie more than once is refused ' +
+      '(`cookie_duplicated`): another host of the site may have planted one.',
   })
   @TransportHeader()
-  @ApiCookieAuth(REFRESH_COOKIE)
+  @ApiCookieAuth(REFRESH_COOKIE_SCHEME)
+  @ApiBadRequestResponse({
+    type: ErrorResponseDto,
+    description:
+      'Malformed body or no refresh token (`validation_failed`); the cookie sent more than once ' +
+      '(`cookie_duplicated`), which clears neither',
+  })
   @ApiBody({ type: RefreshDto, required: false })
   @ApiOkResponse({ type: TokenResponseDto, headers: setCookieHeader })
   @ApiUnauthorizedResponse({
@@ -173,7 +183,8 @@ export class AuthController {
     summary: 'End the session of the access token (and of the given refresh token)',
     description:
       'Both the access token and every refresh token of the session get 401 at once. The refresh ' +
-      'token defaults to the `refresh_token` cookie, which the response clears.',
+      'token defaults to the `__Host-refresh_token` cookie, which the response clears; a cookie ' +
+      'sent more than once names no session (the bearer token’s still ends).',
   })
   @ApiBody({ type: LogoutDto, required: false })
   @ApiOkResponse({ type: MessageResponseDto, headers: clearCookieHeader })
@@ -186,7 +197,10 @@ export class AuthController {
   ): Promise<MessageResponseDto> {
     // The bearer token already authenticates this request, so the cookie is
     // read without the transport header: a forged cross-site request has no bearer token.
-    await this.auth.logout(principal, body.refresh_token ?? RefreshCookie.read(request), client);
+    // An ambiguous cookie is left out rather than refused: a planted one must not
+    // be able to block logout, and the bearer's session ends either way.
+    const refreshToken = body.refresh_token ?? this.cookie.readIfSingle(request);
+    await this.auth.logout(principal, refreshToken, client);
     this.cookie.clear(reply);
     return { message: 'Logged out' };
   }

@@ -3,7 +3,6 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SessionEndedError } from '../common/errors.js';
 import { AllExceptionsFilter } from '../common/http-exception.filter.js';
 import { RefreshCookie } from './refresh-cookie.js';
-import { locateRefreshToken } from './strategies/refresh-token.strategy.js';
 
 /**
  * The one place a failed refresh drops the refresh cookie, then answers as the
@@ -14,7 +13,7 @@ import { locateRefreshToken } from './strategies/refresh-token.strategy.js';
  * reused, not ours) and keeping it would only repeat the 401. Anything else
  * (503 while the database is away, 500, 429 from the rate limit, 400) says
  * nothing about the token, and a browser that dropped it would be logged out
- * by an outage (supertokens' `clearTokens`, OWASP ASVS 5.0 16.5.2).
+ * by an outage (OWASP ASVS 5.0 16.5.2).
  */
 @Catch()
 @Injectable()
@@ -27,7 +26,7 @@ export class RefreshCookieFilter extends AllExceptionsFilter {
     const http = host.switchToHttp();
     if (
       exception instanceof SessionEndedError &&
-      locateRefreshToken(http.getRequest<FastifyRequest>())?.source === 'cookie'
+      this.cookie.locate(http.getRequest<FastifyRequest>())?.source === 'cookie'
     ) {
       this.cookie.clear(http.getResponse<FastifyReply>());
     }

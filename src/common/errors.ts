@@ -17,6 +17,7 @@ export const ErrorCode = {
   PayloadTooLarge: 'payload_too_large',
   UnsupportedMediaType: 'unsupported_media_type',
   BadRequest: 'bad_request',
+  CookieDuplicated: 'cookie_duplicated',
   ServiceUnavailable: 'service_unavailable',
   RateLimited: 'rate_limited',
   InternalError: 'internal_error',

@@ -23,8 +23,8 @@ import {
   expectClearedCookie,
   expectCookieKept,
   expectIssuedCookie,
+  REFRESH_COOKIE,
 } from '../support/cookies.js';
-import { REFRESH_COOKIE } from '../../src/auth/refresh-cookie.js';
 
 /**
  * Takes PostgreSQL away under a running app: stopped (connections refused),

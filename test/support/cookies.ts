@@ -1,6 +1,14 @@
 import type { Response } from 'supertest';
-import { REFRESH_COOKIE, REFRESH_COOKIE_PATH } from '../../src/auth/refresh-cookie.js';
 import type { Tokens } from './test-app.js';
+
+/**
+ * The wire names, spelled out rather than imported so that a rename shows here:
+ * `__Host-` (RFC 6265bis §4.1.3.2) when Secure, the plain name with COOKIE_SECURE=false.
+ */
+export const REFRESH_COOKIE = '__Host-refresh_token';
+export const PLAIN_REFRESH_COOKIE = 'refresh_token';
+/** `__Host-` requires Path=/. */
+export const REFRESH_COOKIE_PATH = '/';
 
 /** A token response in the cookie transport: everything but the refresh token. */
 export type CookieTokens = Omit<Tokens, 'refresh_token'>;

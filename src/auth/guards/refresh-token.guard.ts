@@ -2,8 +2,9 @@ import { type ExecutionContext, Injectable } from '@nestjs/common';
 import { AuthGuard } from '@nestjs/passport';
 import { AppError, ErrorCode, ValidationError } from '../../common/errors.js';
 import { MetricsService } from '../../observability/metrics.service.js';
+import type { FastifyRequest } from 'fastify';
+import { RefreshCookie } from '../refresh-cookie.js';
 import {
-  locateRefreshToken,
   REFRESH_STRATEGY,
   type PresentedRefreshToken,
 } from '../strategies/refresh-token.strategy.js';
@@ -12,17 +13,21 @@ import { passportFailure } from './passport-failure.js';
 /** Guards the refresh route with the `jwt-refresh` strategy. */
 @Injectable()
 export class RefreshTokenGuard extends AuthGuard(REFRESH_STRATEGY) {
-  constructor(private readonly metrics: MetricsService) {
+  constructor(
+    private readonly cookie: RefreshCookie,
+    private readonly metrics: MetricsService,
+  ) {
     super();
   }
 
   override canActivate(context: ExecutionContext) {
     // Guards run before pipes: reject a missing or non-string token as bad input
-    // here, rather than letting it surface as a verification failure.
-    if (!locateRefreshToken(context.switchToHttp().getRequest())) {
+    // here, rather than letting it surface as a verification failure. A cookie
+    // sent twice is refused here too (cookie_duplicated), before any token work.
+    if (!this.cookie.locate(context.switchToHttp().getRequest<FastifyRequest>())) {
       const message =
-        'refresh_token must be a non-empty string in the body, or sent as the refresh_token cookie ' +
-        'with the header X-Token-Transport: cookie';
+        `refresh_token must be a non-empty string in the body, or sent as the ${this.cookie.name} ` +
+        'cookie with the header X-Token-Transport: cookie';
       throw new ValidationError(message, [{ field: 'refresh_token', messages: [message] }]);
     }
     return super.canActivate(context);
