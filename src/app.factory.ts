@@ -6,7 +6,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module.js';
-import { REFRESH_COOKIE } from './auth/refresh-cookie.js';
+import { REFRESH_COOKIE, REFRESH_COOKIE_SCHEME } from './auth/refresh-cookie.js';
 import type { AppConfig } from './config/configuration.js';
 import {
   createRootLogger,
@@ -50,9 +50,11 @@ export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject
         name: REFRESH_COOKIE,
         description:
           'The refresh token in the cookie transport (send `X-Token-Transport: cookie`). HttpOnly, ' +
-          'Secure, SameSite=Strict, Path=/auth.',
+          'Secure, SameSite=Strict, Path=/; the `__Host-` prefix keeps other hosts of the site from ' +
+          'setting it. Named `refresh_token`, without Secure, when COOKIE_SECURE=false ' +
+          '(plain-http development only). Sent more than once: 400 `cookie_duplicated`.',
       },
-      REFRESH_COOKIE,
+      REFRESH_COOKIE_SCHEME,
     )
     .build();
   return SwaggerModule.createDocument(app, config);

@@ -14,85 +14,18 @@ import {
   uniqueUsername,
   expectError,
 } from './support/test-app.js';
+import {
+  type CookieTokens,
+  expectClearedCookie,
+  expectCookieKept,
+  expectIssuedCookie,
+  PLAIN_REFRESH_COOKIE,
+  REFRESH_COOKIE,
+  refreshCookieOf,
+} from './support/cookies.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const daysAgo = (days: number) => new Date(Date.now() - days * DAY_MS);
-
-/** A token response in the cookie transport: everything but the refresh token. */
-type CookieTokens = Omit<Tokens, 'refresh_token'>;
-
-interface ParsedCookie {
-  name: string;
-  value: string;
-  /** Attribute names as sent, mapped to their value (`true` for flags). */
-  attributes: Record<string, string | true>;
-}
-
-function parseSetCookie(header: string): ParsedCookie {
-  const [pair, ...rest] = header.split(';').map((part) => part.trim());
-  const eq = pair.indexOf('=');
-  const attributes: Record<string, string | true> = {};
-  for (const attribute of rest) {
-    const at = attribute.indexOf('=');
-    if (at === -1) attributes[attribute] = true;
-    else attributes[attribute.slice(0, at)] = attribute.slice(at + 1);
-  }
-  return { name: pair.slice(0, eq), value: pair.slice(eq + 1), attributes };
-}
-
-function setCookies(res: Response): ParsedCookie[] {
-  const raw = res.headers['set-cookie'] as unknown;
-  if (raw === undefined) return [];
-  return (Array.isArray(raw) ? (raw as string[]) : [raw as string]).map(parseSetCookie);
-}
-
-/** The response's one refresh_token cookie (a response never sets it twice). */
-function refreshCookieOf(res: Response): ParsedCookie {
-  const cookies = setCookies(res).filter((cookie) => cookie.name === 'refresh_token');
-  expect(cookies).toHaveLength(1);
-  return cookies[0];
-}
-
-/** A freshly issued refresh cookie, attribute by attribute. */
-function expectIssuedCookie(res: Response, { secure = true } = {}): string {
-  const cookie = refreshCookieOf(res);
-  const body = res.body as CookieTokens;
-  expect(cookie.value).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
-  const header = JSON.parse(Buffer.from(cookie.value.split('.')[0], 'base64url').toString()) as {
-    typ?: string;
-  };
-  expect(header.typ).toBe('rt+jwt');
-  expect(cookie.attributes).toEqual({
-    'Max-Age': String(body.refresh_expires_in),
-    Path: '/auth',
-    HttpOnly: true,
-    ...(secure ? { Secure: true } : {}),
-    SameSite: 'Strict',
-  });
-  // The token moved to the cookie: the body no longer carries it (scripts cannot read it).
-  expect(Object.keys(body).sort()).toEqual(
-    ['access_token', 'expires_in', 'refresh_expires_in', 'token_type'].sort(),
-  );
-  expect(body.token_type).toBe('Bearer');
-  return cookie.value;
-}
-
-/** A cookie that tells the browser to drop refresh_token (RFC 6265bis §5.6). */
-function expectClearedCookie(res: Response, { secure = true } = {}) {
-  const cookie = refreshCookieOf(res);
-  expect(cookie.value).toBe('');
-  expect(cookie.attributes).toEqual({
-    'Max-Age': '0',
-    Path: '/auth',
-    Expires: expect.any(String) as unknown,
-    HttpOnly: true,
-    ...(secure ? { Secure: true } : {}),
-    SameSite: 'Strict',
-  });
-  const expires = Date.parse(cookie.attributes.Expires as string);
-  expect(Number.isNaN(expires)).toBe(false);
-  expect(expires).toBeLessThan(Date.now());
-}
 
 /** RFC 7009 §2.2: 200 with nothing in the body, whatever the token was. */
 function expectEmpty200(res: Response) {
@@ -121,7 +54,7 @@ describe('cookie transport, audit trail, RFC 7009 and housekeeping (e2e)', () =>
     await t.close();
   });
 
-  const cookieHeader = (value: string) => `refresh_token=${value}`;
+  const cookieHeader = (value: string) => `${REFRESH_COOKIE}=${value}`;
   const cookieLogin = (username: string) =>
     t
       .http()
@@ -168,6 +101,83 @@ describe('cookie transport, audit trail, RFC 7009 and housekeeping (e2e)', () =>
         .expect(201);
       const value = expectIssuedCookie(res);
       expect(claimsOf(value).sid).toBe(claimsOf((res.body as CookieTokens).access_token).sid);
+    });
+
+    it('the cookie is __Host-refresh_token: Secure, Path=/ and no Domain, so no other host of the site can set it (RFC 6265bis §4.1.3.2)', async () => {
+      const { username } = await register(t);
+      const res = await cookieLogin(username).expect(200);
+      expectIssuedCookie(res);
+      const cookie = refreshCookieOf(res);
+      expect(cookie.name).toBe('__Host-refresh_token');
+      expect(cookie.attributes).toMatchObject({ Path: '/', Secure: true });
+      expect(Object.keys(cookie.attributes)).not.toContain('Domain');
+    });
+
+    describe('cookie tossing: a cookie planted by another host of the site (RFC 6265 §8.6)', () => {
+      /** A victim's and an attacker's cookie sessions (the attacker logs in as itself). */
+      async function victimAndAttacker() {
+        const victim = expectIssuedCookie(await cookieLogin((await register(t)).username));
+        const attacker = expectIssuedCookie(await cookieLogin((await register(t)).username));
+        return { victim, attacker };
+      }
+      const refreshWith = (cookie: string) =>
+        t.http().post('/auth/refresh').set('X-Token-Transport', 'cookie').set('Cookie', cookie);
+
+      it.each([
+        ['first', (v: string, a: string) => `${REFRESH_COOKIE}=${a}; ${REFRESH_COOKIE}=${v}`],
+        ['last', (v: string, a: string) => `${REFRESH_COOKIE}=${v}; ${REFRESH_COOKIE}=${a}`],
+        [
+          'among others, spaced',
+          (v: string, a: string) =>
+            `theme=dark;${REFRESH_COOKIE}=${v}; x=1 ;  ${REFRESH_COOKIE} =${a}`,
+        ],
+      ])(
+        'refuses the cookie sent twice (planted %s): 400 cookie_duplicated, nothing consumed, neither cleared',
+        async (_case, header) => {
+          const { victim, attacker } = await victimAndAttacker();
+          const res = await refreshWith(header(victim, attacker));
+          expectError(res, 400, 'cookie_duplicated');
+          expectCookieKept(res);
+          // Each alone still refreshes its own session: nothing was rotated.
+          const own = expectIssuedCookie(await cookieRefresh(victim).expect(200));
+          expect(claimsOf(own).sid).toBe(claimsOf(victim).sid);
+          expectIssuedCookie(await cookieRefresh(attacker).expect(200));
+        },
+      );
+
+      it('ignores a planted cookie without the prefix: alone it is no token, beside ours it is not read', async () => {
+        const { victim, attacker } = await victimAndAttacker();
+        const alone = await refreshWith(`${PLAIN_REFRESH_COOKIE}=${attacker}`);
+        expectError(alone, 400, 'validation_failed');
+        expectCookieKept(alone);
+
+        const beside = await refreshWith(
+          `${PLAIN_REFRESH_COOKIE}=${attacker}; ${REFRESH_COOKIE}=${victim}`,
+        ).expect(200);
+        expect(claimsOf(expectIssuedCookie(beside)).sid).toBe(claimsOf(victim).sid);
+      });
+
+      it('logout with the cookie twice still ends the bearer session and clears ours, and revokes no session by either cookie', async () => {
+        const { username } = await register(t);
+        const browser = await cookieLogin(username).expect(200);
+        const victim = expectIssuedCookie(browser);
+        const { attacker } = await victimAndAttacker();
+        // A second session of the victim's, named only by its cookie.
+        const other = expectIssuedCookie(await cookieLogin(username).expect(200));
+
+        const res = await t
+          .http()
+          .post('/auth/logout')
+          .set(bearer((browser.body as CookieTokens).access_token))
+          // First-wins parsing would take `other` and end that session of the caller's.
+          .set('Cookie', `${REFRESH_COOKIE}=${other}; ${REFRESH_COOKIE}=${attacker}`)
+          .expect(200);
+        expectClearedCookie(res);
+        expectError(await cookieRefresh(victim), 401, 'session_revoked');
+        // Which of the two was meant cannot be told, so neither session was touched.
+        expectIssuedCookie(await cookieRefresh(other).expect(200));
+        expectIssuedCookie(await cookieRefresh(attacker).expect(200));
+      });
     });
 
     it('the header value is case-insensitive; any other value keeps the body transport', async () => {
@@ -781,13 +791,67 @@ describe('cookie transport, audit trail, RFC 7009 and housekeeping (e2e)', () =>
         .set('X-Token-Transport', 'cookie')
         .send({ username, password: PASSWORD })
         .expect(200);
-      expectIssuedCookie(res, { secure: false });
+      expectIssuedCookie(res, { name: PLAIN_REFRESH_COOKIE, secure: false });
       const logout = await plain
         .http()
         .post('/auth/logout')
         .set(bearer((res.body as CookieTokens).access_token))
         .expect(200);
-      expectClearedCookie(logout, { secure: false });
+      expectClearedCookie(logout, { name: PLAIN_REFRESH_COOKIE, secure: false });
+    });
+
+    it('refreshes by the plain refresh_token cookie, and refuses it sent twice', async () => {
+      const { username } = await register(plain);
+      const login = await plain
+        .http()
+        .post('/auth/login')
+        .set('X-Token-Transport', 'cookie')
+        .send({ username, password: PASSWORD })
+        .expect(200);
+      const value = expectIssuedCookie(login, { name: PLAIN_REFRESH_COOKIE, secure: false });
+      const plainRefresh = (cookie: string) =>
+        plain.http().post('/auth/refresh').set('X-Token-Transport', 'cookie').set('Cookie', cookie);
+      const twice = await plainRefresh(
+        `${PLAIN_REFRESH_COOKIE}=${value}; ${PLAIN_REFRESH_COOKIE}=${value}`,
+      );
+      expectError(twice, 400, 'cookie_duplicated');
+      expectIssuedCookie(await plainRefresh(`${PLAIN_REFRESH_COOKIE}=${value}`).expect(200), {
+        name: PLAIN_REFRESH_COOKIE,
+        secure: false,
+      });
+    });
+  });
+
+  describe('with a refresh budget of one request per window', () => {
+    let limited: TestApp;
+
+    beforeAll(async () => {
+      limited = await startTestApp({ RATE_LIMIT_REFRESH_PER_IP: '1' });
+    });
+
+    afterAll(async () => {
+      await limited.close();
+    });
+
+    it('a 429 leaves the cookie alone, and the same cookie refreshes afterwards', async () => {
+      const { username } = await register(t);
+      const value = expectIssuedCookie(await cookieLogin(username).expect(200));
+      const limitedRefresh = (cookie: string) =>
+        limited
+          .http()
+          .post('/auth/refresh')
+          .set('X-Token-Transport', 'cookie')
+          .set('Cookie', cookieHeader(cookie));
+      // The budget is spent before any token work, here by a dead cookie (cleared: it is over).
+      const dead = await limitedRefresh('garbage.not.jwt');
+      expectError(dead, 401, 'token_invalid');
+      expectClearedCookie(dead);
+
+      const throttled = await limitedRefresh(value);
+      expectError(throttled, 429, 'rate_limited');
+      expectCookieKept(throttled);
+      // Nothing was consumed: the same cookie still rotates (on an app with budget left).
+      expectIssuedCookie(await cookieRefresh(value).expect(200));
     });
   });
 

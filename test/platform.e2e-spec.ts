@@ -173,8 +173,12 @@ describe('OpenAPI document', () => {
     expect(doc.components?.securitySchemes?.refresh_token).toMatchObject({
       type: 'apiKey',
       in: 'cookie',
-      name: 'refresh_token',
+      name: '__Host-refresh_token',
     });
+    const refreshResponses = (
+      operation('POST /auth/refresh') as { responses: Record<string, { description: string }> }
+    ).responses;
+    expect(refreshResponses['400'].description).toContain('cookie_duplicated');
     for (const route of ['POST /auth/register', 'POST /auth/login', 'POST /auth/refresh']) {
       const params =
         (operation(route) as { parameters?: { name: string; in: string }[] }).parameters ?? [];

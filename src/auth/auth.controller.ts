@@ -7,6 +7,7 @@ import {
   Post,
   Req,
   Res,
+  UseFilters,
   UseGuards,
 } from '@nestjs/common';
 import {
@@ -37,7 +38,8 @@ import {
 import { RateLimited } from '../rate-limit/rate-limit.guard.js';
 import { RefreshTokenGuard } from './guards/refresh-token.guard.js';
 import { CurrentPrincipal, type Principal } from './principal.js';
-import { REFRESH_COOKIE, RefreshCookie } from './refresh-cookie.js';
+import { REFRESH_COOKIE_SCHEME, RefreshCookie } from './refresh-cookie.js';
+import { RefreshCookieFilter } from './refresh-cookie.filter.js';
 import type { PresentedRefreshToken } from './strategies/refresh-token.strategy.js';
 
 const TransportHeader = () =>
@@ -46,16 +48,17 @@ const TransportHeader = () =>
     required: false,
     enum: ['cookie'],
     description:
-      '`cookie`: the refresh token is set as an HttpOnly, Secure, SameSite=Strict cookie ' +
-      '`refresh_token` (Path=/auth) and left out of the JSON body. On /auth/refresh it also ' +
-      'allows the cookie to be read.',
+      '`cookie`: the refresh token is set as the HttpOnly, Secure, SameSite=Strict cookie ' +
+      '`__Host-refresh_token` (Path=/) and left out of the JSON body. On /auth/refresh it also ' +
+      'allows the cookie to be read. With COOKIE_SECURE=false (plain-http development only) the ' +
+      'cookie is `refresh_token`, without Secure.',
   });
 
 const setCookieHeader = {
   'Set-Cookie': {
     description:
-      'Only with `X-Token-Transport: cookie`: `refresh_token=<token>; Max-Age=<refresh_expires_in>; ' +
-      'Path=/auth; HttpOnly; Secure; SameSite=Strict`',
+      'Only with `X-Token-Transport: cookie`: `__Host-refresh_token=<token>; ' +
+      'Max-Age=<refresh_expires_in>; Path=/; HttpOnly; Secure; SameSite=Strict`',
     schema: { type: 'string' },
   },
 };
@@ -63,7 +66,8 @@ const setCookieHeader = {
 const clearCookieHeader = {
   'Set-Cookie': {
     description:
-      'Clears the refresh-token cookie: `refresh_token=; Max-Age=0; Expires=Thu, 01 Jan 1970 ...`',
+      'Clears the refresh-token cookie: `__Host-refresh_token=; Max-Age=0; ' +
+      'Expires=Thu, 01 Jan 1970 ...; Path=/`',
     schema: { type: 'string' },
   },
 };
@@ -128,6 +132,8 @@ export class AuthController {
   }
 
   @Public()
+  // Clears the cookie when, and only when, the session is over (see the filter).
+  @UseFilters(RefreshCookieFilter)
   @UseGuards(RefreshTokenGuard)
   // Below UseGuards on purpose: its guard then runs first, throttling before any token work.
   @RateLimited('refresh')
@@ -140,17 +146,25 @@ export class AuthController {
     description:
       'Each refresh token is single-use. Presenting an already rotated one outside the reuse ' +
       'grace window revokes the whole session (`refresh_token_reused`). The token comes from the ' +
-      'body, or from the `refresh_token` cookie when the request sends `X-Token-Transport: cookie`.',
+      'body, or from the `__Host-refresh_token` cookie when the request sends ' +
+      '`X-Token-Transport: cookie`. A request that carries that cookie more than once is refused ' +
+      '(`cookie_duplicated`): another host of the site may have planted one.',
   })
   @TransportHeader()
-  @ApiCookieAuth(REFRESH_COOKIE)
+  @ApiCookieAuth(REFRESH_COOKIE_SCHEME)
+  @ApiBadRequestResponse({
+    type: ErrorResponseDto,
+    description:
+      'Malformed body or no refresh token (`validation_failed`); the cookie sent more than once ' +
+      '(`cookie_duplicated`), which clears neither',
+  })
   @ApiBody({ type: RefreshDto, required: false })
   @ApiOkResponse({ type: TokenResponseDto, headers: setCookieHeader })
   @ApiUnauthorizedResponse({
     type: ErrorResponseDto,
     description:
-      '`token_invalid`, `session_revoked`, `session_expired` or `refresh_token_reused`; a cookie ' +
-      'that failed is cleared',
+      '`token_invalid`, `session_revoked`, `session_expired` or `refresh_token_reused`: the session ' +
+      'is over, and a cookie that was presented is cleared. No other error (429, 5xx) clears it.',
   })
   async refresh(
     @Body() _body: RefreshDto,
@@ -158,14 +172,8 @@ export class AuthController {
     @Req() request: FastifyRequest & { user: PresentedRefreshToken },
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<TokenResponseDto> {
-    try {
-      const tokens = await this.auth.refresh(request.user, client);
-      return this.cookie.deliver(request, reply, tokens);
-    } catch (error) {
-      // The session is over (revoked, reused, expired): the cookie goes with it.
-      if (RefreshCookie.requested(request)) this.cookie.clear(reply);
-      throw error;
-    }
+    const tokens = await this.auth.refresh(request.user, client);
+    return this.cookie.deliver(request, reply, tokens);
   }
 
   @Authenticated()
@@ -175,7 +183,8 @@ export class AuthController {
     summary: 'End the session of the access token (and of the given refresh token)',
     description:
       'Both the access token and every refresh token of the session get 401 at once. The refresh ' +
-      'token defaults to the `refresh_token` cookie, which the response clears.',
+      'token defaults to the `__Host-refresh_token` cookie, which the response clears; a cookie ' +
+      'sent more than once names no session (the bearer token’s still ends).',
   })
   @ApiBody({ type: LogoutDto, required: false })
   @ApiOkResponse({ type: MessageResponseDto, headers: clearCookieHeader })
@@ -188,7 +197,10 @@ export class AuthController {
   ): Promise<MessageResponseDto> {
     // The bearer token already authenticates this request, so the cookie is
     // read without the transport header: a forged cross-site request has no bearer token.
-    await this.auth.logout(principal, body.refresh_token ?? RefreshCookie.read(request), client);
+    // An ambiguous cookie is left out rather than refused: a planted one must not
+    // be able to block logout, and the bearer's session ends either way.
+    const refreshToken = body.refresh_token ?? this.cookie.readIfSingle(request);
+    await this.auth.logout(principal, refreshToken, client);
     this.cookie.clear(reply);
     return { message: 'Logged out' };
   }

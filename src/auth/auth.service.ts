@@ -9,6 +9,7 @@ import {
   ErrorCode,
   ForbiddenError,
   NotFoundError,
+  SessionEndedError,
   UnauthorizedError,
 } from '../common/errors.js';
 import type { AppConfig, AuthConfig } from '../config/configuration.js';
@@ -46,7 +47,7 @@ class EndedSessions {
 }
 
 const sessionRevoked = () =>
-  new UnauthorizedError(ErrorCode.SessionRevoked, 'Session has been revoked');
+  new SessionEndedError(ErrorCode.SessionRevoked, 'Session has been revoked');
 
 export type LogoutScope = 'all' | 'others';
 export type TokenTypeHint = 'access_token' | 'refresh_token';
@@ -213,19 +214,19 @@ export class AuthService {
       case 'reuse':
         this.metrics.refresh('reuse_detected');
         this.logger.warn(`Refresh token reuse detected; session ${claims.sid} revoked`);
-        throw new UnauthorizedError(
+        throw new SessionEndedError(
           ErrorCode.RefreshTokenReused,
           'Refresh token has already been used; the session has been revoked',
         );
       case 'revoked':
         this.metrics.refresh('revoked');
-        throw new UnauthorizedError(ErrorCode.SessionRevoked, 'Session has been revoked');
+        throw new SessionEndedError(ErrorCode.SessionRevoked, 'Session has been revoked');
       case 'expired':
         this.metrics.refresh('expired');
-        throw new UnauthorizedError(ErrorCode.SessionExpired, 'Session has expired');
+        throw new SessionEndedError(ErrorCode.SessionExpired, 'Session has expired');
       case 'invalid':
         this.metrics.refresh('invalid');
-        throw new UnauthorizedError(ErrorCode.TokenInvalid, 'Refresh token is invalid');
+        throw new SessionEndedError(ErrorCode.TokenInvalid, 'Refresh token is invalid');
     }
   }
 

@@ -1,16 +1,26 @@
 import type {} from '@fastify/cookie';
-import { Injectable } from '@nestjs/common';
+import { HttpStatus, Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, ErrorCode } from '../common/errors.js';
 import type { AppConfig } from '../config/configuration.js';
 import type { TokenResponseDto } from './dto/token-response.dto.js';
 
-export const REFRESH_COOKIE = 'refresh_token';
-export const REFRESH_COOKIE_PATH = '/auth';
+/** The cookie's name when it is Secure (always in production). */
+export const REFRESH_COOKIE = '__Host-refresh_token';
+/** Its name with COOKIE_SECURE=false: browsers refuse a `__Host-` cookie without Secure. */
+export const PLAIN_REFRESH_COOKIE = 'refresh_token';
+/** `__Host-` requires Path=/ (RFC 6265bis §4.1.3.2). */
+export const REFRESH_COOKIE_PATH = '/';
 export const TOKEN_TRANSPORT_HEADER = 'x-token-transport';
+/** The OpenAPI security scheme that documents the cookie. */
+export const REFRESH_COOKIE_SCHEME = 'refresh_token';
+
+/** Where a presented refresh token came from; only a cookie is ever cleared. */
+export type RefreshTokenSource = 'body' | 'cookie';
 
 /**
- * The cookie transport for refresh tokens (seed 002): a client that sends
+ * The cookie transport for refresh tokens: a client that sends
  * `X-Token-Transport: cookie` gets its refresh token in an HttpOnly cookie,
  * out of reach of page scripts, instead of in the JSON body.
  *
@@ -20,9 +30,18 @@ export const TOKEN_TRANSPORT_HEADER = 'x-token-transport';
  * cross-site form or a simple cross-origin request cannot set without a CORS
  * preflight that this API does not grant (OWASP CSRF cheat sheet, "custom
  * request headers"). Logout also needs the bearer access token.
+ *
+ * Cookie tossing: SameSite does not stop a sibling subdomain, which is
+ * same-site, from planting a cookie of the same name (RFC 6265 §8.6, "weak
+ * integrity"), for instance with a more specific Path so that browsers send it
+ * first, to log the victim into the attacker's session (login CSRF). The
+ * `__Host-` prefix makes browsers refuse such a cookie from any other host
+ * (RFC 6265bis §4.1.3.2: Secure, no Domain, Path=/), and a request that still
+ * carries the name twice is refused rather than resolved by order.
  */
 @Injectable()
 export class RefreshCookie {
+  readonly name: string;
   /** The attributes the cookie is set and cleared with (they must match to clear it). */
   private readonly attributes: {
     httpOnly: true;
@@ -33,6 +52,7 @@ export class RefreshCookie {
 
   constructor(config: ConfigService<AppConfig, true>) {
     const secure = config.get('auth', { infer: true }).cookieSecure;
+    this.name = secure ? REFRESH_COOKIE : PLAIN_REFRESH_COOKIE;
     this.attributes = { httpOnly: true, secure, sameSite: 'strict', path: REFRESH_COOKIE_PATH };
   }
 
@@ -41,8 +61,54 @@ export class RefreshCookie {
     return typeof value === 'string' && value.trim().toLowerCase() === 'cookie';
   }
 
-  static read(request: FastifyRequest): string | undefined {
-    return request.cookies?.[REFRESH_COOKIE] || undefined;
+  /**
+   * The body's `refresh_token`, or else the cookie, but only when the request
+   * carries `X-Token-Transport: cookie` (the CSRF defence above). Throws when
+   * the cookie it would read is there twice.
+   */
+  locate(request: FastifyRequest): { token: string; source: RefreshTokenSource } | null {
+    const fromBody = (request.body as { refresh_token?: unknown } | undefined)?.refresh_token;
+    if (typeof fromBody === 'string' && fromBody.length > 0) {
+      return { token: fromBody, source: 'body' };
+    }
+    if (fromBody !== undefined) return null;
+    const fromCookie = RefreshCookie.requested(request) ? this.read(request) : undefined;
+    return fromCookie ? { token: fromCookie, source: 'cookie' } : null;
+  }
+
+  /** The cookie's value; a request that carries it more than once is refused (400). */
+  read(request: FastifyRequest): string | undefined {
+    if (this.count(request) > 1) {
+      throw new AppError(
+        HttpStatus.BAD_REQUEST,
+        ErrorCode.CookieDuplicated,
+        `The ${this.name} cookie was sent more than once; which one is meant cannot be told`,
+      );
+    }
+    return request.cookies?.[this.name] || undefined;
+  }
+
+  /** The cookie's value when the request carries it exactly once. */
+  readIfSingle(request: FastifyRequest): string | undefined {
+    return this.count(request) > 1 ? undefined : request.cookies?.[this.name] || undefined;
+  }
+
+  /**
+   * How many times the raw Cookie header names the cookie. The parser keeps
+   * only the first pair of a name, and browsers list the cookie with the longer
+   * path first (RFC 6265 §5.4), so the parsed value cannot tell a planted
+   * cookie from ours. Names are compared as the parser does (trimmed,
+   * case-sensitive), so every pair it could return is counted.
+   */
+  private count(request: FastifyRequest): number {
+    const header = request.headers.cookie;
+    if (!header) return 0;
+    let count = 0;
+    for (const pair of header.split(';')) {
+      const eq = pair.indexOf('=');
+      if (eq !== -1 && pair.slice(0, eq).trim() === this.name) count += 1;
+    }
+    return count;
   }
 
   /**
@@ -56,7 +122,7 @@ export class RefreshCookie {
   ): TokenResponseDto {
     if (!RefreshCookie.requested(request)) return tokens;
     const { refresh_token: refreshToken, ...body } = tokens;
-    void reply.setCookie(REFRESH_COOKIE, refreshToken!, {
+    void reply.setCookie(this.name, refreshToken!, {
       ...this.attributes,
       maxAge: tokens.refresh_expires_in,
     });
@@ -65,6 +131,6 @@ export class RefreshCookie {
 
   /** Tells the browser to drop the cookie (an expiry in the past, RFC 6265bis §5.6). */
   clear(reply: FastifyReply): void {
-    void reply.clearCookie(REFRESH_COOKIE, this.attributes);
+    void reply.clearCookie(this.name, this.attributes);
   }
 }

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { ErrorCode, UnauthorizedError } from '../common/errors.js';
+import { ErrorCode, SessionEndedError } from '../common/errors.js';
 import { SessionRevocations } from './session-revocations.js';
 import { TokenFamilyRepository } from './token-family.repository.js';
 
@@ -37,10 +37,10 @@ export class SessionService {
     // deleted or the session cleaned up after it ended. Either way, revoked.
     if (!session || session.userId !== userId || session.revokedAt) throw revoked();
     if (session.expiresAt <= now) {
-      throw new UnauthorizedError(ErrorCode.SessionExpired, 'Session has expired');
+      throw new SessionEndedError(ErrorCode.SessionExpired, 'Session has expired');
     }
     if (viewReady) this.revocations.rememberOwner(familyId, session.userId);
   }
 }
 
-const revoked = () => new UnauthorizedError(ErrorCode.SessionRevoked, 'Session has been revoked');
+const revoked = () => new SessionEndedError(ErrorCode.SessionRevoked, 'Session has been revoked');

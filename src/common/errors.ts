@@ -17,6 +17,7 @@ export const ErrorCode = {
   PayloadTooLarge: 'payload_too_large',
   UnsupportedMediaType: 'unsupported_media_type',
   BadRequest: 'bad_request',
+  CookieDuplicated: 'cookie_duplicated',
   ServiceUnavailable: 'service_unavailable',
   RateLimited: 'rate_limited',
   InternalError: 'internal_error',
@@ -49,6 +50,26 @@ export class AppError extends Error {
 export class UnauthorizedError extends AppError {
   constructor(code: ErrorCode, message: string) {
     super(HttpStatus.UNAUTHORIZED, code, message);
+  }
+}
+
+/**
+ * A 401 that says the presented session is over for good: revoked, expired,
+ * its refresh token reused, or a refresh token that is not one of ours. It
+ * carries that fact so the transport can drop what it holds for the session
+ * (the refresh cookie) in one place, and only then: a 5xx or a 429 says nothing
+ * about the session, and a client that keeps its token can retry with it.
+ */
+export class SessionEndedError extends UnauthorizedError {
+  constructor(
+    code:
+      | typeof ErrorCode.SessionRevoked
+      | typeof ErrorCode.SessionExpired
+      | typeof ErrorCode.RefreshTokenReused
+      | typeof ErrorCode.TokenInvalid,
+    message: string,
+  ) {
+    super(code, message);
   }
 }
 

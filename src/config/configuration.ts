@@ -23,7 +23,10 @@ export interface AuthConfig {
   /** Absolute session lifetime: rotation never extends a family past it. */
   sessionMaxAge: number;
   maxSessionsPerUser: number;
-  /** `Secure` on the refresh-token cookie; only plain-http local development turns it off. */
+  /**
+   * `Secure` and the `__Host-` prefix on the refresh-token cookie; only plain-http
+   * development on a host browsers do not treat as secure turns it off.
+   */
   cookieSecure: boolean;
   bcryptCost: number;
   issuer: string;

@@ -10,6 +10,7 @@ import {
 import {
   bearer,
   claimsOf,
+  expectError,
   login,
   PASSWORD,
   register,
@@ -17,6 +18,13 @@ import {
   type TestApp,
   type Tokens,
 } from '../support/test-app.js';
+import {
+  type CookieTokens,
+  expectClearedCookie,
+  expectCookieKept,
+  expectIssuedCookie,
+  REFRESH_COOKIE,
+} from '../support/cookies.js';
 
 /**
  * Takes PostgreSQL away under a running app: stopped (connections refused),
@@ -67,6 +75,8 @@ describe('database outage (e2e)', () => {
   let todoIds: string[];
   let first: Tokens;
   let second: Tokens;
+  /** A third session in the cookie transport (a browser): its current refresh cookie. */
+  let browserCookie: string;
 
   const app = (): TestApp => {
     if (!t) throw new Error('the app did not start');
@@ -81,6 +91,15 @@ describe('database outage (e2e)', () => {
   const health = (ms?: number) => bounded(app().http().get('/health'), ms);
   const refresh = (token: string, ms?: number) =>
     bounded(app().http().post('/auth/refresh').send({ refresh_token: token }), ms);
+  const cookieRefresh = (value: string, ms?: number) =>
+    bounded(
+      app()
+        .http()
+        .post('/auth/refresh')
+        .set('X-Token-Transport', 'cookie')
+        .set('Cookie', `${REFRESH_COOKIE}=${value}`),
+      ms,
+    );
   const listTodos = (accessToken: string, ms?: number) =>
     bounded(app().http().get('/todos').set(bearer(accessToken)), ms);
   const createTodo = (accessToken: string, title: string, ms?: number) =>
@@ -194,6 +213,15 @@ describe('database outage (e2e)', () => {
       todoIds.push((res.body as TodoBody).id);
     }
     second = await login(t, username);
+    browserCookie = expectIssuedCookie(
+      await bounded(
+        t
+          .http()
+          .post('/auth/login')
+          .set('X-Token-Transport', 'cookie')
+          .send({ username, password: PASSWORD }),
+      ).expect(200),
+    );
     first = (await refresh(registered.refresh_token).expect(200)).body as Tokens;
     expect(await familyTokens(first)).toEqual([
       { used: true, revoked_reason: null },
@@ -280,6 +308,12 @@ describe('database outage (e2e)', () => {
       expectUnavailable(await refresh(first.refresh_token));
     });
 
+    it('a refresh by cookie answers 503 and leaves the cookie alone: no Set-Cookie clears a token that is still valid (RFC 6265bis §5.6 / ASVS 5.0 16.5.2)', async () => {
+      const res = await cookieRefresh(browserCookie);
+      expectUnavailable(res);
+      expectCookieKept(res);
+    });
+
     it('a burst larger than the connection pool fails fast, every request 503, none left hanging (API4:2023)', async () => {
       const responses = await Promise.all(
         Array.from({ length: BURST }, (_, i) =>
@@ -333,6 +367,18 @@ describe('database outage (e2e)', () => {
       ]);
       // The child rotates on as usual.
       first = (await refresh(next.refresh_token).expect(200)).body as Tokens;
+    });
+
+    it('the cookie kept through the outage still refreshes; once its session is revoked, a 401 clears it (RFC 6265bis §5.6)', async () => {
+      const res = await cookieRefresh(browserCookie).expect(200);
+      const next = expectIssuedCookie(res);
+      expect(claimsOf(next).sid).toBe(claimsOf(browserCookie).sid);
+      await listTodos((res.body as CookieTokens).access_token).expect(200);
+
+      await bounded(app().http().post('/auth/revoke').send({ token: next })).expect(200);
+      const ended = await cookieRefresh(next);
+      expectError(ended, 401, 'session_revoked');
+      expectClearedCookie(ended);
     });
 
     it('the second session, logins and new writes work again (ASVS 5.0 16.5.2)', async () => {

@@ -7,7 +7,7 @@ export class RefreshDto {
   @ApiPropertyOptional({
     description:
       'The refresh token from the last token response. May be omitted when the request sends ' +
-      '`X-Token-Transport: cookie` and the `refresh_token` cookie.',
+      '`X-Token-Transport: cookie` and the `__Host-refresh_token` cookie.',
   })
   @IsOptional()
   @IsString()
@@ -47,7 +47,7 @@ export class LogoutDto {
   @ApiPropertyOptional({
     description:
       "A refresh token of the caller's; its session is revoked too (it may be an already rotated one). " +
-      'Defaults to the `refresh_token` cookie.',
+      'Defaults to the `__Host-refresh_token` cookie.',
   })
   @IsOptional()
   @IsString()

@@ -14,7 +14,7 @@ export class TokenResponseDto {
   @ApiPropertyOptional({
     description:
       'Single-use refresh token; each refresh returns a new one. Absent when the request asked for ' +
-      'the cookie transport (`X-Token-Transport: cookie`): it is then in the HttpOnly `refresh_token` cookie.',
+      'the cookie transport (`X-Token-Transport: cookie`): it is then in the HttpOnly `__Host-refresh_token` cookie.',
   })
   refresh_token?: string;
 

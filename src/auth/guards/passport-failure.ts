@@ -1,5 +1,5 @@
 import { inspect } from 'node:util';
-import { AppError, ErrorCode, UnauthorizedError } from '../../common/errors.js';
+import { AppError, ErrorCode, SessionEndedError, UnauthorizedError } from '../../common/errors.js';
 
 /**
  * Turns what passport-jwt reports into our typed errors. An expired token gets
@@ -24,17 +24,21 @@ export function passportFailure(
     // A refresh token expires with its session (inactivity timeout or
     // SESSION_MAX_AGE): the client must log in again, not retry.
     return kind === 'Refresh'
-      ? new UnauthorizedError(ErrorCode.SessionExpired, 'Session has expired')
+      ? new SessionEndedError(ErrorCode.SessionExpired, 'Session has expired')
       : new UnauthorizedError(ErrorCode.TokenExpired, `${kind} token has expired`);
   }
-  if (name === 'JsonWebTokenError' || name === 'NotBeforeError') {
-    return new UnauthorizedError(ErrorCode.TokenInvalid, `${kind} token is invalid`);
-  }
+  if (name === 'JsonWebTokenError' || name === 'NotBeforeError') return invalid(kind);
   // Anything else about a presented token is a bad token: jsonwebtoken lets
   // some malformed inputs through as plain errors (an ES256 signature of the
   // wrong length is a TypeError from its JOSE-to-DER conversion).
   if (kind === 'Access' && !presented) {
     return new UnauthorizedError(ErrorCode.TokenMissing, 'Missing bearer access token');
   }
-  return new UnauthorizedError(ErrorCode.TokenInvalid, `${kind} token is invalid`);
+  return invalid(kind);
 }
+
+/** A refresh token that fails verification can never refresh: its session is over for this client. */
+const invalid = (kind: 'Access' | 'Refresh') =>
+  kind === 'Refresh'
+    ? new SessionEndedError(ErrorCode.TokenInvalid, 'Refresh token is invalid')
+    : new UnauthorizedError(ErrorCode.TokenInvalid, 'Access token is invalid');

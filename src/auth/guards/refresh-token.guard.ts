@@ -2,10 +2,9 @@ import { type ExecutionContext, Injectable } from '@nestjs/common';
 import { AuthGuard } from '@nestjs/passport';
 import { AppError, ErrorCode, ValidationError } from '../../common/errors.js';
 import { MetricsService } from '../../observability/metrics.service.js';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { RefreshCookie } from '../refresh-cookie.js';
 import {
-  locateRefreshToken,
   REFRESH_STRATEGY,
   type PresentedRefreshToken,
 } from '../strategies/refresh-token.strategy.js';
@@ -23,11 +22,12 @@ export class RefreshTokenGuard extends AuthGuard(REFRESH_STRATEGY) {
 
   override canActivate(context: ExecutionContext) {
     // Guards run before pipes: reject a missing or non-string token as bad input
-    // here, rather than letting it surface as a verification failure.
-    if (!locateRefreshToken(context.switchToHttp().getRequest())) {
+    // here, rather than letting it surface as a verification failure. A cookie
+    // sent twice is refused here too (cookie_duplicated), before any token work.
+    if (!this.cookie.locate(context.switchToHttp().getRequest<FastifyRequest>())) {
       const message =
-        'refresh_token must be a non-empty string in the body, or sent as the refresh_token cookie ' +
-        'with the header X-Token-Transport: cookie';
+        `refresh_token must be a non-empty string in the body, or sent as the ${this.cookie.name} ` +
+        'cookie with the header X-Token-Transport: cookie';
       throw new ValidationError(message, [{ field: 'refresh_token', messages: [message] }]);
     }
     return super.canActivate(context);
@@ -37,14 +37,9 @@ export class RefreshTokenGuard extends AuthGuard(REFRESH_STRATEGY) {
     err: unknown,
     user: unknown,
     info: unknown,
-    context: ExecutionContext,
   ): TUser {
     if (err || !user) {
-      // A cookie that cannot refresh is useless to the browser: drop it.
-      const request = context.switchToHttp().getRequest<FastifyRequest>();
-      if (locateRefreshToken(request)?.source === 'cookie') {
-        this.cookie.clear(context.switchToHttp().getResponse<FastifyReply>());
-      }
+      // Whether the cookie goes with the failure is RefreshCookieFilter's call.
       const failure = passportFailure(err, info, 'Refresh');
       // Tokens refused before the service sees them: bad signature or claims, or past expiry.
       if (failure instanceof AppError)
