@@ -213,6 +213,7 @@ describe('buildConfig', () => {
         maxDelay: 900,
         maxFailures: 100,
       });
+      expect(config.auth.revokeExpiredAccessGrace).toBe(300);
     });
 
     it.each([
@@ -222,6 +223,8 @@ describe('buildConfig', () => {
       ['RATE_LIMIT_FAILURE_DELAY', '0'],
       ['RATE_LIMIT_FAILURE_DELAY', '20m'],
       ['RATE_LIMIT_FAILURE_DELAY_MAX', '2h'],
+      ['REVOKE_ACCESS_TOKEN_GRACE', '2h'],
+      ['REVOKE_ACCESS_TOKEN_GRACE', 'later'],
     ])('names %s when it is %p', (variable, value) => {
       expect(errorOf(() => buildConfig({ ...base, [variable]: value })).variable).toBe(variable);
     });
@@ -241,6 +244,12 @@ describe('buildConfig', () => {
       const error = errorOf(() => buildConfig({ ...base, RATE_LIMIT_PER_ACCOUNT_HOURLY: '100' }));
       expect(error.variable).toBe('RATE_LIMIT_PER_ACCOUNT_HOURLY');
       expect(error.message).toContain('RATE_LIMIT_FREE_FAILURES');
+    });
+
+    it('allows refusing every expired access token (grace 0)', () => {
+      expect(
+        buildConfig({ ...base, REVOKE_ACCESS_TOKEN_GRACE: '0' }).auth.revokeExpiredAccessGrace,
+      ).toBe(0);
     });
   });
 });

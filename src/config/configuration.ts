@@ -14,6 +14,8 @@ export interface AuthConfig {
   /** Seconds between reloads of the signing keys (rotation reaches every instance within it). */
   signingKeysReloadInterval: number;
   accessTokenTtl: number;
+  /** Seconds after its expiry that POST /auth/revoke still takes an access token (0: never). */
+  revokeExpiredAccessGrace: number;
   refreshTokenTtl: number;
   refreshReuseGrace: number;
   /** Absolute session lifetime: rotation never extends a family past it. */
@@ -182,6 +184,14 @@ function readAccountBackoff(env: Env): BackoffPolicy {
     );
   }
   return { freeFailures, firstDelay, maxDelay, maxFailures };
+}
+
+function readRevokeGrace(env: Env): number {
+  const grace = readDuration(env, 'REVOKE_ACCESS_TOKEN_GRACE', 5 * 60, 0);
+  if (grace > 3600) {
+    throw new ConfigError('REVOKE_ACCESS_TOKEN_GRACE', 'must be at most 1h');
+  }
+  return grace;
 }
 
 function readBoolean(env: Env, name: string, fallback: boolean): boolean {
@@ -406,6 +416,7 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
       signingKeysSecret,
       signingKeysReloadInterval: readDuration(env, 'SIGNING_KEYS_RELOAD_INTERVAL', 60, 1),
       accessTokenTtl,
+      revokeExpiredAccessGrace: readRevokeGrace(env),
       refreshTokenTtl,
       refreshReuseGrace: readDuration(env, 'REFRESH_REUSE_GRACE', 10, 0),
       sessionMaxAge,

@@ -140,6 +140,20 @@ describe('throttling per client address (ASVS 2.2.1, API4:2023)', () => {
     await attempt(setup, user.username, 'a brand new password').expect(401);
   });
 
+  it('throttles token revocation per address: the 6th revoke is 429 and ends no session (ASVS 2.2.1, API4:2023)', async () => {
+    const user = await register(setup);
+    await withApp(limited, async (t) => {
+      const revoke = (token: string) => t.http().post('/auth/revoke').send({ token });
+      for (let i = 0; i < 5; i++) await revoke(`garbage-${i}`).expect(200);
+      expectRateLimited(await revoke(user.refresh_token), WINDOW);
+    });
+    await setup
+      .http()
+      .post('/auth/refresh')
+      .send({ refresh_token: user.refresh_token })
+      .expect(200);
+  });
+
   it('gives refresh its own budget, spent before the token is verified: garbage counts, a throttled valid token is not consumed (ASVS 2.2.1, API4:2023)', async () => {
     const user = await register(setup);
     await withApp(limited, async (t) => {
