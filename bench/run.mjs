@@ -335,7 +335,7 @@ async function main() {
         // per-IP and per-account limits, which are not what is measured here.
         RATE_LIMIT_PER_IP: '1000000',
         RATE_LIMIT_REFRESH_PER_IP: '1000000',
-        RATE_LIMIT_PER_ACCOUNT_HOURLY: '1000000',
+        RATE_LIMIT_FREE_FAILURES: '99',
       },
     });
     children.push(app);

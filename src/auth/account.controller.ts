@@ -28,7 +28,8 @@ export class AccountController {
     private readonly cookie: RefreshCookie,
   ) {}
 
-  @RateLimited('ip')
+  // Per user too: a stolen access token must not buy unlimited guesses from rotating addresses.
+  @RateLimited('ip', 'password')
   @Patch('password')
   @HttpCode(HttpStatus.NO_CONTENT)
   @ApiOperation({
@@ -45,7 +46,7 @@ export class AccountController {
     await this.auth.changePassword(principal, body.current_password, body.new_password, client);
   }
 
-  @RateLimited('ip')
+  @RateLimited('ip', 'password')
   @Delete()
   @HttpCode(HttpStatus.NO_CONTENT)
   @ApiOperation({ summary: 'Delete the account, its sessions, todos and events' })

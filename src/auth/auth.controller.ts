@@ -226,13 +226,15 @@ export class AuthController {
   }
 
   @Public()
+  @RateLimited('ip')
   @Post('revoke')
   @HttpCode(HttpStatus.OK)
   @ApiOperation({
     summary: 'Revoke a token (RFC 7009)',
     description:
-      'Ends the session of the given refresh or access token. Answers 200 whether or not the ' +
-      'token was valid, known or already revoked (RFC 7009 §2.2), so it reveals nothing about it.',
+      'Ends the session of the given refresh or access token. An access token is taken up to ' +
+      'REVOKE_ACCESS_TOKEN_GRACE past its expiry, not later. Answers 200 whether or not ' +
+      'the token was valid, known or already revoked (RFC 7009 §2.2), so it reveals nothing about it.',
   })
   @ApiOkResponse({ description: 'Revoked, or nothing to revoke' })
   async revoke(@Body() body: RevokeTokenDto, @Client() client: ClientInfo): Promise<void> {

@@ -315,6 +315,8 @@ export class AuthService {
    * RFC 7009 token revocation: ends the session of a refresh or access token.
    * Unknown, invalid or already revoked tokens are not an error (§2.2), so the
    * endpoint reveals nothing about a token. The hint only orders the lookup.
+   * An access token expired longer ago than the grace is such a token: 200,
+   * and its session goes on (see verifyAccessTokenForRevocation).
    */
   async revokeToken(
     token: string,
@@ -322,7 +324,7 @@ export class AuthService {
     client: ClientInfo,
   ): Promise<void> {
     const asRefresh = () => this.tokens.verifyRefreshTokenIgnoringExpiry(token);
-    const asAccess = () => this.tokens.verifyAccessTokenIgnoringExpiry(token);
+    const asAccess = () => this.tokens.verifyAccessTokenForRevocation(token);
     const claims =
       hint === 'access_token'
         ? ((await asAccess()) ?? asRefresh())

@@ -105,7 +105,7 @@ describe('TokenService', () => {
       alg: 'HS256',
       typ: 'rt+jwt',
     });
-    expect(await tokens.verifyAccessTokenIgnoringExpiry(refresh)).toBeUndefined();
+    expect(await tokens.verifyAccessTokenForRevocation(refresh)).toBeUndefined();
     expect(tokens.verifyRefreshTokenIgnoringExpiry(refresh)).toMatchObject({
       sub: USER,
       sid: FAMILY,
@@ -117,6 +117,26 @@ describe('TokenService', () => {
       new Date(Date.now() + 86400_000),
     ).token;
     expect(tokens.verifyRefreshTokenIgnoringExpiry(access)).toBeUndefined();
-    expect(await tokens.verifyAccessTokenIgnoringExpiry(access)).toMatchObject({ sub: USER });
+    expect(await tokens.verifyAccessTokenForRevocation(access)).toMatchObject({ sub: USER });
+  });
+
+  it('takes an access token for revocation up to the grace past its expiry, not later (RFC 7009 §2.1)', async () => {
+    const tokens = service();
+    const issuedAgo = (seconds: number) =>
+      tokens.signAccessToken(
+        USER,
+        FAMILY,
+        new Date(Date.now() - seconds * 1000),
+        new Date(Date.now() + 86400_000),
+      ).token;
+    // 15 min lifetime, 5 min grace by default.
+    expect(await tokens.verifyAccessTokenForRevocation(issuedAgo(60))).toMatchObject({ sub: USER });
+    expect(await tokens.verifyAccessTokenForRevocation(issuedAgo(15 * 60 + 60))).toMatchObject({
+      sub: USER,
+    });
+    expect(
+      await tokens.verifyAccessTokenForRevocation(issuedAgo(15 * 60 + 6 * 60)),
+    ).toBeUndefined();
+    expect(await tokens.verifyAccessTokenForRevocation(issuedAgo(2 * 3600))).toBeUndefined();
   });
 });

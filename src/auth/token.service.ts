@@ -133,24 +133,30 @@ export class TokenService {
   }
 
   /**
-   * The same for an access token (RFC 7009 revocation of an access token),
-   * with the published key its `kid` names, as long as that key verifies.
+   * Identifies an access token for RFC 7009 revocation, with the published key
+   * its `kid` names, as long as that key verifies. Expiry is checked with a
+   * grace of REVOKE_ACCESS_TOKEN_GRACE, which RFC 7009 §2.1 leaves to the
+   * server: a client whose token lapsed a moment ago can still end its
+   * session, but an old token (in a log, a backup, a browser's history) can no
+   * longer end a live one. A session is then ended by its refresh token.
    */
-  async verifyAccessTokenIgnoringExpiry(token: string): Promise<TokenClaims | undefined> {
+  async verifyAccessTokenForRevocation(token: string): Promise<TokenClaims | undefined> {
     const kid = keyIdOf(token);
     const publicKey = kid ? await this.signingKeys.resolveVerificationKey(kid) : undefined;
     if (!publicKey) return undefined;
     return this.verifyIgnoringExpiry(this.accessJwt, token, ACCESS_TOKEN_TYP, {
       algorithms: [ACCESS_TOKEN_ALG],
       publicKey,
+      expiryGrace: this.auth.revokeExpiredAccessGrace,
     });
   }
 
+  /** Verifies everything but expiry, or expiry too within `expiryGrace` seconds when given. */
   private verifyIgnoringExpiry(
     jwt: JwtService,
     token: string,
     typ: string,
-    options: { algorithms: [string]; publicKey?: KeyObject },
+    options: { algorithms: [string]; publicKey?: KeyObject; expiryGrace?: number },
   ): TokenClaims | undefined {
     try {
       const decoded = jwt.verify<DecodedJwt>(token, {
@@ -159,7 +165,9 @@ export class TokenService {
         issuer: this.auth.issuer,
         audience: this.auth.audience,
         complete: true,
-        ignoreExpiration: true,
+        ...(options.expiryGrace === undefined
+          ? { ignoreExpiration: true }
+          : { clockTolerance: options.expiryGrace }),
       });
       return readClaims(decoded, typ);
     } catch {

@@ -222,4 +222,53 @@ describe('buildConfig', () => {
       expect(buildConfig(base, runtime).database.embedded).toBe(false);
     });
   });
+
+  describe('per-account limits and revocation grace', () => {
+    it('defaults to 5 free failures, 1 s doubling to 15 min, at most 100, and 5 min of grace', () => {
+      const config = buildConfig(base);
+      expect(config.rateLimit.account).toEqual({
+        freeFailures: 5,
+        firstDelay: 1,
+        maxDelay: 900,
+        maxFailures: 100,
+      });
+      expect(config.auth.revokeExpiredAccessGrace).toBe(300);
+    });
+
+    it.each([
+      ['RATE_LIMIT_MAX_FAILURES', '101'],
+      ['RATE_LIMIT_MAX_FAILURES', '0'],
+      ['RATE_LIMIT_FREE_FAILURES', '100'],
+      ['RATE_LIMIT_FAILURE_DELAY', '0'],
+      ['RATE_LIMIT_FAILURE_DELAY', '20m'],
+      ['RATE_LIMIT_FAILURE_DELAY_MAX', '2h'],
+      ['REVOKE_ACCESS_TOKEN_GRACE', '2h'],
+      ['REVOKE_ACCESS_TOKEN_GRACE', 'later'],
+    ])('names %s when it is %p', (variable, value) => {
+      expect(errorOf(() => buildConfig({ ...base, [variable]: value })).variable).toBe(variable);
+    });
+
+    it('refuses free failures that reach the outer bound (NIST SP 800-63B §5.2.2)', () => {
+      const error = errorOf(() =>
+        buildConfig({
+          ...base,
+          RATE_LIMIT_MAX_FAILURES: '10',
+          RATE_LIMIT_FREE_FAILURES: '10',
+        }),
+      );
+      expect(error.variable).toBe('RATE_LIMIT_FREE_FAILURES');
+    });
+
+    it('refuses the retired RATE_LIMIT_PER_ACCOUNT_HOURLY, naming what replaces it', () => {
+      const error = errorOf(() => buildConfig({ ...base, RATE_LIMIT_PER_ACCOUNT_HOURLY: '100' }));
+      expect(error.variable).toBe('RATE_LIMIT_PER_ACCOUNT_HOURLY');
+      expect(error.message).toContain('RATE_LIMIT_FREE_FAILURES');
+    });
+
+    it('allows refusing every expired access token (grace 0)', () => {
+      expect(
+        buildConfig({ ...base, REVOKE_ACCESS_TOKEN_GRACE: '0' }).auth.revokeExpiredAccessGrace,
+      ).toBe(0);
+    });
+  });
 });

@@ -18,6 +18,8 @@ export interface AuthConfig {
   /** Seconds a heartbeat may go unanswered before that connection counts as lost. */
   sessionFeedHeartbeatTimeout: number;
   accessTokenTtl: number;
+  /** Seconds after its expiry that POST /auth/revoke still takes an access token (0: never). */
+  revokeExpiredAccessGrace: number;
   refreshTokenTtl: number;
   refreshReuseGrace: number;
   /** Absolute session lifetime: rotation never extends a family past it. */
@@ -72,14 +74,29 @@ export interface HttpConfig {
 export interface RateLimitConfig {
   /** Window for the per-IP limits, in seconds. */
   window: number;
-  /** Requests per IP per window on register, login and password change. */
+  /** Requests per IP per window on register, login, revoke, password change and account deletion. */
   perIp: number;
   /** Refreshes per IP per window (clients refresh more often than they log in). */
   refreshPerIp: number;
-  /** Login attempts per username per hour, whatever the IP (OWASP ASVS 2.2.1: at most 100). */
-  perAccountHourly: number;
+  /**
+   * Consecutive wrong passwords per account, whatever the IP: per username on
+   * login, per user on password change and deletion (NIST SP 800-63B §5.2.2).
+   */
+  account: BackoffPolicy;
   /** Counters in Redis (shared by all instances) when set; in memory otherwise. */
   redisUrl: string | null;
+}
+
+/** How consecutive failed password checks on one account slow it down (see BackoffSchedule). */
+export interface BackoffPolicy {
+  /** Consecutive failures that cost nothing (typos, a forgotten caps lock). */
+  freeFailures: number;
+  /** Seconds to wait after the first failure past the free ones; each further one doubles it. */
+  firstDelay: number;
+  /** The most a single wait grows to, in seconds. */
+  maxDelay: number;
+  /** After this many consecutive failures the account takes no attempt until they are forgotten. */
+  maxFailures: number;
 }
 
 export interface HousekeepingConfig {
@@ -135,6 +152,53 @@ function readInt(env: Env, name: string, fallback: number, min: number, max: num
     throw new ConfigError(name, `must be between ${min} and ${max} (got ${value})`);
   }
   return value;
+}
+
+// NIST SP 800-63B §5.2.2: no more than 100 consecutive failed attempts per account.
+const NIST_MAX_FAILURES = 100;
+
+function readAccountBackoff(env: Env): BackoffPolicy {
+  if (env.RATE_LIMIT_PER_ACCOUNT_HOURLY !== undefined) {
+    // Silently ignoring it would leave an operator believing in a limit that no longer exists.
+    throw new ConfigError(
+      'RATE_LIMIT_PER_ACCOUNT_HOURLY',
+      'is no longer used: set RATE_LIMIT_FREE_FAILURES, RATE_LIMIT_FAILURE_DELAY, ' +
+        'RATE_LIMIT_FAILURE_DELAY_MAX and RATE_LIMIT_MAX_FAILURES instead',
+    );
+  }
+  const maxFailures = readInt(
+    env,
+    'RATE_LIMIT_MAX_FAILURES',
+    NIST_MAX_FAILURES,
+    1,
+    NIST_MAX_FAILURES,
+  );
+  const freeFailures = readInt(env, 'RATE_LIMIT_FREE_FAILURES', 5, 0, NIST_MAX_FAILURES);
+  if (freeFailures >= maxFailures) {
+    throw new ConfigError(
+      'RATE_LIMIT_FREE_FAILURES',
+      `must be less than RATE_LIMIT_MAX_FAILURES (${maxFailures})`,
+    );
+  }
+  // Up to an hour, as NIST SP 800-63B §5.2.2's example; well inside the day failures are remembered.
+  const firstDelay = readDuration(env, 'RATE_LIMIT_FAILURE_DELAY', 1, 1);
+  const maxDelay = readDuration(env, 'RATE_LIMIT_FAILURE_DELAY_MAX', 15 * 60, 1);
+  if (maxDelay > 3600) throw new ConfigError('RATE_LIMIT_FAILURE_DELAY_MAX', 'must be at most 1h');
+  if (firstDelay > maxDelay) {
+    throw new ConfigError(
+      'RATE_LIMIT_FAILURE_DELAY',
+      'must not exceed RATE_LIMIT_FAILURE_DELAY_MAX',
+    );
+  }
+  return { freeFailures, firstDelay, maxDelay, maxFailures };
+}
+
+function readRevokeGrace(env: Env): number {
+  const grace = readDuration(env, 'REVOKE_ACCESS_TOKEN_GRACE', 5 * 60, 0);
+  if (grace > 3600) {
+    throw new ConfigError('REVOKE_ACCESS_TOKEN_GRACE', 'must be at most 1h');
+  }
+  return grace;
 }
 
 function readBoolean(env: Env, name: string, fallback: boolean): boolean {
@@ -350,7 +414,7 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
       window: readDuration(env, 'RATE_LIMIT_WINDOW', 60, 1),
       perIp: readInt(env, 'RATE_LIMIT_PER_IP', 20, 1, 1_000_000),
       refreshPerIp: readInt(env, 'RATE_LIMIT_REFRESH_PER_IP', 60, 1, 1_000_000),
-      perAccountHourly: readInt(env, 'RATE_LIMIT_PER_ACCOUNT_HOURLY', 100, 1, 1_000_000),
+      account: readAccountBackoff(env),
       redisUrl: readRedisUrl(env),
     },
     database,
@@ -363,6 +427,7 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
       sessionFeedHeartbeatInterval: readDuration(env, 'SESSION_FEED_HEARTBEAT', 2, 1),
       sessionFeedHeartbeatTimeout: readDuration(env, 'SESSION_FEED_TIMEOUT', 3, 1),
       accessTokenTtl,
+      revokeExpiredAccessGrace: readRevokeGrace(env),
       refreshTokenTtl,
       refreshReuseGrace: readDuration(env, 'REFRESH_REUSE_GRACE', 10, 0),
       sessionMaxAge,

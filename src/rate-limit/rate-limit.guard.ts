@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import {
   applyDecorators,
   type CanActivate,
@@ -7,6 +6,7 @@ import {
   Injectable,
   SetMetadata,
   UseGuards,
+  UseInterceptors,
 } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { ApiTooManyRequestsResponse } from '@nestjs/swagger';
@@ -15,22 +15,16 @@ import { clientIp } from '../common/client-info.js';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { RateLimitedError } from '../common/errors.js';
 import type { AppConfig, RateLimitConfig } from '../config/configuration.js';
-import { MetricsService } from '../observability/metrics.service.js';
-import { usernameKey } from '../users/username.js';
+import { rateLimitAddress } from './client-address.js';
+import { FailedAttemptsInterceptor } from './failed-attempts.interceptor.js';
+import {
+  RATE_LIMIT_STORE,
+  RATE_LIMITS,
+  type RateLimitKind,
+  rateLimitKinds,
+  routeOf,
+} from './rate-limit.kinds.js';
 import type { RateLimitStore } from './rate-limit.store.js';
-
-/**
- * The limits a route can be put under:
- * - `ip`: per client address (register, login, password change, account deletion);
- * - `refresh`: per client address, a larger budget (clients refresh often);
- * - `account`: login attempts per username whatever the address, so a
- *   rotating or spoofed X-Forwarded-For cannot reset an account's counter.
- */
-export type RateLimitKind = 'ip' | 'refresh' | 'account';
-const RATE_LIMITS = 'lineage:rate-limits';
-export const RATE_LIMIT_STORE = Symbol('RATE_LIMIT_STORE');
-
-const HOUR_MS = 3_600_000;
 
 interface Limit {
   key: string;
@@ -39,9 +33,11 @@ interface Limit {
 }
 
 /**
- * Brute-force and credential-stuffing limits (OWASP ASVS 2.2.1, API Top 10
- * API4:2023). The client address is what Fastify reports, which believes
- * X-Forwarded-For only from TRUST_PROXY. Over the limit: 429 with Retry-After.
+ * Brute-force and credential-stuffing limits per client address (OWASP ASVS
+ * 2.2.1, API Top 10 API4:2023). The client address is what Fastify reports,
+ * which believes X-Forwarded-For only from TRUST_PROXY, counted as
+ * rateLimitAddress says (an IPv6 client by its /64). Over the limit: 429 with
+ * Retry-After. The per-account limits are FailedAttemptsInterceptor's.
  */
 @Injectable()
 export class RateLimitGuard implements CanActivate {
@@ -50,59 +46,48 @@ export class RateLimitGuard implements CanActivate {
   constructor(
     config: ConfigService<AppConfig, true>,
     @Inject(RATE_LIMIT_STORE) private readonly store: RateLimitStore,
-    private readonly metrics: MetricsService,
   ) {
     this.limits = config.get('rateLimit', { infer: true });
   }
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
-    const kinds =
-      (Reflect.getMetadata(RATE_LIMITS, context.getHandler()) as RateLimitKind[] | undefined) ?? [];
     const request = context.switchToHttp().getRequest<FastifyRequest>();
     // Unusable forwarded addresses share one counter rather than each getting a fresh one.
-    const ip = clientIp(request) ?? 'unknown';
-    const route = `${context.getClass().name}.${context.getHandler().name}`;
-    for (const kind of kinds) {
-      const limit = this.limitFor(kind, route, ip, request);
+    const address = rateLimitAddress(clientIp(request) ?? 'unknown');
+    const route = routeOf(context);
+    for (const kind of rateLimitKinds(context)) {
+      const limit = this.limitFor(kind, route, address);
+      if (!limit) continue;
       const hit = await this.store.hit(limit.key, limit.windowMs);
-      if (hit.count > limit.max) {
-        // Only login is under the per-account limit: its refusals are login outcomes.
-        if (kinds.includes('account')) this.metrics.login('rate_limited');
-        throw new RateLimitedError(hit.resetSeconds);
-      }
+      if (hit.count > limit.max) throw new RateLimitedError(hit.resetSeconds);
     }
     return true;
   }
 
-  private limitFor(kind: RateLimitKind, route: string, ip: string, request: FastifyRequest): Limit {
+  private limitFor(kind: RateLimitKind, route: string, address: string): Limit | undefined {
     const window = this.limits.window * 1000;
     switch (kind) {
       case 'ip':
-        return { key: `ip:${route}:${ip}`, max: this.limits.perIp, windowMs: window };
+        return { key: `ip:${route}:${address}`, max: this.limits.perIp, windowMs: window };
       case 'refresh':
-        return { key: `refresh:${ip}`, max: this.limits.refreshPerIp, windowMs: window };
-      case 'account': {
-        const username = (request.body as { username?: unknown } | undefined)?.username;
-        // Normalized as accounts are, so case or width variants share one counter;
-        // hashed, so the store never holds usernames.
-        const account =
-          typeof username === 'string' ? usernameKey(username.slice(0, 64)) : `ip:${ip}`;
-        const digest = createHash('sha256').update(account).digest('base64url');
-        return {
-          key: `account:${route}:${digest}`,
-          max: this.limits.perAccountHourly,
-          windowMs: HOUR_MS,
-        };
-      }
+        return { key: `refresh:${address}`, max: this.limits.refreshPerIp, windowMs: window };
+      case 'account':
+      case 'password':
+        return undefined;
     }
   }
 }
 
-/** Puts a route under the named limits (see RateLimitKind). */
+/**
+ * Puts a route under the named limits (see RateLimitKind). The per-address
+ * limits run as a guard, so a throttled request costs no further work; the
+ * per-account ones after every guard, so the caller is known.
+ */
 export function RateLimited(...kinds: RateLimitKind[]) {
   return applyDecorators(
     SetMetadata(RATE_LIMITS, kinds),
     UseGuards(RateLimitGuard),
+    UseInterceptors(FailedAttemptsInterceptor),
     ApiTooManyRequestsResponse({
       type: ErrorResponseDto,
       description: 'Too many attempts (`rate_limited`); retry after `Retry-After` seconds',

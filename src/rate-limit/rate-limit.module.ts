@@ -1,7 +1,9 @@
 import { Global, Inject, Module, type OnApplicationShutdown } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { AppConfig } from '../config/configuration.js';
-import { RATE_LIMIT_STORE, RateLimitGuard } from './rate-limit.guard.js';
+import { FailedAttemptsInterceptor } from './failed-attempts.interceptor.js';
+import { RateLimitGuard } from './rate-limit.guard.js';
+import { RATE_LIMIT_STORE } from './rate-limit.kinds.js';
 import {
   MemoryRateLimitStore,
   type RateLimitStore,
@@ -21,8 +23,9 @@ import {
       },
     },
     RateLimitGuard,
+    FailedAttemptsInterceptor,
   ],
-  exports: [RATE_LIMIT_STORE, RateLimitGuard],
+  exports: [RATE_LIMIT_STORE, RateLimitGuard, FailedAttemptsInterceptor],
 })
 export class RateLimitModule implements OnApplicationShutdown {
   constructor(@Inject(RATE_LIMIT_STORE) private readonly store: RateLimitStore) {}

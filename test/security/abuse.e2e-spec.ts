@@ -1,7 +1,10 @@
+import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import type { Response } from 'supertest';
 import { buildConfig, ConfigError } from '../../src/config/configuration.js';
+import { usernameKey } from '../../src/users/username.js';
 import {
   bearer,
   PASSWORD,
@@ -24,7 +27,7 @@ import {
  */
 
 const WINDOW = 60;
-const HOUR = 3600;
+const DAY = 86400;
 const WRONG = 'wrong password 123';
 const TEST_REDIS_URL = process.env.TEST_REDIS_URL;
 
@@ -137,6 +140,20 @@ describe('throttling per client address (ASVS 2.2.1, API4:2023)', () => {
     await attempt(setup, user.username, 'a brand new password').expect(401);
   });
 
+  it('throttles token revocation per address: the 6th revoke is 429 and ends no session (ASVS 2.2.1, API4:2023)', async () => {
+    const user = await register(setup);
+    await withApp(limited, async (t) => {
+      const revoke = (token: string) => t.http().post('/auth/revoke').send({ token });
+      for (let i = 0; i < 5; i++) await revoke(`garbage-${i}`).expect(200);
+      expectRateLimited(await revoke(user.refresh_token), WINDOW);
+    });
+    await setup
+      .http()
+      .post('/auth/refresh')
+      .send({ refresh_token: user.refresh_token })
+      .expect(200);
+  });
+
   it('gives refresh its own budget, spent before the token is verified: garbage counts, a throttled valid token is not consumed (ASVS 2.2.1, API4:2023)', async () => {
     const user = await register(setup);
     await withApp(limited, async (t) => {
@@ -159,37 +176,112 @@ describe('throttling per client address (ASVS 2.2.1, API4:2023)', () => {
   });
 });
 
-describe('per-account login limit, whatever the client address (ASVS 2.2.1, API2:2023, API4:2023)', () => {
-  const env = { TRUST_PROXY: '127.0.0.1', RATE_LIMIT_PER_ACCOUNT_HOURLY: '5' };
+describe('per-account backoff on wrong passwords, whatever the client address (NIST SP 800-63B §5.2.2, ASVS 2.2.1, API2:2023)', () => {
+  // A first wait of a minute, so no assertion races the clock.
+  const DELAY = 60;
+  const env = {
+    TRUST_PROXY: '127.0.0.1',
+    RATE_LIMIT_FREE_FAILURES: '3',
+    RATE_LIMIT_FAILURE_DELAY: `${DELAY}s`,
+    RATE_LIMIT_FAILURE_DELAY_MAX: '10m',
+  };
 
-  it('locks an account after 5 failed logins from rotating addresses, even for the right password, and leaves other accounts alone (ASVS 2.2.1, API2:2023)', async () => {
+  it('never counts successful logins: 26 rounds of 3 failures and a success from rotating addresses, never a 429 (NIST SP 800-63B §5.2.2)', async () => {
+    const owner = await register(setup);
+    await withApp(env, async (t) => {
+      const statuses = new Set<number>();
+      for (let round = 0; round < 26; round++) {
+        for (let i = 1; i <= 3; i++) {
+          const res = await attempt(t, owner.username, WRONG, `203.0.113.${i}`);
+          statuses.add(res.status);
+        }
+        // The success forgives the failures before it: the next three are free again.
+        statuses.add((await attempt(t, owner.username, PASSWORD, '198.51.100.1')).status);
+      }
+      expect([...statuses].sort()).toEqual([200, 401]);
+    });
+  });
+
+  it('makes the account wait after its free failures, the right password too, with a short Retry-After, and leaves other accounts alone (ASVS 2.2.1)', async () => {
     const victim = await register(setup);
     const bystander = await register(setup);
     await withApp(env, async (t) => {
-      for (let i = 1; i <= 5; i++) {
+      for (let i = 1; i <= 3; i++) {
         await attempt(t, victim.username, WRONG, `203.0.113.${i}`).expect(401);
       }
-      expectRateLimited(await attempt(t, victim.username, PASSWORD, '203.0.113.6'), HOUR);
-      expectRateLimited(await attempt(t, victim.username, PASSWORD, '198.51.100.99'), HOUR);
-      await attempt(t, bystander.username, PASSWORD, '203.0.113.6').expect(200);
+      // The first failure past the free ones is still answered; it sets the wait.
+      await attempt(t, victim.username, WRONG, '203.0.113.4').expect(401);
+      expectRateLimited(await attempt(t, victim.username, PASSWORD, '203.0.113.5'), DELAY);
+      expectRateLimited(await attempt(t, victim.username, PASSWORD, '198.51.100.99'), DELAY);
+      await attempt(t, bystander.username, PASSWORD, '203.0.113.5').expect(200);
+    });
+    const types = (await events(setup, victim.access_token)).map((e) => e.type);
+    expect(types.filter((type) => type === 'login_failed')).toHaveLength(4);
+  });
+
+  it('lets exactly the free failures and one more through when 20 wrong guesses arrive at once from 20 addresses', async () => {
+    const victim = await register(setup);
+    await withApp(env, async (t) => {
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) =>
+          attempt(t, victim.username, WRONG, `203.0.113.${i + 1}`),
+        ),
+      );
+      const statuses = results.map((res) => res.status).sort();
+      expect(statuses).toEqual([...Array<number>(4).fill(401), ...Array<number>(16).fill(429)]);
+      for (const res of results.filter((r) => r.status === 429)) expectRateLimited(res, DELAY);
+    });
+  });
+
+  it('lets the owner in once the wait is over, which also resets the count', async () => {
+    const owner = await register(setup);
+    const shortDelay = {
+      ...env,
+      RATE_LIMIT_FREE_FAILURES: '1',
+      RATE_LIMIT_FAILURE_DELAY: '1s',
+    };
+    await withApp(shortDelay, async (t) => {
+      await attempt(t, owner.username, WRONG, '203.0.113.1').expect(401);
+      await attempt(t, owner.username, WRONG, '203.0.113.2').expect(401);
+      const deadline = Date.now() + 15_000;
+      let res = await attempt(t, owner.username, PASSWORD, '198.51.100.1');
+      while (res.status === 429 && Date.now() < deadline) {
+        expectRateLimited(res, 1);
+        await sleep(200);
+        res = await attempt(t, owner.username, PASSWORD, '198.51.100.1');
+      }
+      expect(res.status).toBe(200);
+      // Counted from zero again: one free failure, answered at once.
+      await attempt(t, owner.username, WRONG, '203.0.113.3').expect(401);
+    });
+  });
+
+  it('refuses the account for the rest of the day once it reaches the outer bound of consecutive failures (NIST SP 800-63B §5.2.2)', async () => {
+    const victim = await register(setup);
+    await withApp({ ...env, RATE_LIMIT_MAX_FAILURES: '4' }, async (t) => {
+      for (let i = 1; i <= 4; i++) {
+        await attempt(t, victim.username, WRONG, `203.0.113.${i}`).expect(401);
+      }
+      const res = await attempt(t, victim.username, PASSWORD, '198.51.100.1');
+      expectRateLimited(res, DAY);
+      expect(Number(res.headers['retry-after'])).toBeGreaterThan(DAY - 3600);
     });
   });
 
   it('counts case and width variants of a username as one account (ASVS 2.2.1)', async () => {
     const { username } = await register(setup, uniqueUsername('Alice'));
     const variants = [
-      username,
       username.toLowerCase(),
       username.toUpperCase(),
       // Fullwidth "Ａ" folds to "A" under NFKC, as usernames do.
       `\uFF21${username.slice(1)}`,
-      username.toLowerCase(),
+      username,
     ];
     await withApp(env, async (t) => {
       for (const [i, variant] of variants.entries()) {
         await attempt(t, variant, WRONG, `203.0.113.${i + 10}`).expect(401);
       }
-      expectRateLimited(await attempt(t, username.toLowerCase(), PASSWORD, '203.0.113.20'), HOUR);
+      expectRateLimited(await attempt(t, username.toLowerCase(), PASSWORD, '203.0.113.20'), DELAY);
     });
   });
 
@@ -197,16 +289,66 @@ describe('per-account login limit, whatever the client address (ASVS 2.2.1, API2
     const existing = await register(setup);
     const unknown = uniqueUsername();
     await withApp(env, async (t) => {
-      for (let i = 1; i <= 5; i++) {
+      for (let i = 1; i <= 4; i++) {
         await attempt(t, existing.username, WRONG, `203.0.113.${i}`).expect(401);
         await attempt(t, unknown, WRONG, `203.0.113.${i}`).expect(401);
       }
       const a = await attempt(t, existing.username, WRONG, '203.0.113.77');
       const b = await attempt(t, unknown, WRONG, '203.0.113.77');
-      expectRateLimited(a, HOUR);
-      expectRateLimited(b, HOUR);
-      expect(b.body).toEqual(a.body);
+      expectRateLimited(a, DELAY);
+      expectRateLimited(b, DELAY);
+      // The seconds left may tick between the two answers; nothing else may differ.
+      const shape = (res: Response) => ({ ...(res.body as object), message: undefined });
+      expect(shape(b)).toEqual(shape(a));
     });
+  });
+
+  it('gives a malformed login back: it checks no password, so it is not a failure', async () => {
+    const owner = await register(setup);
+    await withApp({ ...env, RATE_LIMIT_FREE_FAILURES: '0' }, async (t) => {
+      for (let i = 0; i < 3; i++) {
+        const res = await t
+          .http()
+          .post('/auth/login')
+          .send({ username: owner.username, password: 42 });
+        expect(res.status).toBe(400);
+        expect(res.body).toMatchObject({ statusCode: 400, code: 'validation_failed' });
+      }
+      await attempt(t, owner.username, PASSWORD).expect(200);
+    });
+  });
+
+  it('counts wrong passwords on password change and deletion per user, from any address: the right one then waits too and changes nothing (ASVS 2.2.1)', async () => {
+    const user = await register(setup);
+    const bystander = await register(setup);
+    await withApp(env, async (t) => {
+      const change = (access: string, current: string, from: string) =>
+        t
+          .http()
+          .patch('/users/me/password')
+          .set('X-Forwarded-For', from)
+          .set(bearer(access))
+          .send({ current_password: current, new_password: 'a brand new password' });
+      for (let i = 1; i <= 4; i++) {
+        expectErrorShape(
+          await change(user.access_token, WRONG, `203.0.113.${i}`),
+          403,
+          'invalid_password',
+        );
+      }
+      expectRateLimited(await change(user.access_token, PASSWORD, '198.51.100.1'), DELAY);
+      // One counter for both routes: deleting cannot be used to keep guessing.
+      const deleted = await t
+        .http()
+        .delete('/users/me')
+        .set('X-Forwarded-For', '198.51.100.2')
+        .set(bearer(user.access_token))
+        .send({ password: PASSWORD });
+      expectRateLimited(deleted, DELAY);
+      await change(bystander.access_token, PASSWORD, '203.0.113.1').expect(204);
+    });
+    await attempt(setup, user.username, PASSWORD).expect(200);
+    await attempt(setup, user.username, 'a brand new password').expect(401);
   });
 });
 
@@ -282,6 +424,33 @@ describe('which client address is believed (ASVS 2.2.1, API4:2023)', () => {
     });
   });
 
+  it('counts an IPv6 client by its /64: rotating addresses inside it share one counter, the next /64 has its own (RFC 6177)', async () => {
+    await withApp({ TRUST_PROXY: '127.0.0.1', RATE_LIMIT_PER_IP: '5' }, async (t) => {
+      const inOne64 = [
+        '2001:db8:1:2::1',
+        '2001:db8:1:2::2',
+        '2001:db8:1:2:a:b:c:d',
+        '2001:db8:1:2:ffff:ffff:ffff:ffff',
+        '2001:0db8:0001:0002:0000:0000:0000:0042',
+      ];
+      for (const address of inOne64) {
+        await attempt(t, uniqueUsername(), WRONG, address).expect(401);
+      }
+      expectRateLimited(await attempt(t, uniqueUsername(), WRONG, '2001:db8:1:2::abcd'), WINDOW);
+      await attempt(t, uniqueUsername(), WRONG, '2001:db8:1:3::1').expect(401);
+    });
+  });
+
+  it('counts an IPv4-mapped IPv6 address as the IPv4 client it names (RFC 4291 §2.5.5.2)', async () => {
+    await withApp({ TRUST_PROXY: '127.0.0.1', RATE_LIMIT_PER_IP: '3' }, async (t) => {
+      for (const address of ['203.0.113.50', '::ffff:203.0.113.50', '::ffff:cb00:7132']) {
+        await attempt(t, uniqueUsername(), WRONG, address).expect(401);
+      }
+      expectRateLimited(await attempt(t, uniqueUsername(), WRONG, '203.0.113.50'), WINDOW);
+      await attempt(t, uniqueUsername(), WRONG, '203.0.113.51').expect(401);
+    });
+  });
+
   it('counts a client behind a port-appending proxy as one address (ASVS 2.2.1)', async () => {
     await withApp({ TRUST_PROXY: '127.0.0.1', RATE_LIMIT_PER_IP: '3' }, async (t) => {
       const statuses: number[] = [];
@@ -302,7 +471,12 @@ const redisTitle = TEST_REDIS_URL
 describeRedis(redisTitle, () => {
   let a: TestApp;
   let b: TestApp;
-  const env = { REDIS_URL: TEST_REDIS_URL ?? '', RATE_LIMIT_PER_ACCOUNT_HOURLY: '4' };
+  const DELAY = 60;
+  const env = {
+    REDIS_URL: TEST_REDIS_URL ?? '',
+    RATE_LIMIT_FREE_FAILURES: '3',
+    RATE_LIMIT_FAILURE_DELAY: `${DELAY}s`,
+  };
 
   beforeAll(async () => {
     a = await startTestApp(env);
@@ -314,12 +488,29 @@ describeRedis(redisTitle, () => {
     await b?.close();
   });
 
-  it('counts one account’s attempts on every instance: the 5th overall is 429 on either (ASVS 2.2.1, API4:2023)', async () => {
-    // Fresh, because Redis keeps counters across test runs for the hour.
+  it('counts one account’s failures on every instance: after the 4th overall either refuses, the right password too (ASVS 2.2.1, API4:2023)', async () => {
+    // Fresh, because Redis keeps counters across test runs for a day.
     const { username } = await register(setup);
     for (const t of [a, b, a, b]) await attempt(t, username, WRONG).expect(401);
-    expectRateLimited(await attempt(a, username, PASSWORD), HOUR);
-    expectRateLimited(await attempt(b, username, PASSWORD), HOUR);
+    expectRateLimited(await attempt(a, username, PASSWORD), DELAY);
+    expectRateLimited(await attempt(b, username, PASSWORD), DELAY);
+  });
+
+  it('lets the free failures and one more through when wrong guesses arrive at once on both instances', async () => {
+    const { username } = await register(setup);
+    const results = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => attempt(i % 2 ? a : b, username, WRONG)),
+    );
+    const statuses = results.map((res) => res.status).sort();
+    expect(statuses).toEqual([...Array<number>(4).fill(401), ...Array<number>(8).fill(429)]);
+  });
+
+  it('forgets an account’s failures on every instance once it logs in on one', async () => {
+    const { username } = await register(setup);
+    for (const t of [a, b, a]) await attempt(t, username, WRONG).expect(401);
+    await attempt(b, username, PASSWORD).expect(200);
+    for (const t of [a, b, a]) await attempt(t, username, WRONG).expect(401);
+    await attempt(b, username, PASSWORD).expect(200);
   });
 
   it('keeps no username in Redis, only a digest', async () => {
@@ -328,7 +519,8 @@ describeRedis(redisTitle, () => {
     const redis = new Redis(TEST_REDIS_URL ?? '');
     try {
       const keys = await redis.keys('lineage:rl:*');
-      expect(keys.some((key) => key.startsWith('lineage:rl:account:'))).toBe(true);
+      const digest = createHash('sha256').update(usernameKey(username)).digest('base64url');
+      expect(keys).toContain(`lineage:rl:failures:login:${digest}`);
       expect(keys.filter((key) => key.toLowerCase().includes(username.toLowerCase()))).toEqual([]);
     } finally {
       redis.disconnect();
@@ -341,11 +533,15 @@ describe('rate limits while Redis is unreachable (ASVS 2.2.1, API4:2023)', () =>
     const user = await register(setup);
     const other = await register(setup);
     await withApp(
-      { REDIS_URL: 'redis://127.0.0.1:1', RATE_LIMIT_PER_ACCOUNT_HOURLY: '3' },
+      {
+        REDIS_URL: 'redis://127.0.0.1:1',
+        RATE_LIMIT_FREE_FAILURES: '2',
+        RATE_LIMIT_FAILURE_DELAY: '60s',
+      },
       async (t) => {
         await attempt(t, other.username, PASSWORD).expect(200);
         for (let i = 0; i < 3; i++) await attempt(t, user.username, WRONG).expect(401);
-        expectRateLimited(await attempt(t, user.username, PASSWORD), HOUR);
+        expectRateLimited(await attempt(t, user.username, PASSWORD), 60);
         await attempt(t, other.username, PASSWORD).expect(200);
       },
     );

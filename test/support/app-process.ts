@@ -53,7 +53,7 @@ export async function startAppProcess(env: Record<string, string> = {}): Promise
       BCRYPT_COST: '4',
       RATE_LIMIT_PER_IP: '1000000',
       RATE_LIMIT_REFRESH_PER_IP: '1000000',
-      RATE_LIMIT_PER_ACCOUNT_HOURLY: '1000000',
+      RATE_LIMIT_FREE_FAILURES: '99',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

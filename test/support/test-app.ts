@@ -61,7 +61,7 @@ export async function startTestApp(
     // Every suite logs in from 127.0.0.1 many times; the security suite sets real limits.
     RATE_LIMIT_PER_IP: '1000000',
     RATE_LIMIT_REFRESH_PER_IP: '1000000',
-    RATE_LIMIT_PER_ACCOUNT_HOURLY: '1000000',
+    RATE_LIMIT_FREE_FAILURES: '99',
     ...env,
   });
   const routes: string[] = [];

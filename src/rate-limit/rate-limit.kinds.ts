@@ -1,0 +1,30 @@
+import type { ExecutionContext } from '@nestjs/common';
+
+/**
+ * The limits a route can be put under:
+ * - `ip`: per client address (register, login, revoke, password change, account deletion);
+ * - `refresh`: per client address, a larger budget (clients refresh often);
+ * - `account`: consecutive failed logins per username whatever the address,
+ *   so a rotating or spoofed X-Forwarded-For cannot reset an account's counter;
+ * - `password`: consecutive wrong passwords on password change and account
+ *   deletion per user (one counter for both), whatever the address.
+ *
+ * `ip` and `refresh` are fixed windows (RateLimitGuard); `account` and
+ * `password` count failures with a growing wait (FailedAttemptsInterceptor).
+ */
+export type RateLimitKind = 'ip' | 'refresh' | 'account' | 'password';
+export type FailureKind = Extract<RateLimitKind, 'account' | 'password'>;
+
+export const RATE_LIMITS = 'lineage:rate-limits';
+export const RATE_LIMIT_STORE = Symbol('RATE_LIMIT_STORE');
+
+export function rateLimitKinds(context: ExecutionContext): RateLimitKind[] {
+  return (
+    (Reflect.getMetadata(RATE_LIMITS, context.getHandler()) as RateLimitKind[] | undefined) ?? []
+  );
+}
+
+/** Where a request came from, as a label for its counters ("Controller.handler"). */
+export function routeOf(context: ExecutionContext): string {
+  return `${context.getClass().name}.${context.getHandler().name}`;
+}
