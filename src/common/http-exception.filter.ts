@@ -71,16 +71,18 @@ export function sendError(
   logger: Logger,
 ): void {
   const body = toErrorBody(exception);
+  // The path without its query string, as on the access line (see pathOf).
+  const path = pathOf(request.url);
   if (isUnstorableText(exception)) {
     // The client gets its 400; the log says a DTO is missing a bound.
     logger.warn(
-      `${request.method} ${pathOf(request.url)}: a text value reached the database unchecked (request ${request.id})`,
+      `${request.method} ${path}: a text value reached the database unchecked (request ${request.id})`,
     );
   } else if (body.statusCode === (HttpStatus.SERVICE_UNAVAILABLE as number)) {
-    logger.warn(`${request.method} ${request.url}: database unavailable (request ${request.id})`);
+    logger.warn(`${request.method} ${path}: database unavailable (request ${request.id})`);
   } else if (body.statusCode >= 500) {
     logger.error(
-      `${request.method} ${request.url} failed (request ${request.id})`,
+      `${request.method} ${path} failed (request ${request.id})`,
       exception instanceof Error ? exception.stack : String(exception),
     );
   }
