@@ -82,6 +82,38 @@ describe('GET /users/me', () => {
   });
 });
 
+describe('caching (RFC 9111 §5.2.2.5; ASVS 8.2.1)', () => {
+  it('every response to an authenticated request is Cache-Control: no-store', async () => {
+    const { access_token } = await register(t);
+    const auth = bearer(access_token);
+    const created = await t.http().post('/todos').set(auth).send({ title: 'private' }).expect(201);
+    const id = (created.body as { id: string }).id;
+    const responses: [string, Response][] = [
+      ['POST /todos', created],
+      ['GET /todos', await t.http().get('/todos').set(auth).expect(200)],
+      ['GET /todos/:id', await t.http().get(`/todos/${id}`).set(auth).expect(200)],
+      [
+        'PATCH /todos/:id',
+        await t.http().patch(`/todos/${id}`).set(auth).send({ completed: true }).expect(200),
+      ],
+      ['GET /users/me', await t.http().get('/users/me').set(auth).expect(200)],
+      ['GET /users/me/events', await t.http().get('/users/me/events').set(auth).expect(200)],
+      ['GET /auth/sessions', await t.http().get('/auth/sessions').set(auth).expect(200)],
+      ['DELETE /todos/:id', await t.http().delete(`/todos/${id}`).set(auth).expect(204)],
+    ];
+    expect(
+      responses.map(([route, res]) => [route, res.headers['cache-control'] as unknown]),
+    ).toEqual(responses.map(([route]) => [route, 'no-store']));
+  });
+
+  it('public, cacheable documents keep their own caching', async () => {
+    const jwks = await t.http().get('/.well-known/jwks.json').expect(200);
+    expect(jwks.headers['cache-control']).toMatch(/^public, max-age=\d+$/);
+    const health = await t.http().get('/health').expect(200);
+    expect(health.headers['cache-control']).toBeUndefined();
+  });
+});
+
 describe('OpenAPI document', () => {
   let doc: OpenApiDocument;
 

@@ -1,6 +1,7 @@
 import { type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
+import type { FastifyReply } from 'fastify';
 import { IS_PUBLIC_KEY } from '../../common/public.decorator.js';
 import type { Principal } from '../principal.js';
 import { SessionService } from '../session.service.js';
@@ -25,6 +26,11 @@ export class AccessTokenGuard extends AuthGuard(ACCESS_STRATEGY) {
       context.getClass(),
     ]);
     if (isPublic) return true;
+    // What a token unlocks is the caller's own data: no cache, the browser's
+    // included, may keep it (RFC 9111 §5.2.2.5; OWASP ASVS 8.2.1). Set here,
+    // on the one path every protected route takes, rather than by a decorator
+    // each route must remember or an interceptor layer on every request.
+    void context.switchToHttp().getResponse<FastifyReply>().header('Cache-Control', 'no-store');
     // A token the strategy verified before (and not yet expired) needs only
     // the per-request session check; anything else goes through passport-jwt.
     const request = context.switchToHttp().getRequest<{ user?: Principal }>();
