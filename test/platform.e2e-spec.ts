@@ -1,16 +1,28 @@
 import type { Response } from 'supertest';
 import { BODY_LIMIT_BYTES } from '../src/app.factory.js';
+import { ErrorCode } from '../src/common/errors.js';
 import { pendingSchemaChanges } from '../src/database/migrations.js';
 import { bearer, claimsOf, register, startTestApp, type TestApp } from './support/test-app.js';
 
 interface OpenApiOperation {
   security?: Record<string, string[]>[];
+  responses?: Record<string, { description?: string }>;
+}
+
+interface OpenApiSchema {
+  $ref?: string;
+  enum?: unknown[];
+  properties?: Record<string, OpenApiSchema>;
+  allOf?: OpenApiSchema[];
 }
 
 interface OpenApiDocument {
   openapi: string;
   paths: Record<string, Record<string, OpenApiOperation>>;
-  components?: { securitySchemes?: Record<string, Record<string, unknown>> };
+  components?: {
+    securitySchemes?: Record<string, Record<string, unknown>>;
+    schemas?: Record<string, OpenApiSchema>;
+  };
 }
 
 /** The routes that carry @Public(); every other operation needs a bearer token. */
@@ -214,6 +226,37 @@ describe('OpenAPI document', () => {
         expect.objectContaining({ name: 'X-Token-Transport', in: 'header' }),
       );
     }
+  });
+
+  /** A schema, through its `$ref` (or a one-element `allOf` wrapping one) if it has one. */
+  function resolve(schema: OpenApiSchema | undefined): OpenApiSchema | undefined {
+    const ref = schema?.$ref ?? (schema?.allOf?.length === 1 ? schema.allOf[0].$ref : undefined);
+    return ref ? doc.components?.schemas?.[ref.replace('#/components/schemas/', '')] : schema;
+  }
+
+  it('documents every error code the API returns, read from ErrorCode, and no other', () => {
+    const errorSchema = doc.components?.schemas?.ErrorResponseDto;
+    const documented = resolve(errorSchema?.properties?.code)?.enum;
+    expect([...((documented as string[] | undefined) ?? [])].sort()).toEqual(
+      Object.values(ErrorCode).sort(),
+    );
+  });
+
+  it('every code an error response description names is one of ErrorCode', () => {
+    const codes = new Set<string>(Object.values(ErrorCode));
+    const named = Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.entries(item).flatMap(([method, op]) =>
+        Object.entries(op.responses ?? {})
+          .filter(([status]) => Number(status) >= 400)
+          .flatMap(([status, response]) =>
+            [...(response.description ?? '').matchAll(/`([a-z]+_[a-z_]+)`/g)].map(
+              ([, code]) => `${method.toUpperCase()} ${path} ${status} ${code}`,
+            ),
+          ),
+      ),
+    );
+    expect(named.length).toBeGreaterThan(0);
+    expect(named.filter((entry) => !codes.has(entry.split(' ')[3]))).toEqual([]);
   });
 
   it.each(['/docs', '/docs/'])('GET %s serves the Swagger UI page', async (path) => {
