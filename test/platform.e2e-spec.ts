@@ -1,16 +1,28 @@
 import type { Response } from 'supertest';
 import { BODY_LIMIT_BYTES } from '../src/app.factory.js';
+import { ErrorCode } from '../src/common/errors.js';
 import { pendingSchemaChanges } from '../src/database/migrations.js';
 import { bearer, claimsOf, register, startTestApp, type TestApp } from './support/test-app.js';
 
 interface OpenApiOperation {
   security?: Record<string, string[]>[];
+  responses?: Record<string, { description?: string }>;
+}
+
+interface OpenApiSchema {
+  $ref?: string;
+  enum?: unknown[];
+  properties?: Record<string, OpenApiSchema>;
+  allOf?: OpenApiSchema[];
 }
 
 interface OpenApiDocument {
   openapi: string;
   paths: Record<string, Record<string, OpenApiOperation>>;
-  components?: { securitySchemes?: Record<string, Record<string, unknown>> };
+  components?: {
+    securitySchemes?: Record<string, Record<string, unknown>>;
+    schemas?: Record<string, OpenApiSchema>;
+  };
 }
 
 /** The routes that carry @Public(); every other operation needs a bearer token. */
@@ -79,6 +91,38 @@ describe('GET /users/me', () => {
     const res = await t.http().get('/users/me');
     expectErrorBody(res, 401, 'token_missing');
     expect(res.headers['www-authenticate']).toMatch(/^Bearer /);
+  });
+});
+
+describe('caching (RFC 9111 §5.2.2.5; ASVS 8.2.1)', () => {
+  it('every response to an authenticated request is Cache-Control: no-store', async () => {
+    const { access_token } = await register(t);
+    const auth = bearer(access_token);
+    const created = await t.http().post('/todos').set(auth).send({ title: 'private' }).expect(201);
+    const id = (created.body as { id: string }).id;
+    const responses: [string, Response][] = [
+      ['POST /todos', created],
+      ['GET /todos', await t.http().get('/todos').set(auth).expect(200)],
+      ['GET /todos/:id', await t.http().get(`/todos/${id}`).set(auth).expect(200)],
+      [
+        'PATCH /todos/:id',
+        await t.http().patch(`/todos/${id}`).set(auth).send({ completed: true }).expect(200),
+      ],
+      ['GET /users/me', await t.http().get('/users/me').set(auth).expect(200)],
+      ['GET /users/me/events', await t.http().get('/users/me/events').set(auth).expect(200)],
+      ['GET /auth/sessions', await t.http().get('/auth/sessions').set(auth).expect(200)],
+      ['DELETE /todos/:id', await t.http().delete(`/todos/${id}`).set(auth).expect(204)],
+    ];
+    expect(
+      responses.map(([route, res]) => [route, res.headers['cache-control'] as unknown]),
+    ).toEqual(responses.map(([route]) => [route, 'no-store']));
+  });
+
+  it('public, cacheable documents keep their own caching', async () => {
+    const jwks = await t.http().get('/.well-known/jwks.json').expect(200);
+    expect(jwks.headers['cache-control']).toMatch(/^public, max-age=\d+$/);
+    const health = await t.http().get('/health').expect(200);
+    expect(health.headers['cache-control']).toBeUndefined();
   });
 });
 
@@ -186,6 +230,37 @@ describe('OpenAPI document', () => {
         expect.objectContaining({ name: 'X-Token-Transport', in: 'header' }),
       );
     }
+  });
+
+  /** A schema, through its `$ref` (or a one-element `allOf` wrapping one) if it has one. */
+  function resolve(schema: OpenApiSchema | undefined): OpenApiSchema | undefined {
+    const ref = schema?.$ref ?? (schema?.allOf?.length === 1 ? schema.allOf[0].$ref : undefined);
+    return ref ? doc.components?.schemas?.[ref.replace('#/components/schemas/', '')] : schema;
+  }
+
+  it('documents every error code the API returns, read from ErrorCode, and no other', () => {
+    const errorSchema = doc.components?.schemas?.ErrorResponseDto;
+    const documented = resolve(errorSchema?.properties?.code)?.enum;
+    expect([...((documented as string[] | undefined) ?? [])].sort()).toEqual(
+      Object.values(ErrorCode).sort(),
+    );
+  });
+
+  it('every code an error response description names is one of ErrorCode', () => {
+    const codes = new Set<string>(Object.values(ErrorCode));
+    const named = Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.entries(item).flatMap(([method, op]) =>
+        Object.entries(op.responses ?? {})
+          .filter(([status]) => Number(status) >= 400)
+          .flatMap(([status, response]) =>
+            [...(response.description ?? '').matchAll(/`([a-z]+_[a-z_]+)`/g)].map(
+              ([, code]) => `${method.toUpperCase()} ${path} ${status} ${code}`,
+            ),
+          ),
+      ),
+    );
+    expect(named.length).toBeGreaterThan(0);
+    expect(named.filter((entry) => !codes.has(entry.split(' ')[3]))).toEqual([]);
   });
 
   it.each(['/docs', '/docs/'])('GET %s serves the Swagger UI page', async (path) => {

@@ -20,6 +20,8 @@ interface ErrorBody {
 }
 
 const TODO_KEYS = ['completed', 'created_at', 'description', 'id', 'title', 'updated_at'];
+/** `n` times "a" followed by VARIATION SELECTOR-16: 2n code points. */
+const VS16_PAIRS = (n: number) => 'a\uFE0F'.repeat(n);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 let t: TestApp;
@@ -98,6 +100,16 @@ describe('CRUD', () => {
     const title = 'x'.repeat(200);
     const todo = await createTodo(token, { title });
     expect(todo.title).toBe(title);
+  });
+
+  it('POST accepts exactly 200 code points however they are spelled, and stores them intact', async () => {
+    // What PostgreSQL's varchar(200) holds: astral characters (two UTF-16
+    // units) and variation selectors count one each.
+    for (const title of ['\u{1F600}'.repeat(200), `${'a'.repeat(199)}\uFE0F`, VS16_PAIRS(100)]) {
+      const todo = await createTodo(token, { title, description: VS16_PAIRS(1000) });
+      expect(todo.title).toBe(title);
+      expect((await getTodo(token, todo.id)).description).toBe(VS16_PAIRS(1000));
+    }
   });
 
   it('GET returns the stored todo', async () => {
@@ -228,6 +240,14 @@ describe('validation', () => {
       { title: 'ok', description: 'd'.repeat(2001) },
       'description',
     ],
+    // varchar(n) counts code points; U+FE0F is one, though validator.js's isLength skips it.
+    ['title of 200 "a" + U+FE0F pairs (400 code points)', { title: VS16_PAIRS(200) }, 'title'],
+    [
+      'description of 2000 "a" + U+FE0F pairs',
+      { title: 'ok', description: VS16_PAIRS(2000) },
+      'description',
+    ],
+    ['title of 200 "a" and one U+FE0F', { title: `${'a'.repeat(200)}\uFE0F` }, 'title'],
     ['unknown field', { title: 'ok', priority: 'high' }, 'priority'],
     ['client-chosen id', { title: 'ok', id: randomUUID() }, 'id'],
   ])('POST with %s is 400 validation_failed and creates nothing', async (_name, body, field) => {
@@ -242,6 +262,8 @@ describe('validation', () => {
     ['empty title', { title: '' }, 'title'],
     ['whitespace-only title', { title: '   ' }, 'title'],
     ['title over 200 characters', { title: 'x'.repeat(201) }, 'title'],
+    ['title of 200 "a" + U+FE0F pairs (400 code points)', { title: VS16_PAIRS(200) }, 'title'],
+    ['description of 2000 "a" + U+FE0F pairs', { description: VS16_PAIRS(2000) }, 'description'],
     ['non-boolean completed', { completed: 'yes' }, 'completed'],
     ['non-string description', { description: 5 }, 'description'],
     ['unknown field', { priority: 'high' }, 'priority'],

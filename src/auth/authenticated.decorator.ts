@@ -13,7 +13,8 @@ export function Authenticated() {
     ApiUnauthorizedResponse({
       type: ErrorResponseDto,
       description:
-        'Missing, malformed, expired (`token_expired`) or revoked (`session_revoked`) access token',
+        'Missing (`token_missing`), malformed or invalid (`token_invalid`) or expired ' +
+        '(`token_expired`) access token, or its session ended (`session_revoked`, `session_expired`)',
     }),
   );
 }

@@ -1,4 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ErrorCode } from './errors.js';
 
 class ErrorDetailDto {
   @ApiProperty({ example: 'username' })
@@ -15,15 +16,15 @@ export class ErrorResponseDto {
   @ApiProperty({ example: 'Unauthorized' })
   error!: string;
 
+  // Every value of ErrorCode, read from it: the document and the SDK generated
+  // from it cannot fall behind a code the API starts returning.
   @ApiProperty({
-    example: 'token_expired',
-    description:
-      'Stable machine-readable code: validation_failed, invalid_credentials, username_taken, ' +
-      'token_missing, token_invalid, token_expired, session_revoked, session_expired, ' +
-      'refresh_token_reused, not_found, payload_too_large, unsupported_media_type, ' +
-      'service_unavailable, internal_error',
+    enum: Object.values(ErrorCode),
+    enumName: 'ErrorCode',
+    example: ErrorCode.TokenExpired,
+    description: 'Stable machine-readable code; clients may switch on it',
   })
-  code!: string;
+  code!: ErrorCode;
 
   @ApiProperty({ example: 'Access token has expired' })
   message!: string;

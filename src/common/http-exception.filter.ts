@@ -9,7 +9,8 @@ import {
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { codeForStatus, errorBody, type ErrorBody, wwwAuthenticate } from './error-body.js';
 import { AppError, ErrorCode } from './errors.js';
-import { isDatabaseUnavailable } from './pg-errors.js';
+import { isDatabaseUnavailable, isUnstorableText } from './pg-errors.js';
+import { pathOf } from './request-path.js';
 
 /** Seconds a client should wait before retrying while the database is away. */
 export const DATABASE_RETRY_AFTER = 5;
@@ -42,6 +43,13 @@ export function toErrorBody(exception: unknown): ErrorBody {
     const message = (exception as Error).message || 'Bad request';
     return errorBody(status, codeForStatus(status), message);
   }
+  if (isUnstorableText(exception)) {
+    return errorBody(
+      HttpStatus.BAD_REQUEST,
+      ErrorCode.ValidationFailed,
+      'A text field is too long or contains a character that cannot be stored',
+    );
+  }
   if (isDatabaseUnavailable(exception)) {
     return errorBody(
       HttpStatus.SERVICE_UNAVAILABLE,
@@ -63,11 +71,18 @@ export function sendError(
   logger: Logger,
 ): void {
   const body = toErrorBody(exception);
-  if (body.statusCode === (HttpStatus.SERVICE_UNAVAILABLE as number)) {
-    logger.warn(`${request.method} ${request.url}: database unavailable (request ${request.id})`);
+  // The path without its query string, as on the access line (see pathOf).
+  const path = pathOf(request.url);
+  if (isUnstorableText(exception)) {
+    // The client gets its 400; the log says a DTO is missing a bound.
+    logger.warn(
+      `${request.method} ${path}: a text value reached the database unchecked (request ${request.id})`,
+    );
+  } else if (body.statusCode === (HttpStatus.SERVICE_UNAVAILABLE as number)) {
+    logger.warn(`${request.method} ${path}: database unavailable (request ${request.id})`);
   } else if (body.statusCode >= 500) {
     logger.error(
-      `${request.method} ${request.url} failed (request ${request.id})`,
+      `${request.method} ${path} failed (request ${request.id})`,
       exception instanceof Error ? exception.stack : String(exception),
     );
   }

@@ -1,5 +1,10 @@
 import { QueryFailedError } from 'typeorm';
-import { isDatabaseUnavailable, isTransactionConflict, isUniqueViolation } from './pg-errors.js';
+import {
+  isDatabaseUnavailable,
+  isTransactionConflict,
+  isUniqueViolation,
+  isUnstorableText,
+} from './pg-errors.js';
 
 const driverError = (fields: { code: string; constraint?: string }) =>
   Object.assign(new Error('driver error'), fields);
@@ -61,5 +66,26 @@ describe('isTransactionConflict', () => {
     expect(isTransactionConflict(driverError({ code: '23505' }))).toBe(false);
     expect(isTransactionConflict(driverError({ code: '57014' }))).toBe(false);
     expect(isTransactionConflict(new Error('no code'))).toBe(false);
+  });
+});
+
+describe('isUnstorableText', () => {
+  it.each([
+    ['a value too long for its varchar (22001)', '22001'],
+    ['a NUL character in text (22021)', '22021'],
+  ])('is true for %s', (_case, code) => {
+    expect(isUnstorableText(new QueryFailedError('INSERT', [], driverError({ code })))).toBe(true);
+  });
+
+  it.each([
+    ['a unique violation', '23505'],
+    ['an invalid text representation', '22P02'],
+    ['a connection exception', '08006'],
+  ])('is false for %s', (_case, code) => {
+    expect(isUnstorableText(new QueryFailedError('INSERT', [], driverError({ code })))).toBe(false);
+  });
+
+  it('is false for a driver error that TypeORM did not wrap', () => {
+    expect(isUnstorableText(driverError({ code: '22001' }))).toBe(false);
   });
 });

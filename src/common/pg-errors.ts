@@ -23,6 +23,18 @@ export function isTransactionConflict(error: unknown): boolean {
   return code === '40P01' || code === '40001';
 }
 
+// Text the column cannot hold: longer than its varchar(n) (string_data_right_truncation,
+// 22001) or a character PostgreSQL text never holds, U+0000 (character_not_in_repertoire,
+// 22021). The DTOs and the validation pipe refuse both first; this is the second line.
+const UNSTORABLE_TEXT_SQLSTATES = new Set(['22001', '22021']);
+
+/** True when a statement failed on a text value the client sent: bad input, a 400, not a 500. */
+export function isUnstorableText(error: unknown): boolean {
+  if (!(error instanceof QueryFailedError)) return false;
+  const code = sqlState(error);
+  return code !== undefined && UNSTORABLE_TEXT_SQLSTATES.has(code);
+}
+
 // SQLSTATE classes and codes that mean "the database is not there right now",
 // as opposed to a bad query: connection exceptions (08), operator
 // intervention (57P01-57P03 shutdown, cannot connect now), too many

@@ -4,6 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import type { LoggerService } from '@nestjs/common';
 import { type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import { type DestinationStream, type Level, type Logger, pino } from 'pino';
+import { pathOf } from '../common/request-path.js';
 import type { LogLevelName } from '../config/configuration.js';
 
 /** The JSON field that carries the request id on every line of a request. */
@@ -102,14 +103,11 @@ export class RequestLogController extends LogController {
     const level: Level = error || reply.statusCode >= 500 ? 'error' : 'debug';
     const log = request.log as Logger;
     if (!log.isLevelEnabled(level)) return;
-    const url = request.url;
-    const query = url.indexOf('?');
     log[level](
       {
         method: request.method,
         route: request.routeOptions.url,
-        // Without the query string: it is the one place a careless client could put a token.
-        path: query === -1 ? url : url.slice(0, query),
+        path: pathOf(request.url),
         status_code: reply.statusCode,
         response_time_ms: Math.round(reply.elapsedTime * 100) / 100,
         ...(error ? { err: error } : {}),

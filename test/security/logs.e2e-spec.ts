@@ -1,4 +1,6 @@
+import { jest } from '@jest/globals';
 import { createRootLogger } from '../../src/observability/logging.js';
+import { UsersService } from '../../src/users/users.service.js';
 import {
   bearer,
   PASSWORD,
@@ -130,6 +132,44 @@ describe('security: what the logs may contain (ASVS 7.1.1, 7.1.2, 7.1.3)', () =>
       expect(completed.filter((line) => line.req_id === id)).toHaveLength(1);
     }
     expect(completed.every((line) => typeof line.req_id === 'string')).toBe(true);
+  });
+
+  it('logs a failed request by its path, never its query string, where a careless client may put a token (RFC 6750 §5.3; ASVS 7.1.1)', async () => {
+    const user = await register(t);
+    // GET /users/me takes no query, so the parameter reaches the handler unchecked.
+    const query = { access_token: user.access_token, secret: 'query-secret-5f0c2a' };
+    const getById = jest.spyOn(t.app.get(UsersService), 'getById');
+    try {
+      // A bug (500), then a database that refuses connections (503): both are logged.
+      getById.mockRejectedValueOnce(new Error('simulated fault'));
+      getById.mockRejectedValueOnce(
+        Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' }),
+      );
+      const failed = await t.http().get('/users/me').query(query).set(bearer(user.access_token));
+      const unavailable = await t
+        .http()
+        .get('/users/me')
+        .query(query)
+        .set(bearer(user.access_token));
+      expect([failed.status, unavailable.status]).toEqual([500, 503]);
+
+      const ids = [failed.headers['x-request-id'], unavailable.headers['x-request-id']];
+      const lines = logs.parsed().filter((line) => ids.includes(line.req_id ?? ''));
+      expect(
+        lines.find((line) => line.level === 'error' && line.context === 'Exceptions')?.msg,
+      ).toBe(`GET /users/me failed (request ${ids[0]})`);
+      expect(
+        lines.find((line) => line.level === 'warn' && line.context === 'Exceptions')?.msg,
+      ).toBe(`GET /users/me: database unavailable (request ${ids[1]})`);
+      const written = logs.raw.filter((line) => ids.some((id) => line.includes(id)));
+      for (const line of written) {
+        expect(line).not.toContain(query.secret);
+        expect(line).not.toContain(user.access_token.split('.')[2]);
+        expect(line).not.toContain('?');
+      }
+    } finally {
+      getById.mockRestore();
+    }
   });
 
   it('reuses a safe incoming X-Request-Id and replaces any other', async () => {

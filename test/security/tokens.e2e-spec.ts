@@ -867,6 +867,25 @@ describe('security: bearer and refresh tokens (e2e)', () => {
       }
     });
 
+    it('refuses anything but exactly one token after the scheme: token_invalid, even when a valid token is among it (RFC 6750 §2.1)', async () => {
+      const token = victim.access_token;
+      // Control: the token alone works (and is now in the verified-token cache).
+      await me(token).expect(200);
+      for (const value of [
+        `Bearer ${token} ${token}`,
+        `Bearer ${token} x`,
+        `Bearer ${token} `.padEnd(token.length + 12, 'x'),
+        `Bearer ${token},`,
+        `Bearer ${token}, Bearer ${token}`,
+        `Bearer ${token}=x`,
+        `Bearer x ${token}`,
+        `Bearer\t${token}`,
+      ]) {
+        const res = await t.http().get('/users/me').set('Authorization', value);
+        expectError(res, 401, 'token_invalid');
+      }
+    });
+
     it('answers a clean 401 to an 8 KiB garbage bearer value (RFC 6750 §3.1; API4:2023)', async () => {
       for (const value of ['A'.repeat(8 * 1024), 'a.'.repeat(4 * 1024), '.'.repeat(8 * 1024)]) {
         const res = await t.http().get('/todos').set('Authorization', `Bearer ${value}`);

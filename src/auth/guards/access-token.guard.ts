@@ -1,10 +1,16 @@
 import { type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
+import type { FastifyReply } from 'fastify';
+import { ErrorCode, UnauthorizedError } from '../../common/errors.js';
 import { IS_PUBLIC_KEY } from '../../common/public.decorator.js';
 import type { Principal } from '../principal.js';
 import { SessionService } from '../session.service.js';
-import { ACCESS_STRATEGY, bearerToken } from '../strategies/access-token.strategy.js';
+import {
+  ACCESS_STRATEGY,
+  bearerCredential,
+  bearerToken,
+} from '../strategies/access-token.strategy.js';
 import { VerifiedAccessTokens } from '../verified-access-tokens.js';
 import { passportFailure } from './passport-failure.js';
 
@@ -25,10 +31,25 @@ export class AccessTokenGuard extends AuthGuard(ACCESS_STRATEGY) {
       context.getClass(),
     ]);
     if (isPublic) return true;
+    // What a token unlocks is the caller's own data: no cache, the browser's
+    // included, may keep it (RFC 9111 §5.2.2.5; OWASP ASVS 8.2.1). Set here,
+    // on the one path every protected route takes, rather than by a decorator
+    // each route must remember or an interceptor layer on every request.
+    void context.switchToHttp().getResponse<FastifyReply>().header('Cache-Control', 'no-store');
     // A token the strategy verified before (and not yet expired) needs only
     // the per-request session check; anything else goes through passport-jwt.
     const request = context.switchToHttp().getRequest<{ user?: Principal }>();
-    const token = bearerToken(request);
+    const credential = bearerCredential(request);
+    // Refused as an unusable token, as other malformed bearer values are:
+    // 401 token_invalid, where RFC 6750 §3.1 would allow 400 invalid_request,
+    // so a client has one way to handle a credential that did not work.
+    if (credential === 'malformed') {
+      throw new UnauthorizedError(
+        ErrorCode.TokenInvalid,
+        'Malformed Authorization header: expected "Bearer" and exactly one token',
+      );
+    }
+    const token = credential === 'absent' ? null : credential.token;
     const principal = token ? this.verified.lookup(token) : undefined;
     if (!principal) return (await super.canActivate(context)) as boolean;
     try {

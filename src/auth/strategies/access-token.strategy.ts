@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
-import { ExtractJwt, Strategy } from 'passport-jwt';
+import { Strategy } from 'passport-jwt';
 import { ErrorCode, UnauthorizedError } from '../../common/errors.js';
 import type { Principal } from '../principal.js';
 import { SessionService } from '../session.service.js';
@@ -18,9 +18,35 @@ import { VerifiedAccessTokens } from '../verified-access-tokens.js';
 
 export const ACCESS_STRATEGY = 'jwt';
 
+/**
+ * RFC 6750 §2.1: `credentials = "Bearer" 1*SP b64token`, exactly one token,
+ * the scheme name case-insensitive (RFC 9110 §11.1). passport-jwt's own
+ * extractor takes the first whitespace-separated word after the scheme and
+ * ignores the rest, so `Bearer <token> <anything>` passed.
+ */
+const BEARER_CREDENTIALS = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
+/** The Bearer scheme with something after it: a credential was meant, well-formed or not. */
+const BEARER_ATTEMPT = /^Bearer\s+\S/i;
+
+/**
+ * What the Authorization header holds: one well-formed bearer token; none
+ * (no header, another scheme, or "Bearer" alone); or a malformed one.
+ */
+export type BearerCredential = { token: string } | 'absent' | 'malformed';
+
+export function bearerCredential(request: unknown): BearerCredential {
+  const header = (request as { headers?: Record<string, unknown> }).headers?.authorization;
+  if (typeof header !== 'string') return 'absent';
+  const match = BEARER_CREDENTIALS.exec(header);
+  if (match) return { token: match[1] };
+  return BEARER_ATTEMPT.test(header) ? 'malformed' : 'absent';
+}
+
 /** Where an access token is read from (RFC 6750 §2.1: the Authorization header only). */
-export const bearerToken: (request: unknown) => string | null =
-  ExtractJwt.fromAuthHeaderAsBearerToken();
+export function bearerToken(request: unknown): string | null {
+  const credential = bearerCredential(request);
+  return typeof credential === 'object' ? credential.token : null;
+}
 
 /**
  * Verifies the bearer access token (RFC 6750 §2.1: Authorization header only)

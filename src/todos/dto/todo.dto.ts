@@ -1,32 +1,23 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
-import {
-  IsBoolean,
-  IsInt,
-  IsOptional,
-  IsString,
-  Max,
-  MaxLength,
-  Min,
-  MinLength,
-  ValidateIf,
-} from 'class-validator';
+import { IsBoolean, IsInt, IsOptional, IsString, Max, Min, ValidateIf } from 'class-validator';
+import { CodePointLength } from '../../common/text-length.js';
 import { TODO_DESCRIPTION_MAX, TODO_TITLE_MAX, type Todo } from '../todo.entity.js';
 
+// Lengths are code points, as the varchar columns count them (see CodePointLength).
 const trim = ({ value }: { value: unknown }) => (typeof value === 'string' ? value.trim() : value);
 
 export class CreateTodoDto {
   @ApiProperty({ example: 'Buy milk', minLength: 1, maxLength: TODO_TITLE_MAX })
   @Transform(trim)
   @IsString()
-  @MinLength(1)
-  @MaxLength(TODO_TITLE_MAX)
+  @CodePointLength(1, TODO_TITLE_MAX)
   title!: string;
 
   @ApiPropertyOptional({ type: String, nullable: true, maxLength: TODO_DESCRIPTION_MAX })
   @IsOptional()
   @IsString()
-  @MaxLength(TODO_DESCRIPTION_MAX)
+  @CodePointLength(0, TODO_DESCRIPTION_MAX)
   description?: string | null;
 
   @ApiPropertyOptional({ default: false })
@@ -44,14 +35,13 @@ export class UpdateTodoDto {
   @ValidateIf((o: UpdateTodoDto) => o.title !== undefined)
   @Transform(trim)
   @IsString()
-  @MinLength(1)
-  @MaxLength(TODO_TITLE_MAX)
+  @CodePointLength(1, TODO_TITLE_MAX)
   title?: string;
 
   @ApiPropertyOptional({ type: String, nullable: true, maxLength: TODO_DESCRIPTION_MAX })
   @IsOptional()
   @IsString()
-  @MaxLength(TODO_DESCRIPTION_MAX)
+  @CodePointLength(0, TODO_DESCRIPTION_MAX)
   description?: string | null;
 
   @ApiPropertyOptional()
