@@ -1,9 +1,9 @@
 # syntax=docker/dockerfile:1
 
-# Node 20 is what CI tests. It reached end of life on 2026-04-30, and some production
-# dependencies (cookie, content-disposition, file-type) already declare node >= 22. Move CI and
-# this image to 22 together; `--build-arg NODE_VERSION=22` switches the image alone.
-ARG NODE_VERSION=20
+# Node 24, the LTS that CI also tests (README, Development). Node 20 reached end of life on
+# 2026-04-30, and some production dependencies (cookie, content-disposition, file-type) declare
+# node >= 22; `--build-arg NODE_VERSION=22` builds on the other supported line.
+ARG NODE_VERSION=24
 
 FROM node:${NODE_VERSION}-bookworm-slim AS build
 WORKDIR /app

@@ -3,12 +3,17 @@
 // PostgreSQL from the global setup (embedded, or TEST_DATABASE_URL).
 const transform = {
   '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: '<rootDir>/tsconfig.json' }],
-  // @fastify/static (CommonJS, used by Swagger UI) requires the ESM-only
-  // content-disposition. Node >= 20.19 does that natively; Jest's own module
-  // loader only does on Node >= 24.9, so Jest compiles that one package to CJS.
+  // @fastify/static (CommonJS, used by Swagger UI) require()s the ESM-only
+  // content-disposition. Node >= 20.19 does that natively, but inside Jest the
+  // module goes through Jest's own loader, which differs by Node release: below
+  // 24.9 it can only run it as CommonJS, so it must be compiled to CJS; from
+  // 24.9 on (vm.SourceTextModule#hasAsyncGraph) it evaluates it as ES module
+  // code, where compiled CJS throws "exports is not defined". With useESM, ts-jest
+  // emits whichever the loader asks for (Jest's supportsStaticESM, which is in
+  // the cache key too), so one transform serves Node 20, 22 and 24.
   '/node_modules/content-disposition/.+\\.js$': [
     'ts-jest',
-    { useESM: false, tsconfig: { allowJs: true, module: 'commonjs', isolatedModules: true } },
+    { useESM: true, tsconfig: { allowJs: true, isolatedModules: true } },
   ],
 };
 const shared = {
