@@ -1,7 +1,15 @@
 import type { components } from './schema.js';
 
-/** The server's one error shape: `{statusCode, error, code, message, details?}`. */
-export type ErrorBody = components['schemas']['ErrorResponseDto'];
+type ServerErrorBody = components['schemas']['ErrorResponseDto'];
+
+/**
+ * The server's one error shape: `{statusCode, error, code, message, details?}`,
+ * its `code` one of the server's documented codes, or `unexpected_response`
+ * for an answer that is not the API's (see LineageApiError.from).
+ */
+export type ErrorBody = Omit<ServerErrorBody, 'code'> & {
+  code: ServerErrorBody['code'] | 'unexpected_response';
+};
 
 /** The access token is past `exp`: refresh, then retry (the README's Errors section lists every code). */
 export const TOKEN_EXPIRED = 'token_expired';
@@ -24,7 +32,7 @@ export const SESSION_ENDED_CODES: ReadonlySet<string> = new Set([
 export class LineageApiError extends Error {
   override readonly name = 'LineageApiError';
   readonly status: number;
-  readonly code: string;
+  readonly code: ErrorBody['code'];
   readonly body: ErrorBody;
 
   constructor(body: ErrorBody) {

@@ -107,7 +107,7 @@ export interface paths {
     put?: never;
     /**
      * Rotate the refresh token: returns a new access token and a new refresh token
-     * @description Each refresh token is single-use. Presenting an already rotated one outside the reuse grace window revokes the whole session (`refresh_token_reused`). The token comes from the body, or from the `refresh_token` cookie when the request sends `X-Token-Transport: cookie`.
+     * @description Each refresh token is single-use. Presenting an already rotated one outside the reuse grace window revokes the whole session (`refresh_token_reused`). The token comes from the body, or from the `__Host-refresh_token` cookie when the request sends `X-Token-Transport: cookie`. A request that carries that cookie more than once is refused (`cookie_duplicated`): another host of the site may have planted one.
      */
     post: operations['AuthController_refresh'];
     delete?: never;
@@ -127,7 +127,7 @@ export interface paths {
     put?: never;
     /**
      * End the session of the access token (and of the given refresh token)
-     * @description Both the access token and every refresh token of the session get 401 at once. The refresh token defaults to the `refresh_token` cookie, which the response clears.
+     * @description Both the access token and every refresh token of the session get 401 at once. The refresh token defaults to the `__Host-refresh_token` cookie, which the response clears; a cookie sent more than once names no session (the bearer token’s still ends).
      */
     post: operations['AuthController_logout'];
     delete?: never;
@@ -167,7 +167,7 @@ export interface paths {
     put?: never;
     /**
      * Revoke a token (RFC 7009)
-     * @description Ends the session of the given refresh or access token. Answers 200 whether or not the token was valid, known or already revoked (RFC 7009 §2.2), so it reveals nothing about it.
+     * @description Ends the session of the given refresh or access token. An access token is taken up to REVOKE_ACCESS_TOKEN_GRACE past its expiry, not later. Answers 200 whether or not the token was valid, known or already revoked (RFC 7009 §2.2), so it reveals nothing about it.
      */
     post: operations['AuthController_revoke'];
     delete?: never;
@@ -331,6 +331,30 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
   schemas: {
+    /**
+     * @description Stable machine-readable code; clients may switch on it
+     * @enum {string}
+     */
+    ErrorCode:
+      | 'validation_failed'
+      | 'invalid_credentials'
+      | 'invalid_password'
+      | 'username_taken'
+      | 'token_missing'
+      | 'token_invalid'
+      | 'token_expired'
+      | 'session_revoked'
+      | 'session_expired'
+      | 'refresh_token_reused'
+      | 'not_found'
+      | 'method_not_allowed'
+      | 'payload_too_large'
+      | 'unsupported_media_type'
+      | 'bad_request'
+      | 'cookie_duplicated'
+      | 'service_unavailable'
+      | 'rate_limited'
+      | 'internal_error';
     ErrorDetailDto: {
       /** @example username */
       field: string;
@@ -342,10 +366,10 @@ export interface components {
       /** @example Unauthorized */
       error: string;
       /**
-       * @description Stable machine-readable code: validation_failed, invalid_credentials, username_taken, token_missing, token_invalid, token_expired, session_revoked, session_expired, refresh_token_reused, not_found, payload_too_large, unsupported_media_type, service_unavailable, internal_error
+       * @description Stable machine-readable code; clients may switch on it
        * @example token_expired
        */
-      code: string;
+      code: components['schemas']['ErrorCode'];
       /** @example Access token has expired */
       message: string;
       /** @description Per-field problems (validation_failed only) */
@@ -407,7 +431,7 @@ export interface components {
        * @example 900
        */
       expires_in: number;
-      /** @description Single-use refresh token; each refresh returns a new one. Absent when the request asked for the cookie transport (`X-Token-Transport: cookie`): it is then in the HttpOnly `refresh_token` cookie. */
+      /** @description Single-use refresh token; each refresh returns a new one. Absent when the request asked for the cookie transport (`X-Token-Transport: cookie`): it is then in the HttpOnly `__Host-refresh_token` cookie. */
       refresh_token?: string;
       /**
        * @description Seconds until the refresh token expires
@@ -422,11 +446,11 @@ export interface components {
       password: string;
     };
     RefreshDto: {
-      /** @description The refresh token from the last token response. May be omitted when the request sends `X-Token-Transport: cookie` and the `refresh_token` cookie. */
+      /** @description The refresh token from the last token response. May be omitted when the request sends `X-Token-Transport: cookie` and the `__Host-refresh_token` cookie. */
       refresh_token?: string;
     };
     LogoutDto: {
-      /** @description A refresh token of the caller's; its session is revoked too (it may be an already rotated one). Defaults to the `refresh_token` cookie. */
+      /** @description A refresh token of the caller's; its session is revoked too (it may be an already rotated one). Defaults to the `__Host-refresh_token` cookie. */
       refresh_token?: string;
     };
     MessageResponseDto: {
@@ -636,7 +660,7 @@ export interface operations {
           'application/json': components['schemas']['AuthEventDto'][];
         };
       };
-      /** @description Missing, malformed, expired (`token_expired`) or revoked (`session_revoked`) access token */
+      /** @description Missing (`token_missing`), malformed or invalid (`token_invalid`) or expired (`token_expired`) access token, or its session ended (`session_revoked`, `session_expired`) */
       401: {
         headers: {
           [name: string]: unknown;
@@ -664,7 +688,7 @@ export interface operations {
           'application/json': components['schemas']['UserResponseDto'];
         };
       };
-      /** @description Missing, malformed, expired (`token_expired`) or revoked (`session_revoked`) access token */
+      /** @description Missing (`token_missing`), malformed or invalid (`token_invalid`) or expired (`token_expired`) access token, or its session ended (`session_revoked`, `session_expired`) */
       401: {
         headers: {
           [name: string]: unknown;
@@ -694,7 +718,7 @@ export interface operations {
         };
         content?: never;
       };
-      /** @description Missing, malformed, expired (`token_expired`) or revoked (`session_revoked`) access token */
+      /** @description Missing (`token_missing`), malformed or invalid (`token_invalid`) or expired (`token_expired`) access token, or its session ended (`session_revoked`, `session_expired`) */
       401: {
         headers: {
           [name: string]: unknown;
@@ -728,7 +752,7 @@ export interface operations {
     parameters: {
       query?: never;
       header?: {
-        /** @description `cookie`: the refresh token is set as an HttpOnly, Secure, SameSite=Strict cookie `refresh_token` (Path=/auth) and left out of the JSON body. On /auth/refresh it also allows the cookie to be read. */
+        /** @description `cookie`: the refresh token is set as the HttpOnly, Secure, SameSite=Strict cookie `__Host-refresh_token` (Path=/) and left out of the JSON body. On /auth/refresh it also allows the cookie to be read. With COOKIE_SECURE=false (plain-http development only) the cookie is `refresh_token`, without Secure. */
         'X-Token-Transport'?: 'cookie';
       };
       path?: never;
@@ -742,7 +766,7 @@ export interface operations {
     responses: {
       201: {
         headers: {
-          /** @description Only with `X-Token-Transport: cookie`: `refresh_token=<token>; Max-Age=<refresh_expires_in>; Path=/auth; HttpOnly; Secure; SameSite=Strict` */
+          /** @description Only with `X-Token-Transport: cookie`: `__Host-refresh_token=<token>; Max-Age=<refresh_expires_in>; Path=/; HttpOnly; Secure; SameSite=Strict` */
           'Set-Cookie'?: string;
           [name: string]: unknown;
         };
@@ -784,7 +808,7 @@ export interface operations {
     parameters: {
       query?: never;
       header?: {
-        /** @description `cookie`: the refresh token is set as an HttpOnly, Secure, SameSite=Strict cookie `refresh_token` (Path=/auth) and left out of the JSON body. On /auth/refresh it also allows the cookie to be read. */
+        /** @description `cookie`: the refresh token is set as the HttpOnly, Secure, SameSite=Strict cookie `__Host-refresh_token` (Path=/) and left out of the JSON body. On /auth/refresh it also allows the cookie to be read. With COOKIE_SECURE=false (plain-http development only) the cookie is `refresh_token`, without Secure. */
         'X-Token-Transport'?: 'cookie';
       };
       path?: never;
@@ -798,7 +822,7 @@ export interface operations {
     responses: {
       200: {
         headers: {
-          /** @description Only with `X-Token-Transport: cookie`: `refresh_token=<token>; Max-Age=<refresh_expires_in>; Path=/auth; HttpOnly; Secure; SameSite=Strict` */
+          /** @description Only with `X-Token-Transport: cookie`: `__Host-refresh_token=<token>; Max-Age=<refresh_expires_in>; Path=/; HttpOnly; Secure; SameSite=Strict` */
           'Set-Cookie'?: string;
           [name: string]: unknown;
         };
@@ -840,7 +864,7 @@ export interface operations {
     parameters: {
       query?: never;
       header?: {
-        /** @description `cookie`: the refresh token is set as an HttpOnly, Secure, SameSite=Strict cookie `refresh_token` (Path=/auth) and left out of the JSON body. On /auth/refresh it also allows the cookie to be read. */
+        /** @description `cookie`: the refresh token is set as the HttpOnly, Secure, SameSite=Strict cookie `__Host-refresh_token` (Path=/) and left out of the JSON body. On /auth/refresh it also allows the cookie to be read. With COOKIE_SECURE=false (plain-http development only) the cookie is `refresh_token`, without Secure. */
         'X-Token-Transport'?: 'cookie';
       };
       path?: never;
@@ -854,7 +878,7 @@ export interface operations {
     responses: {
       200: {
         headers: {
-          /** @description Only with `X-Token-Transport: cookie`: `refresh_token=<token>; Max-Age=<refresh_expires_in>; Path=/auth; HttpOnly; Secure; SameSite=Strict` */
+          /** @description Only with `X-Token-Transport: cookie`: `__Host-refresh_token=<token>; Max-Age=<refresh_expires_in>; Path=/; HttpOnly; Secure; SameSite=Strict` */
           'Set-Cookie'?: string;
           [name: string]: unknown;
         };
@@ -862,7 +886,7 @@ export interface operations {
           'application/json': components['schemas']['TokenResponseDto'];
         };
       };
-      /** @description Malformed body (`validation_failed`) */
+      /** @description Malformed body or no refresh token (`validation_failed`); the cookie sent more than once (`cookie_duplicated`), which clears neither */
       400: {
         headers: {
           [name: string]: unknown;
@@ -871,7 +895,7 @@ export interface operations {
           'application/json': components['schemas']['ErrorResponseDto'];
         };
       };
-      /** @description `token_invalid`, `session_revoked`, `session_expired` or `refresh_token_reused`; a cookie that failed is cleared */
+      /** @description `token_invalid`, `session_revoked`, `session_expired` or `refresh_token_reused`: the session is over, and a cookie that was presented is cleared. No other error (429, 5xx) clears it. */
       401: {
         headers: {
           [name: string]: unknown;
@@ -907,7 +931,7 @@ export interface operations {
     responses: {
       200: {
         headers: {
-          /** @description Clears the refresh-token cookie: `refresh_token=; Max-Age=0; Expires=Thu, 01 Jan 1970 ...` */
+          /** @description Clears the refresh-token cookie: `__Host-refresh_token=; Max-Age=0; Expires=Thu, 01 Jan 1970 ...; Path=/` */
           'Set-Cookie'?: string;
           [name: string]: unknown;
         };
@@ -924,7 +948,7 @@ export interface operations {
           'application/json': components['schemas']['ErrorResponseDto'];
         };
       };
-      /** @description Missing, malformed, expired (`token_expired`) or revoked (`session_revoked`) access token */
+      /** @description Missing (`token_missing`), malformed or invalid (`token_invalid`) or expired (`token_expired`) access token, or its session ended (`session_revoked`, `session_expired`) */
       401: {
         headers: {
           [name: string]: unknown;
@@ -950,7 +974,7 @@ export interface operations {
     responses: {
       200: {
         headers: {
-          /** @description Clears the refresh-token cookie: `refresh_token=; Max-Age=0; Expires=Thu, 01 Jan 1970 ...` */
+          /** @description Clears the refresh-token cookie: `__Host-refresh_token=; Max-Age=0; Expires=Thu, 01 Jan 1970 ...; Path=/` */
           'Set-Cookie'?: string;
           [name: string]: unknown;
         };
@@ -967,7 +991,7 @@ export interface operations {
           'application/json': components['schemas']['ErrorResponseDto'];
         };
       };
-      /** @description Missing, malformed, expired (`token_expired`) or revoked (`session_revoked`) access token */
+      /** @description Missing (`token_missing`), malformed or invalid (`token_invalid`) or expired (`token_expired`) access token, or its session ended (`session_revoked`, `session_expired`) */
       401: {
         headers: {
           [name: string]: unknown;
@@ -1007,6 +1031,16 @@ export interface operations {
           'application/json': components['schemas']['ErrorResponseDto'];
         };
       };
+      /** @description Too many attempts (`rate_limited`); retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
     };
   };
   SessionsController_list: {
@@ -1026,7 +1060,7 @@ export interface operations {
           'application/json': components['schemas']['SessionDto'][];
         };
       };
-      /** @description Missing, malformed, expired (`token_expired`) or revoked (`session_revoked`) access token */
+      /** @description Missing (`token_missing`), malformed or invalid (`token_invalid`) or expired (`token_expired`) access token, or its session ended (`session_revoked`, `session_expired`) */
       401: {
         headers: {
           [name: string]: unknown;
@@ -1054,7 +1088,7 @@ export interface operations {
         };
         content?: never;
       };
-      /** @description Missing, malformed, expired (`token_expired`) or revoked (`session_revoked`) access token */
+      /** @description Missing (`token_missing`), malformed or invalid (`token_invalid`) or expired (`token_expired`) access token, or its session ended (`session_revoked`, `session_expired`) */
       401: {
         headers: {
           [name: string]: unknown;
@@ -1093,7 +1127,7 @@ export interface operations {
         };
         content?: never;
       };
-      /** @description Missing, malformed, expired (`token_expired`) or revoked (`session_revoked`) access token */
+      /** @description Missing (`token_missing`), malformed or invalid (`token_invalid`) or expired (`token_expired`) access token, or its session ended (`session_revoked`, `session_expired`) */
       401: {
         headers: {
           [name: string]: unknown;
@@ -1213,7 +1247,7 @@ export interface operations {
           'application/json': components['schemas']['ErrorResponseDto'];
         };
       };
-      /** @description Missing, malformed, expired (`token_expired`) or revoked (`session_revoked`) access token */
+      /** @description Missing (`token_missing`), malformed or invalid (`token_invalid`) or expired (`token_expired`) access token, or its session ended (`session_revoked`, `session_expired`) */
       401: {
         headers: {
           [name: string]: unknown;
@@ -1254,7 +1288,7 @@ export interface operations {
           'application/json': components['schemas']['ErrorResponseDto'];
         };
       };
-      /** @description Missing, malformed, expired (`token_expired`) or revoked (`session_revoked`) access token */
+      /** @description Missing (`token_missing`), malformed or invalid (`token_invalid`) or expired (`token_expired`) access token, or its session ended (`session_revoked`, `session_expired`) */
       401: {
         headers: {
           [name: string]: unknown;
@@ -1293,7 +1327,7 @@ export interface operations {
           'application/json': components['schemas']['ErrorResponseDto'];
         };
       };
-      /** @description Missing, malformed, expired (`token_expired`) or revoked (`session_revoked`) access token */
+      /** @description Missing (`token_missing`), malformed or invalid (`token_invalid`) or expired (`token_expired`) access token, or its session ended (`session_revoked`, `session_expired`) */
       401: {
         headers: {
           [name: string]: unknown;
@@ -1339,7 +1373,7 @@ export interface operations {
           'application/json': components['schemas']['ErrorResponseDto'];
         };
       };
-      /** @description Missing, malformed, expired (`token_expired`) or revoked (`session_revoked`) access token */
+      /** @description Missing (`token_missing`), malformed or invalid (`token_invalid`) or expired (`token_expired`) access token, or its session ended (`session_revoked`, `session_expired`) */
       401: {
         headers: {
           [name: string]: unknown;
@@ -1391,7 +1425,7 @@ export interface operations {
           'application/json': components['schemas']['ErrorResponseDto'];
         };
       };
-      /** @description Missing, malformed, expired (`token_expired`) or revoked (`session_revoked`) access token */
+      /** @description Missing (`token_missing`), malformed or invalid (`token_invalid`) or expired (`token_expired`) access token, or its session ended (`session_revoked`, `session_expired`) */
       401: {
         headers: {
           [name: string]: unknown;
