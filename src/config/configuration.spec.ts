@@ -114,6 +114,28 @@ describe('buildConfig', () => {
     expect(error.variable).toBe('REFRESH_TOKEN_TTL');
   });
 
+  it('bounds REFRESH_REUSE_GRACE by a minute and a tenth of REFRESH_TOKEN_TTL, saying why', () => {
+    expect(buildConfig({ ...base, REFRESH_REUSE_GRACE: '60' }).auth.refreshReuseGrace).toBe(60);
+    const capped = errorOf(() => buildConfig({ ...base, REFRESH_REUSE_GRACE: '61' }));
+    expect(capped.variable).toBe('REFRESH_REUSE_GRACE');
+    expect(capped.message).toContain('at most 60 seconds');
+    expect(capped.message).toContain('replayed');
+
+    const short = { ...base, ACCESS_TOKEN_TTL: '1m', REFRESH_TOKEN_TTL: '5m' };
+    expect(buildConfig({ ...short, REFRESH_REUSE_GRACE: '30' }).auth.refreshReuseGrace).toBe(30);
+    const near = errorOf(() => buildConfig({ ...short, REFRESH_REUSE_GRACE: '4m' }));
+    expect(near.variable).toBe('REFRESH_REUSE_GRACE');
+    expect(near.message).toContain('at most 30 seconds');
+    expect(near.message).toContain('REFRESH_TOKEN_TTL');
+    expect(near.message).toContain('(got 240)');
+  });
+
+  it('lowers the default grace to the bound for a very short REFRESH_TOKEN_TTL', () => {
+    const short = { ...base, ACCESS_TOKEN_TTL: '1' };
+    expect(buildConfig({ ...short, REFRESH_TOKEN_TTL: '30' }).auth.refreshReuseGrace).toBe(3);
+    expect(buildConfig({ ...short, REFRESH_TOKEN_TTL: '2' }).auth.refreshReuseGrace).toBe(0);
+  });
+
   it('refuses the same secret for refresh tokens and for the signing keys', () => {
     const error = errorOf(() =>
       buildConfig({ ...base, SIGNING_KEYS_SECRET: strong.JWT_REFRESH_SECRET }),

@@ -291,6 +291,32 @@ function readMetricsToken(env: Env): string | null {
   return raw;
 }
 
+// RFC 9700 §4.14.2: a refresh token presented twice signals theft and ends
+// the session. The grace window relaxes that for concurrent tabs and lost
+// responses, and within it a replayed token gets the live child instead, so
+// it is an attacker's window too. Those races last seconds; a minute covers a
+// slow mobile retry. A tenth of REFRESH_TOKEN_TTL keeps detection over most of
+// each token's life when lifetimes are short; a grace near the lifetime would
+// let every replay through until the token expires.
+const MAX_REUSE_GRACE_SECONDS = 60;
+const DEFAULT_REUSE_GRACE_SECONDS = 10;
+
+function readReuseGrace(env: Env, refreshTokenTtl: number): number {
+  const bound = Math.min(MAX_REUSE_GRACE_SECONDS, Math.floor(refreshTokenTtl / 10));
+  const raw = env.REFRESH_REUSE_GRACE;
+  // The default follows the bound down for very short refresh lifetimes.
+  if (raw === undefined || raw === '') return Math.min(DEFAULT_REUSE_GRACE_SECONDS, bound);
+  const grace = readDuration(env, 'REFRESH_REUSE_GRACE', DEFAULT_REUSE_GRACE_SECONDS, 0);
+  if (grace > bound) {
+    throw new ConfigError(
+      'REFRESH_REUSE_GRACE',
+      `must be at most ${bound} seconds (the lesser of ${MAX_REUSE_GRACE_SECONDS} s and a tenth of REFRESH_TOKEN_TTL): ` +
+        `a refresh token replayed within it is answered instead of ending the session (got ${grace})`,
+    );
+  }
+  return grace;
+}
+
 /**
  * Validates the environment once, at boot, into a typed object. Every problem
  * is reported with the variable's name so the operator knows what to fix.
@@ -353,7 +379,7 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
       signingKeysReloadInterval: readDuration(env, 'SIGNING_KEYS_RELOAD_INTERVAL', 60, 1),
       accessTokenTtl,
       refreshTokenTtl,
-      refreshReuseGrace: readDuration(env, 'REFRESH_REUSE_GRACE', 10, 0),
+      refreshReuseGrace: readReuseGrace(env, refreshTokenTtl),
       sessionMaxAge,
       maxSessionsPerUser: readInt(env, 'MAX_SESSIONS_PER_USER', 20, 1, 1000),
       cookieSecure,
