@@ -167,7 +167,20 @@ describe('buildConfig', () => {
   });
 
   describe('in production', () => {
-    const production = { ...base, NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com' };
+    const production = {
+      ...base,
+      NODE_ENV: 'production',
+      PUBLIC_URL: 'https://auth.example.com',
+      METRICS_TOKEN: 'm'.repeat(32),
+    };
+
+    it('refuses to start without METRICS_TOKEN: /metrics is never public there', () => {
+      const error = errorOf(() => buildConfig({ ...production, METRICS_TOKEN: undefined }));
+      expect(error.variable).toBe('METRICS_TOKEN');
+      expect(error.message).toContain('NODE_ENV=production');
+      expect(buildConfig(production).observability.metricsToken).toBe('m'.repeat(32));
+      expect(buildConfig(base).observability.metricsToken).toBeNull();
+    });
 
     it('refuses to start without each secret, naming it', () => {
       const noKeys = { ...production, SIGNING_KEYS_SECRET: undefined };

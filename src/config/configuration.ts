@@ -279,9 +279,22 @@ function readLogLevel(env: Env): LogLevelName {
 // Like the signing keys: a short bearer secret could be guessed by a scraper-shaped client.
 const MIN_METRICS_TOKEN_LENGTH = 16;
 
-function readMetricsToken(env: Env): string | null {
+/**
+ * Metrics show traffic and security events (login failures, token reuse),
+ * reconnaissance for an attacker (OWASP ASVS 14.3.2). Keeping /metrics off the
+ * public ingress is a deployment promise this process cannot check, so in
+ * production the endpoint always asks for a token; elsewhere it stays open
+ * for local scraping.
+ */
+function readMetricsToken(env: Env, production: boolean): string | null {
   const raw = env.METRICS_TOKEN;
-  if (!raw) return null;
+  if (!raw) {
+    if (!production) return null;
+    throw new ConfigError(
+      'METRICS_TOKEN',
+      `is required when NODE_ENV=production: GET /metrics shows traffic and security events (use ${MIN_METRICS_TOKEN_LENGTH}+ random characters and give the scraper the same bearer token)`,
+    );
+  }
   if (raw.length < MIN_METRICS_TOKEN_LENGTH) {
     throw new ConfigError(
       'METRICS_TOKEN',
@@ -397,6 +410,6 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
       sessionRetention: readDuration(env, 'SESSION_RETENTION', 7 * 86400, 0),
       eventRetention: readDuration(env, 'EVENT_RETENTION', 90 * 86400, 0),
     },
-    observability: { logLevel: readLogLevel(env), metricsToken: readMetricsToken(env) },
+    observability: { logLevel: readLogLevel(env), metricsToken: readMetricsToken(env, production) },
   };
 }
