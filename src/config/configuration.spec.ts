@@ -234,6 +234,13 @@ describe('buildConfig', () => {
       expect(buildConfig({ ...base, SEED_DEMO_USER: 'true' }).seedDemoUser).toBe(true);
     });
 
+    it('listens on loopback only, unless HOST says otherwise', () => {
+      expect(buildConfig({}, runtime).host).toBe('127.0.0.1');
+      expect(buildConfig({ HOST: '0.0.0.0' }, runtime).host).toBe('0.0.0.0');
+      expect(buildConfig(base, runtime).host).toBe('0.0.0.0');
+      expect(buildConfig({ ...base, HOST: '127.0.0.1' }).host).toBe('127.0.0.1');
+    });
+
     it('prefers DATABASE_URL over the embedded server', () => {
       expect(buildConfig(base, runtime).database.embedded).toBe(false);
     });

@@ -376,7 +376,11 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
     nodeEnv,
     publicUrl,
     port,
-    host: env.HOST || '0.0.0.0',
+    // The embedded default is a developer's machine with a demo account whose
+    // password is published: reachable from this machine only unless HOST
+    // says otherwise. A real database means a deployment, which listens on
+    // every interface (containers publish the port).
+    host: env.HOST || (database.embedded ? '127.0.0.1' : '0.0.0.0'),
     http: { trustProxy: readTrustProxy(env), corsOrigins: readOrigins(env) },
     rateLimit: {
       window: readDuration(env, 'RATE_LIMIT_WINDOW', 60, 1),
