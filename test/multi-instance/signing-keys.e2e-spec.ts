@@ -366,6 +366,7 @@ describe('published signing keys and rotation (e2e, two processes)', () => {
     expect(wrong.code).toBe(1);
     expect(wrong.stderr).toContain(`signing key ${current.kid} cannot be decrypted`);
     expect(wrong.stderr).toContain('SIGNING_KEYS_SECRET');
+    expect(wrong.stderr).toContain('nothing was changed');
     expect(wrong.stderr).not.toContain(secret);
     expect(wrong.stdout).toBe('');
     expect(await rows()).toEqual(before);
