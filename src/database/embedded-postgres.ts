@@ -42,7 +42,7 @@ function urlOf(port: number, database: string, password: string): string {
  * could otherwise log in as superuser with a password published in the code
  * (OWASP ASVS 2.10.4: no credentials in source code).
  */
-export function passwordFileOf(dataDir: string): string {
+function passwordFileOf(dataDir: string): string {
   return `${resolve(dataDir)}.password`;
 }
 
