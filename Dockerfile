@@ -17,7 +17,8 @@ COPY migrations ./migrations
 RUN npm run build
 
 FROM node:${NODE_VERSION}-bookworm-slim AS runtime
-ENV NODE_ENV=production PORT=8000
+# Every interface: the container's port is what gets published.
+ENV NODE_ENV=production PORT=8000 HOST=0.0.0.0
 WORKDIR /app
 # package.json also marks dist/ as ES modules ("type": "module").
 COPY package.json package-lock.json ./

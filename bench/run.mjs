@@ -324,6 +324,7 @@ async function main() {
         ...process.env,
         ...appSecrets,
         NODE_ENV: 'production',
+        METRICS_TOKEN: randomBytes(24).toString('hex'),
         DATABASE_URL: databaseUrl,
         PORT: String(appPort),
         PUBLIC_URL: `http://127.0.0.1:${appPort}`,

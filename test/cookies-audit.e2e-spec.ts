@@ -351,6 +351,7 @@ describe('cookie transport, audit trail, RFC 7009 and housekeeping (e2e)', () =>
         PUBLIC_URL: 'https://auth.example.com',
         SIGNING_KEYS_SECRET: 'a'.repeat(40),
         JWT_REFRESH_SECRET: 'b'.repeat(40),
+        METRICS_TOKEN: 'm'.repeat(32),
       };
 
       it('refuses COOKIE_SECURE=false in production, naming the variable', () => {

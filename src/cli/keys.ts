@@ -1,10 +1,11 @@
 import 'reflect-metadata';
 import { join, resolve } from 'node:path';
 import { DataSource } from 'typeorm';
+import { KeyDecryptionError } from '../auth/signing-keys/key-encryption.js';
 import { JWKS_MAX_AGE_SECONDS, keyStatuses } from '../auth/signing-keys/key-set.js';
 import { SigningKeyStore } from '../auth/signing-keys/signing-key.store.js';
 import { signingKeyRetainMs } from '../auth/signing-keys/signing-keys.service.js';
-import { buildConfig, ConfigError } from '../config/configuration.js';
+import { buildConfig } from '../config/configuration.js';
 import { parseDurationSeconds } from '../config/duration.js';
 import { generatedSecretsFor } from '../config/secrets.js';
 import { dataSourceOptions } from '../database/data-source-options.js';
@@ -115,16 +116,14 @@ async function run(argv: string[]): Promise<void> {
 run(process.argv.slice(2)).then(
   () => process.exit(0),
   (error: unknown) => {
-    const usage = error instanceof UsageError;
-    process.stderr.write(
-      `${
-        usage || error instanceof ConfigError
+    const message =
+      error instanceof KeyDecryptionError
+        ? // rotate and revoke check the secret before they write anything.
+          `${error.message}; nothing was changed`
+        : error instanceof Error
           ? error.message
-          : error instanceof Error
-            ? error.message
-            : String(error)
-      }\n`,
-    );
-    process.exit(usage ? 2 : 1);
+          : String(error);
+    process.stderr.write(`${message}\n`);
+    process.exit(error instanceof UsageError ? 2 : 1);
   },
 );

@@ -133,6 +133,28 @@ describe('buildConfig', () => {
     expect(error.variable).toBe('REFRESH_TOKEN_TTL');
   });
 
+  it('bounds REFRESH_REUSE_GRACE by a minute and a tenth of REFRESH_TOKEN_TTL, saying why', () => {
+    expect(buildConfig({ ...base, REFRESH_REUSE_GRACE: '60' }).auth.refreshReuseGrace).toBe(60);
+    const capped = errorOf(() => buildConfig({ ...base, REFRESH_REUSE_GRACE: '61' }));
+    expect(capped.variable).toBe('REFRESH_REUSE_GRACE');
+    expect(capped.message).toContain('at most 60 seconds');
+    expect(capped.message).toContain('replayed');
+
+    const short = { ...base, ACCESS_TOKEN_TTL: '1m', REFRESH_TOKEN_TTL: '5m' };
+    expect(buildConfig({ ...short, REFRESH_REUSE_GRACE: '30' }).auth.refreshReuseGrace).toBe(30);
+    const near = errorOf(() => buildConfig({ ...short, REFRESH_REUSE_GRACE: '4m' }));
+    expect(near.variable).toBe('REFRESH_REUSE_GRACE');
+    expect(near.message).toContain('at most 30 seconds');
+    expect(near.message).toContain('REFRESH_TOKEN_TTL');
+    expect(near.message).toContain('(got 240)');
+  });
+
+  it('lowers the default grace to the bound for a very short REFRESH_TOKEN_TTL', () => {
+    const short = { ...base, ACCESS_TOKEN_TTL: '1' };
+    expect(buildConfig({ ...short, REFRESH_TOKEN_TTL: '30' }).auth.refreshReuseGrace).toBe(3);
+    expect(buildConfig({ ...short, REFRESH_TOKEN_TTL: '2' }).auth.refreshReuseGrace).toBe(0);
+  });
+
   it('refuses the same secret for refresh tokens and for the signing keys', () => {
     const error = errorOf(() =>
       buildConfig({ ...base, SIGNING_KEYS_SECRET: strong.JWT_REFRESH_SECRET }),
@@ -164,7 +186,20 @@ describe('buildConfig', () => {
   });
 
   describe('in production', () => {
-    const production = { ...base, NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com' };
+    const production = {
+      ...base,
+      NODE_ENV: 'production',
+      PUBLIC_URL: 'https://auth.example.com',
+      METRICS_TOKEN: 'm'.repeat(32),
+    };
+
+    it('refuses to start without METRICS_TOKEN: /metrics is never public there', () => {
+      const error = errorOf(() => buildConfig({ ...production, METRICS_TOKEN: undefined }));
+      expect(error.variable).toBe('METRICS_TOKEN');
+      expect(error.message).toContain('NODE_ENV=production');
+      expect(buildConfig(production).observability.metricsToken).toBe('m'.repeat(32));
+      expect(buildConfig(base).observability.metricsToken).toBeNull();
+    });
 
     it('refuses to start without each secret, naming it', () => {
       const noKeys = { ...production, SIGNING_KEYS_SECRET: undefined };
@@ -216,6 +251,13 @@ describe('buildConfig', () => {
     it('lets SEED_DEMO_USER switch the demo user off, and on for a real server', () => {
       expect(buildConfig({ SEED_DEMO_USER: 'false' }, runtime).seedDemoUser).toBe(false);
       expect(buildConfig({ ...base, SEED_DEMO_USER: 'true' }).seedDemoUser).toBe(true);
+    });
+
+    it('listens on loopback only, unless HOST says otherwise', () => {
+      expect(buildConfig({}, runtime).host).toBe('127.0.0.1');
+      expect(buildConfig({ HOST: '0.0.0.0' }, runtime).host).toBe('0.0.0.0');
+      expect(buildConfig(base, runtime).host).toBe('0.0.0.0');
+      expect(buildConfig({ ...base, HOST: '127.0.0.1' }).host).toBe('127.0.0.1');
     });
 
     it('prefers DATABASE_URL over the embedded server', () => {

@@ -350,9 +350,22 @@ function readLogLevel(env: Env): LogLevelName {
 // Like the signing keys: a short bearer secret could be guessed by a scraper-shaped client.
 const MIN_METRICS_TOKEN_LENGTH = 16;
 
-function readMetricsToken(env: Env): string | null {
+/**
+ * Metrics show traffic and security events (login failures, token reuse),
+ * reconnaissance for an attacker (OWASP ASVS 14.3.2). Keeping /metrics off the
+ * public ingress is a deployment promise this process cannot check, so in
+ * production the endpoint always asks for a token; elsewhere it stays open
+ * for local scraping.
+ */
+function readMetricsToken(env: Env, production: boolean): string | null {
   const raw = env.METRICS_TOKEN;
-  if (!raw) return null;
+  if (!raw) {
+    if (!production) return null;
+    throw new ConfigError(
+      'METRICS_TOKEN',
+      `is required when NODE_ENV=production: GET /metrics shows traffic and security events (use ${MIN_METRICS_TOKEN_LENGTH}+ random characters and give the scraper the same bearer token)`,
+    );
+  }
   if (raw.length < MIN_METRICS_TOKEN_LENGTH) {
     throw new ConfigError(
       'METRICS_TOKEN',
@@ -360,6 +373,32 @@ function readMetricsToken(env: Env): string | null {
     );
   }
   return raw;
+}
+
+// RFC 9700 §4.14.2: a refresh token presented twice signals theft and ends
+// the session. The grace window relaxes that for concurrent tabs and lost
+// responses, and within it a replayed token gets the live child instead, so
+// it is an attacker's window too. Those races last seconds; a minute covers a
+// slow mobile retry. A tenth of REFRESH_TOKEN_TTL keeps detection over most of
+// each token's life when lifetimes are short; a grace near the lifetime would
+// let every replay through until the token expires.
+const MAX_REUSE_GRACE_SECONDS = 60;
+const DEFAULT_REUSE_GRACE_SECONDS = 10;
+
+function readReuseGrace(env: Env, refreshTokenTtl: number): number {
+  const bound = Math.min(MAX_REUSE_GRACE_SECONDS, Math.floor(refreshTokenTtl / 10));
+  const raw = env.REFRESH_REUSE_GRACE;
+  // The default follows the bound down for very short refresh lifetimes.
+  if (raw === undefined || raw === '') return Math.min(DEFAULT_REUSE_GRACE_SECONDS, bound);
+  const grace = readDuration(env, 'REFRESH_REUSE_GRACE', DEFAULT_REUSE_GRACE_SECONDS, 0);
+  if (grace > bound) {
+    throw new ConfigError(
+      'REFRESH_REUSE_GRACE',
+      `must be at most ${bound} seconds (the lesser of ${MAX_REUSE_GRACE_SECONDS} s and a tenth of REFRESH_TOKEN_TTL): ` +
+        `a refresh token replayed within it is answered instead of ending the session (got ${grace})`,
+    );
+  }
+  return grace;
 }
 
 /**
@@ -408,7 +447,11 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
     nodeEnv,
     publicUrl,
     port,
-    host: env.HOST || '0.0.0.0',
+    // The embedded default is a developer's machine with a demo account whose
+    // password is published: reachable from this machine only unless HOST
+    // says otherwise. A real database means a deployment, which listens on
+    // every interface (containers publish the port).
+    host: env.HOST || (database.embedded ? '127.0.0.1' : '0.0.0.0'),
     http: { trustProxy: readTrustProxy(env), corsOrigins: readOrigins(env) },
     rateLimit: {
       window: readDuration(env, 'RATE_LIMIT_WINDOW', 60, 1),
@@ -429,7 +472,7 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
       accessTokenTtl,
       revokeExpiredAccessGrace: readRevokeGrace(env),
       refreshTokenTtl,
-      refreshReuseGrace: readDuration(env, 'REFRESH_REUSE_GRACE', 10, 0),
+      refreshReuseGrace: readReuseGrace(env, refreshTokenTtl),
       sessionMaxAge,
       maxSessionsPerUser: readInt(env, 'MAX_SESSIONS_PER_USER', 20, 1, 1000),
       cookieSecure,
@@ -447,6 +490,6 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
       sessionRetention: readDuration(env, 'SESSION_RETENTION', 7 * 86400, 0),
       eventRetention: readDuration(env, 'EVENT_RETENTION', 90 * 86400, 0),
     },
-    observability: { logLevel: readLogLevel(env), metricsToken: readMetricsToken(env) },
+    observability: { logLevel: readLogLevel(env), metricsToken: readMetricsToken(env, production) },
   };
 }

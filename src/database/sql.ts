@@ -1,37 +1,24 @@
-import { type EntityManager, QueryFailedError } from 'typeorm';
+import type { EntityManager } from 'typeorm';
 
 export interface SqlResult<T> {
   rows: T[];
   rowCount: number;
 }
 
-interface PgPool {
-  query(text: string, params: unknown[]): Promise<{ rows: unknown[]; rowCount: number | null }>;
-}
-
 /**
  * Runs one SQL statement on the manager's connection (the transaction's, when
  * inside one) and returns rows and affected count in one predictable shape.
- * Outside a transaction it goes straight to the driver's pool: a TypeORM
- * query runner per statement (events, bookkeeping) measurably slowed the hot
- * read paths in `npm run bench`. Errors keep TypeORM's QueryFailedError shape.
+ * Outside a transaction each statement gets a query runner of its own, which
+ * takes a pooled connection and gives it back: only TypeORM's public API, so
+ * an upgrade cannot silently change how statements reach PostgreSQL, and
+ * TypeORM's query logging and connection-error handling apply to every
+ * statement. Errors are TypeORM's QueryFailedError.
  */
 export async function runSql<T = Record<string, unknown>>(
   manager: EntityManager,
   text: string,
   params: unknown[],
 ): Promise<SqlResult<T>> {
-  if (!manager.queryRunner) {
-    const pool = (manager.connection.driver as unknown as { master?: PgPool }).master;
-    if (pool) {
-      try {
-        const result = await pool.query(text, params);
-        return { rows: result.rows as T[], rowCount: result.rowCount ?? result.rows.length };
-      } catch (error) {
-        throw new QueryFailedError(text, params, error as Error);
-      }
-    }
-  }
   const runner = manager.queryRunner ?? manager.dataSource.createQueryRunner();
   try {
     const result = await runner.query(text, params, true);

@@ -21,7 +21,8 @@ const digest = (value: string) => createHash('sha256').update(value).digest();
  * possible, METRICS_TOKEN makes the endpoint require `Authorization: Bearer
  * <METRICS_TOKEN>` (Prometheus' `authorization` scrape option). The comparison
  * is of SHA-256 digests in constant time, so neither timing nor length gives
- * the token away. Unset, the endpoint is public like /health.
+ * the token away. Production refuses to start without it (see
+ * configuration.ts); elsewhere, unset, the endpoint is public like /health.
  */
 @ApiExcludeController()
 @Controller('metrics')

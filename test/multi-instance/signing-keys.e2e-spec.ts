@@ -345,6 +345,54 @@ describe('published signing keys and rotation (e2e, two processes)', () => {
     expect(await listKeys()).toEqual(before);
   });
 
+  it('the CLI refuses to revoke the current key under another SIGNING_KEYS_SECRET; the instances keep serving', async () => {
+    const secret = 'another-secret-0123456789abcdef0123456789';
+    const rows = async () => {
+      const client = new pg.Client({ connectionString: databaseUrl });
+      await client.connect();
+      try {
+        const result = await client.query(
+          'SELECT kid, private_key, active_from, revoked_at FROM signing_keys ORDER BY kid',
+        );
+        return result.rows as unknown[];
+      } finally {
+        await client.end();
+      }
+    };
+    const before = await rows();
+    const current = (await listKeys()).find((key) => key.state === 'current')!;
+
+    const wrong = await keysCli(['revoke', current.kid], { SIGNING_KEYS_SECRET: secret });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain(`signing key ${current.kid} cannot be decrypted`);
+    expect(wrong.stderr).toContain('SIGNING_KEYS_SECRET');
+    expect(wrong.stderr).toContain('nothing was changed');
+    expect(wrong.stderr).not.toContain(secret);
+    expect(wrong.stdout).toBe('');
+    expect(await rows()).toEqual(before);
+
+    // Past a reload on both instances: they still sign with the same key,
+    // log in and rotate refresh tokens.
+    await sleep(RELOAD_INTERVAL * 1000 * 2 + 500);
+    const username = uniqueUsername('wrongrevoke');
+    await register(a!, username);
+    for (const instance of [a!, b!]) {
+      const res = await callProcess(instance, 'POST', '/auth/login', undefined, {
+        username,
+        password: PASSWORD,
+      });
+      expect(res.status).toBe(200);
+      const tokens = res.body as { access_token: string; refresh_token: string };
+      expect(kidOf(tokens.access_token)).toBe(current.kid);
+      const refreshed = await callProcess(instance, 'POST', '/auth/refresh', undefined, {
+        refresh_token: tokens.refresh_token,
+      });
+      expect(refreshed.status).toBe(200);
+      expect((await statusWith(instance, tokens.access_token)).status).toBe(200);
+    }
+    expect(await rows()).toEqual(before);
+  }, 30_000);
+
   it('an instance started with another SIGNING_KEYS_SECRET refuses to start, saying why', async () => {
     const secret = 'another-secret-0123456789abcdef0123456789';
     const error = await startAppProcess({

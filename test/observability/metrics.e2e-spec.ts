@@ -1,5 +1,6 @@
 import {
   bearer,
+  expectError,
   login,
   PASSWORD,
   register,
@@ -115,5 +116,34 @@ describe('observability: METRICS_TOKEN', () => {
     await t.http().get('/metrics').set('Authorization', token).expect(401);
     const res = await t.http().get('/metrics').set(bearer(token)).expect(200);
     expect(res.text).toContain('lineage_login_total{outcome="success"}');
+  });
+});
+
+describe('observability: /metrics in production', () => {
+  const production = { NODE_ENV: 'production', PUBLIC_URL: 'https://auth.example.com' };
+  const token = 'metrics-token-production-0123456789';
+  let t: TestApp | undefined;
+
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('refuses to start without METRICS_TOKEN, and then never serves metrics without it', async () => {
+    await expect(startTestApp(production)).rejects.toThrow(
+      /^Invalid configuration: METRICS_TOKEN is required when NODE_ENV=production/,
+    );
+
+    t = await startTestApp({ ...production, METRICS_TOKEN: token });
+    expectError(await t.http().get('/metrics'), 401, 'token_invalid');
+    expectError(
+      await t
+        .http()
+        .get('/metrics')
+        .set(bearer('x'.repeat(35))),
+      401,
+      'token_invalid',
+    );
+    const res = await t.http().get('/metrics').set(bearer(token)).expect(200);
+    expect(res.text).toContain('lineage_login_total');
   });
 });

@@ -78,8 +78,7 @@ export class SigningKeyStore {
   async rotate(now: Date, activeFrom: Date): Promise<SigningKey> {
     return this.locked(async (manager) => {
       const keys = await manager.getRepository(SigningKey).find();
-      const current = keyStatuses(keys, now, 0).find((status) => status.state === 'current');
-      if (current) this.privateKeyOf(current.key);
+      this.assertSecretOpensCurrent(keys, now);
       return this.insert(manager, now, activeFrom);
     });
   }
@@ -87,7 +86,10 @@ export class SigningKeyStore {
   /**
    * Withdraws a key at once (it leaked): tokens it signed stop verifying
    * within each instance's reload interval. When it was the current key, a
-   * new key takes over immediately, in the same transaction.
+   * new key takes over immediately, in the same transaction. Refuses, before
+   * changing anything, when the configured secret cannot decrypt the current
+   * key: the replacement would be encrypted under a secret no instance holds,
+   * and every instance would be left without a key to sign with.
    */
   async revoke(
     kid: string,
@@ -98,6 +100,7 @@ export class SigningKeyStore {
       const keys = await repository.find();
       const target = keys.find((key) => key.kid === kid);
       if (!target || target.revokedAt !== null) return { revoked: false, replacement: null };
+      this.assertSecretOpensCurrent(keys, now);
       target.revokedAt = now;
       await repository.update({ kid }, { revokedAt: now });
       const hasCurrent = keyStatuses(keys, now, 0).some((status) => status.state === 'current');
@@ -118,6 +121,17 @@ export class SigningKeyStore {
       if (gone.length > 0) await repository.delete(gone);
       return gone.length;
     });
+  }
+
+  /**
+   * Throws KeyDecryptionError when the current key (the one every instance
+   * signs with) cannot be decrypted with this store's secret: whoever holds
+   * another secret must not add or replace keys, which the instances could
+   * not use. Nothing current (no key yet) leaves nothing to compare with.
+   */
+  private assertSecretOpensCurrent(keys: SigningKey[], now: Date): void {
+    const current = keyStatuses(keys, now, 0).find((status) => status.state === 'current');
+    if (current) this.privateKeyOf(current.key);
   }
 
   private async insert(manager: EntityManager, now: Date, activeFrom: Date): Promise<SigningKey> {
