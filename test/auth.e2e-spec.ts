@@ -16,7 +16,7 @@ describe('auth (e2e)', () => {
   let t: TestApp;
 
   beforeAll(async () => {
-    // SEED_DEMO_USER: the lesson's account, as on the embedded default.
+    // SEED_DEMO_USER: the demo account, as on the embedded default.
     t = await startTestApp({ SEED_DEMO_USER: 'true' });
   });
 
@@ -28,7 +28,7 @@ describe('auth (e2e)', () => {
     t.http().post('/auth/refresh').send({ refresh_token: refreshToken });
   const todos = (accessToken: string) => t.http().get('/todos').set(bearer(accessToken));
 
-  describe('seed 000 client flow, literally', () => {
+  describe('the README curl flow, literally', () => {
     it('login, refresh, todos, logout with the login-time refresh token, then both 401', async () => {
       const loginRes = await t
         .http()
@@ -47,7 +47,7 @@ describe('auth (e2e)', () => {
       const todosRes = await todos(refreshed.access_token).expect(200);
       expect(Array.isArray(todosRes.body)).toBe(true);
 
-      // The lesson logs out with the new access token and the *login-time* refresh token.
+      // The script logs out with the new access token and the *login-time* refresh token.
       const logoutRes = await t
         .http()
         .post('/auth/logout')
@@ -64,7 +64,7 @@ describe('auth (e2e)', () => {
     });
   });
 
-  describe('token responses (seed 003, RFC 6749 §5.1)', () => {
+  describe('token responses (RFC 6749 §5.1)', () => {
     it('register returns the full token response, uncacheable', async () => {
       const username = uniqueUsername();
       const res = await t
@@ -375,7 +375,7 @@ describe('auth (e2e)', () => {
       await short.close();
     });
 
-    it('an expired access token gets token_expired with the seed 003 message; refresh recovers', async () => {
+    it('an expired access token gets token_expired with its own message; refresh recovers', async () => {
       const tokens = (
         await short
           .http()

@@ -232,7 +232,8 @@ export class AuthService {
 
   /**
    * Revokes the caller's session and, when given, the session of a refresh
-   * token of the same user (it may already be rotated, as in seed 000). A
+   * token of the same user (it may already be rotated: a client may log out with the
+   * refresh token it got at login). A
    * token that does not verify, or belongs to someone else, is ignored:
    * logout must not reveal anything about it, nor fail because of it.
    */

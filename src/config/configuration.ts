@@ -482,7 +482,7 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
       issuer: env.JWT_ISSUER || publicUrl,
       audience: env.JWT_AUDIENCE || 'lineage-api',
     },
-    // The lesson's demo account exists only on the embedded development default,
+    // The demo account exists only on the embedded development default,
     // never in production or against a real server unless explicitly requested.
     seedDemoUser: readBoolean(env, 'SEED_DEMO_USER', database.embedded && !production),
     housekeeping: {

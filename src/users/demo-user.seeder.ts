@@ -12,7 +12,7 @@ export const DEMO_USERNAME = 'testuser';
 export const DEMO_PASSWORD = 'testpass123';
 
 /**
- * Creates the lesson's account (seed 000) so its client runs unmodified
+ * Creates the demo account, so the README's curl script runs unmodified
  * against a local instance. Only on the embedded development default, or
  * when SEED_DEMO_USER=true; never otherwise.
  */

@@ -10,7 +10,7 @@ import {
 } from './support.js';
 
 /**
- * The SDK's refresh flow (seed 002, scenario part 2) against the real server
+ * The SDK's refresh flow against the real server
  * over HTTP. Access tokens live 2 s: with 1 s, a token refreshed at x.95 s
  * would expire 50 ms later (exp has one-second resolution), and the retry
  * could meet `token_expired` again. No reuse grace, so any second refresh

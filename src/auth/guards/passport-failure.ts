@@ -3,7 +3,8 @@ import { AppError, ErrorCode, SessionEndedError, UnauthorizedError } from '../..
 
 /**
  * Turns what passport-jwt reports into our typed errors. An expired token gets
- * its own code so a client knows to refresh rather than log in again (seed 003).
+ * its own code so a client knows to refresh rather than log in again
+ * (RFC 6750 §3.1 `invalid_token`, with our own stable code).
  */
 export function passportFailure(
   err: unknown,
