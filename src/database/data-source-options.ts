@@ -11,6 +11,7 @@ import { TokenFamily } from '../auth/entities/token-family.entity.js';
 import { SigningKey } from '../auth/signing-keys/signing-key.entity.js';
 import { Todo } from '../todos/todo.entity.js';
 import { User } from '../users/user.entity.js';
+import { recordingPgDriver } from './sql.js';
 
 export const ENTITIES = [
   User,
@@ -57,6 +58,8 @@ function watchedSocket(): Socket {
 export function dataSourceOptions(url: string): DataSourceOptions {
   return {
     type: 'postgres',
+    // node-postgres itself, with its pool recorded for runSql (see there).
+    driver: recordingPgDriver(),
     url,
     entities: ENTITIES,
     migrations: MIGRATIONS,
