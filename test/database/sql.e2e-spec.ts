@@ -48,6 +48,26 @@ describe('runSql (e2e, PostgreSQL)', () => {
     }
   });
 
+  it("never reads TypeORM's internal driver.master", async () => {
+    const driver = dataSource.driver as object;
+    const own = Object.getOwnPropertyDescriptor(driver, 'master');
+    if (!own) throw new Error('expected TypeORM to keep its pool on driver.master');
+    let reads = 0;
+    Object.defineProperty(driver, 'master', {
+      configurable: true,
+      get: () => {
+        reads += 1;
+        return own.value as unknown;
+      },
+    });
+    try {
+      await runSql(dataSource.manager, 'SELECT 1 AS one', []);
+      expect(reads).toBe(0);
+    } finally {
+      Object.defineProperty(driver, 'master', own);
+    }
+  });
+
   it('works the same on a data source given the stock node-postgres module', async () => {
     const url = process.env.LINEAGE_TEST_DATABASE_URL!;
     const stock = await new DataSource({
