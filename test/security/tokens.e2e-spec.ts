@@ -799,6 +799,24 @@ describe('security: bearer and refresh tokens (e2e)', () => {
       await refresh(target.refresh_token).expect(200);
     });
 
+    it('refuses a refresh token signed with our key whose bytes differ from the one issued: only the stored hash decides', async () => {
+      const session = await login(t, victim.username);
+      const claims = claimsOf(session.refresh_token);
+      const header = JSON.parse(
+        Buffer.from(session.refresh_token.split('.')[0], 'base64url').toString('utf8'),
+      ) as Json;
+      // Same token id, session and user, validly signed with the refresh key,
+      // but not the token that was issued (its hash is not the stored one).
+      for (const token of [
+        forge(header, { ...claims, iat: (claims.iat as number) - 1 }, hmac(REFRESH_KEY)),
+        forge(header, { ...claims, extra: 'x' }, hmac(REFRESH_KEY)),
+      ]) {
+        expectError(await refresh(token), 401, 'token_invalid');
+      }
+      // Refusing it changed nothing: the issued token still rotates once.
+      await refresh(session.refresh_token).expect(200);
+    });
+
     it("ignores another user's refresh token in a logout body (API1:2023; ASVS 4.2.1)", async () => {
       const attackerAccount = await register(t);
       const target = await login(t, victim.username);
