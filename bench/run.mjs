@@ -113,6 +113,38 @@ async function withCpu(pid, measure) {
   };
 }
 
+/**
+ * WAL bytes and table rows written per request, from pg_current_wal_lsn() and
+ * pg_stat_user_tables before and after: figures that do not move with the
+ * machine's noise. Backends report table statistics up to a second after a
+ * transaction ends, so the reading after the run waits for them.
+ */
+async function withWrites(db, measure) {
+  const read = async () => {
+    await db.query('SELECT pg_stat_clear_snapshot()');
+    const { rows } = await db.query(
+      `SELECT pg_current_wal_lsn()::text AS lsn,
+              (SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)
+                 FROM pg_stat_user_tables)::bigint AS rows`,
+    );
+    return rows[0];
+  };
+  const before = await read();
+  const result = await measure();
+  await sleep(1500);
+  const after = await read();
+  const { rows } = await db.query('SELECT pg_wal_lsn_diff($1, $2)::bigint AS bytes', [
+    after.lsn,
+    before.lsn,
+  ]);
+  const total = Math.max(result.total, 1);
+  return {
+    ...result,
+    wal_bytes_per_request: Math.round(Number(rows[0].bytes) / total),
+    rows_written_per_request: +((Number(after.rows) - Number(before.rows)) / total).toFixed(2),
+  };
+}
+
 /** The round with the median throughput (errors summed over all rounds). */
 function median(runs) {
   const sorted = [...runs].sort((a, b) => a.requests_per_s - b.requests_per_s);
@@ -309,7 +341,8 @@ async function main() {
   }
   const secrets = { JWT_REFRESH_SECRET: randomBytes(32).toString('hex') };
   // Lineage signs access tokens with ES256 keys it keeps (encrypted) in the
-  // database; the baseline stays the issue's HS256 reference.
+  // database; the baseline checks HS256 access tokens on its GET routes and
+  // signs ES256 ones with a prebuilt key on refresh.
   const appSecrets = { ...secrets, SIGNING_KEYS_SECRET: randomBytes(32).toString('hex') };
   const baseSecrets = { ...secrets, JWT_ACCESS_SECRET: randomBytes(32).toString('hex') };
   const appPort = await freePort();
@@ -410,13 +443,15 @@ async function main() {
     };
     // Rounds alternate baseline and Lineage, so a noisy moment on this shared
     // machine hits both; each side reports its median round.
-    const compare = async (name, lineageRun, baselineRun) => {
+    const compare = async (name, lineageRun, baselineRun, { writes = false } = {}) => {
       const rounds = { lineage: [], baseline: [] };
+      const measure = (pid, scenario) =>
+        writes ? withWrites(db, () => withCpu(pid, scenario)) : withCpu(pid, scenario);
       for (let round = 1; round <= ROUNDS; round += 1) {
         log(`${name}: baseline, round ${round}/${ROUNDS}`);
-        rounds.baseline.push(await withCpu(baseline.pid, baselineRun));
+        rounds.baseline.push(await measure(baseline.pid, baselineRun));
         log(`${name}: lineage, round ${round}/${ROUNDS}`);
-        rounds.lineage.push(await withCpu(app.pid, lineageRun));
+        rounds.lineage.push(await measure(app.pid, lineageRun));
       }
       const lin = median(rounds.lineage);
       const base = median(rounds.baseline);
@@ -448,6 +483,7 @@ async function main() {
         'POST /auth/refresh',
         () => refreshScenario(appBase, appChains, CONNECTIONS),
         () => refreshScenario(baseBase, baseChains, CONNECTIONS),
+        { writes: true },
       );
 
       log(`before login: app peak RSS so far ${await peakRssMb(app.pid)} MB`);
@@ -553,6 +589,12 @@ function printTable(results) {
     const cpu = (side) =>
       `${side.server_cpu_ms_per_request} ms server + ${side.postgres_cpu_ms_per_request} ms PostgreSQL`;
     console.log(`CPU per request, ${name}: lineage ${cpu(s.lineage)}; baseline ${cpu(s.baseline)}`);
+    if (s.lineage.wal_bytes_per_request === undefined) continue;
+    const writes = (side) =>
+      `${side.wal_bytes_per_request} WAL bytes, ${side.rows_written_per_request} rows`;
+    console.log(
+      `Writes per request, ${name}: lineage ${writes(s.lineage)}; baseline ${writes(s.baseline)}`,
+    );
   }
   console.log(
     `peak RSS ${results.lineage_peak_rss_mb} MB; invariants ${JSON.stringify(results.invariants)}`,
