@@ -19,6 +19,11 @@ export const REFRESH_COOKIE_SCHEME = 'refresh_token';
 /** Where a presented refresh token came from; only a cookie is ever cleared. */
 export type RefreshTokenSource = 'body' | 'cookie';
 
+export interface LocatedRefreshToken {
+  token: string;
+  source: RefreshTokenSource;
+}
+
 /**
  * The cookie transport for refresh tokens: a client that sends
  * `X-Token-Transport: cookie` gets its refresh token in an HttpOnly cookie,
@@ -42,6 +47,7 @@ export type RefreshTokenSource = 'body' | 'cookie';
 @Injectable()
 export class RefreshCookie {
   readonly name: string;
+  private readonly located = new WeakMap<FastifyRequest, LocatedRefreshToken | null>();
   /** The attributes the cookie is set and cleared with (they must match to clear it). */
   private readonly attributes: {
     httpOnly: true;
@@ -66,7 +72,16 @@ export class RefreshCookie {
    * carries `X-Token-Transport: cookie` (the CSRF defence above). Throws when
    * the cookie it would read is there twice.
    */
-  locate(request: FastifyRequest): { token: string; source: RefreshTokenSource } | null {
+  locate(request: FastifyRequest): LocatedRefreshToken | null {
+    // The guard, the strategy and the failure filter all ask: found once per request.
+    const known = this.located.get(request);
+    if (known !== undefined) return known;
+    const found = this.find(request);
+    this.located.set(request, found);
+    return found;
+  }
+
+  private find(request: FastifyRequest): LocatedRefreshToken | null {
     const fromBody = (request.body as { refresh_token?: unknown } | undefined)?.refresh_token;
     if (typeof fromBody === 'string' && fromBody.length > 0) {
       return { token: fromBody, source: 'body' };

@@ -132,7 +132,13 @@ const MIN_PRODUCTION_SECRET_LENGTH = 32;
 
 type Env = Record<string, string | undefined>;
 
-function readDuration(env: Env, name: string, fallback: number, min: number): number {
+function readDuration(
+  env: Env,
+  name: string,
+  fallback: number,
+  min: number,
+  max = Number.POSITIVE_INFINITY,
+): number {
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const seconds = parseDurationSeconds(raw);
@@ -140,6 +146,7 @@ function readDuration(env: Env, name: string, fallback: number, min: number): nu
     throw new ConfigError(name, `must be seconds or a duration like 15m, 7d (got "${raw}")`);
   }
   if (seconds < min) throw new ConfigError(name, `must be at least ${min} seconds`);
+  if (seconds > max) throw new ConfigError(name, `must be at most ${max} seconds`);
   return seconds;
 }
 
@@ -182,8 +189,7 @@ function readAccountBackoff(env: Env): BackoffPolicy {
   }
   // Up to an hour, as NIST SP 800-63B §5.2.2's example; well inside the day failures are remembered.
   const firstDelay = readDuration(env, 'RATE_LIMIT_FAILURE_DELAY', 1, 1);
-  const maxDelay = readDuration(env, 'RATE_LIMIT_FAILURE_DELAY_MAX', 15 * 60, 1);
-  if (maxDelay > 3600) throw new ConfigError('RATE_LIMIT_FAILURE_DELAY_MAX', 'must be at most 1h');
+  const maxDelay = readDuration(env, 'RATE_LIMIT_FAILURE_DELAY_MAX', 15 * 60, 1, 3600);
   if (firstDelay > maxDelay) {
     throw new ConfigError(
       'RATE_LIMIT_FAILURE_DELAY',
@@ -191,14 +197,6 @@ function readAccountBackoff(env: Env): BackoffPolicy {
     );
   }
   return { freeFailures, firstDelay, maxDelay, maxFailures };
-}
-
-function readRevokeGrace(env: Env): number {
-  const grace = readDuration(env, 'REVOKE_ACCESS_TOKEN_GRACE', 5 * 60, 0);
-  if (grace > 3600) {
-    throw new ConfigError('REVOKE_ACCESS_TOKEN_GRACE', 'must be at most 1h');
-  }
-  return grace;
 }
 
 function readBoolean(env: Env, name: string, fallback: boolean): boolean {
@@ -470,7 +468,7 @@ export function buildConfig(env: Env, runtime: RuntimeOverrides = {}): AppConfig
       sessionFeedHeartbeatInterval: readDuration(env, 'SESSION_FEED_HEARTBEAT', 2, 1),
       sessionFeedHeartbeatTimeout: readDuration(env, 'SESSION_FEED_TIMEOUT', 3, 1),
       accessTokenTtl,
-      revokeExpiredAccessGrace: readRevokeGrace(env),
+      revokeExpiredAccessGrace: readDuration(env, 'REVOKE_ACCESS_TOKEN_GRACE', 5 * 60, 0, 3600),
       refreshTokenTtl,
       refreshReuseGrace: readReuseGrace(env, refreshTokenTtl),
       sessionMaxAge,

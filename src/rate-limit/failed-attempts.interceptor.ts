@@ -16,7 +16,12 @@ import { MetricsService } from '../observability/metrics.service.js';
 import { usernameKey } from '../users/username.js';
 import { BackoffSchedule } from './backoff.js';
 import { rateLimitAddress } from './client-address.js';
-import { type FailureKind, RATE_LIMIT_STORE, rateLimitKinds } from './rate-limit.kinds.js';
+import {
+  type FailureKind,
+  isFailureKind,
+  RATE_LIMIT_STORE,
+  rateLimitKinds,
+} from './rate-limit.kinds.js';
 import type { RateLimitStore } from './rate-limit.store.js';
 
 /** The answer that means "wrong password", per kind: only it stays counted. */
@@ -24,8 +29,6 @@ const FAILURE_CODES: Record<FailureKind, ErrorCode> = {
   account: ErrorCode.InvalidCredentials,
   password: ErrorCode.InvalidPassword,
 };
-
-const isFailureKind = (kind: string): kind is FailureKind => kind in FAILURE_CODES;
 
 /**
  * Per-account throttling of password checks (OWASP ASVS V2.2.1, NIST SP

@@ -18,6 +18,7 @@ import type { AppConfig, RateLimitConfig } from '../config/configuration.js';
 import { rateLimitAddress } from './client-address.js';
 import { FailedAttemptsInterceptor } from './failed-attempts.interceptor.js';
 import {
+  isFailureKind,
   RATE_LIMIT_STORE,
   RATE_LIMITS,
   type RateLimitKind,
@@ -87,7 +88,8 @@ export function RateLimited(...kinds: RateLimitKind[]) {
   return applyDecorators(
     SetMetadata(RATE_LIMITS, kinds),
     UseGuards(RateLimitGuard),
-    UseInterceptors(FailedAttemptsInterceptor),
+    // Only where a failure is counted: refresh, a hot path, gets no interceptor layer.
+    ...(kinds.some(isFailureKind) ? [UseInterceptors(FailedAttemptsInterceptor)] : []),
     ApiTooManyRequestsResponse({
       type: ErrorResponseDto,
       description: 'Too many attempts (`rate_limited`); retry after `Retry-After` seconds',

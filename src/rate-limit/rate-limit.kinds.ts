@@ -15,6 +15,9 @@ import type { ExecutionContext } from '@nestjs/common';
 export type RateLimitKind = 'ip' | 'refresh' | 'account' | 'password';
 export type FailureKind = Extract<RateLimitKind, 'account' | 'password'>;
 
+export const isFailureKind = (kind: RateLimitKind): kind is FailureKind =>
+  kind === 'account' || kind === 'password';
+
 export const RATE_LIMITS = 'lineage:rate-limits';
 export const RATE_LIMIT_STORE = Symbol('RATE_LIMIT_STORE');
 
