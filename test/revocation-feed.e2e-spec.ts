@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jest } from '@jest/globals';
 import { SessionRevocations } from '../src/auth/session-revocations.js';
-import { TokenFamilyRepository } from '../src/auth/token-family.repository.js';
+import { SessionRepository } from '../src/auth/session.repository.js';
 import { localPortsOf } from './support/pg-backends.js';
 import {
   bearer,
@@ -46,7 +46,7 @@ describe('session revocation feed across instances (e2e)', () => {
 
   it('answers from memory: the session is read from the database once, not per request', async () => {
     const user = await register(a);
-    const findSession = jest.spyOn(a.app.get(TokenFamilyRepository), 'findSession');
+    const findSession = jest.spyOn(a.app.get(SessionRepository), 'findSession');
     try {
       for (let i = 0; i < 10; i += 1) await todos(a, user.access_token).expect(200);
       expect(findSession.mock.calls.length).toBeLessThanOrEqual(1);

@@ -17,7 +17,17 @@ export const AUTH_EVENT_TYPES = [
   'registered',
   'login_succeeded',
   'login_failed',
+  /**
+   * No longer written: versions before token store v2 wrote one per refresh.
+   * A routine refresh now shows only in its session's `last_used_at`; old
+   * rows leave with EVENT_RETENTION.
+   */
   'refreshed',
+  /** A parent presented again got its child back; `reason` is `same_client` or `other_client`. */
+  'refresh_reissued',
+  /** A token whose child was used, presented within REFRESH_REUSE_GRACE: refused, session kept. */
+  'refresh_superseded',
+  /** The session is revoked; `reason` is `child_used` or `older_generation` (rotation.rules.ts). */
   'reuse_detected',
   /** One per ended session; `reason` says why (logout, evicted, password_changed, ...). */
   'session_revoked',

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
 import { AuditModule } from '../audit/audit.module.js';
+import { Clock } from '../common/clock.js';
 import { UsersModule } from '../users/users.module.js';
 import { AccountController } from './account.controller.js';
 import { AuthController } from './auth.controller.js';
@@ -16,7 +17,7 @@ import { SessionService } from './session.service.js';
 import { SigningKeys } from './signing-keys/signing-keys.service.js';
 import { AccessTokenStrategy } from './strategies/access-token.strategy.js';
 import { RefreshTokenStrategy } from './strategies/refresh-token.strategy.js';
-import { TokenFamilyRepository } from './token-family.repository.js';
+import { SessionRepository } from './session.repository.js';
 import { TokenService } from './token.service.js';
 import { VerifiedAccessTokens } from './verified-access-tokens.js';
 import { WellKnownController } from './well-known.controller.js';
@@ -26,9 +27,10 @@ import { WellKnownController } from './well-known.controller.js';
   controllers: [AuthController, SessionsController, AccountController, WellKnownController],
   providers: [
     AuthService,
+    Clock,
     SigningKeys,
     TokenService,
-    TokenFamilyRepository,
+    SessionRepository,
     SessionService,
     SessionRevocations,
     VerifiedAccessTokens,

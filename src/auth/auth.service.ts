@@ -4,6 +4,7 @@ import { ConfigService } from '@nestjs/config';
 import type { EntityManager } from 'typeorm';
 import { AuditService, type NewAuthEvent } from '../audit/audit.service.js';
 import type { ClientInfo } from '../common/client-info.js';
+import { Clock } from '../common/clock.js';
 import {
   AppError,
   ErrorCode,
@@ -18,13 +19,26 @@ import { MetricsService } from '../observability/metrics.service.js';
 import { PasswordService } from '../users/password.service.js';
 import { UsersService } from '../users/users.service.js';
 import type { TokenResponseDto } from './dto/token-response.dto.js';
-import type { RevocationReason } from './entities/token-family.entity.js';
+import type { RevocationReason } from './entities/session.entity.js';
 import type { Principal } from './principal.js';
 import type { PresentedRefreshToken } from './strategies/refresh-token.strategy.js';
-import { type LiveSession, TokenFamilyRepository } from './token-family.repository.js';
+import {
+  type LiveSession,
+  type Rotated,
+  type Rotation,
+  type RotationState,
+  SessionRepository,
+} from './session.repository.js';
 import { SessionRevocations } from './session-revocations.js';
-import { decideRotation } from './token-family.rules.js';
-import { hashToken, type RefreshTokenSpec, toEpochSeconds, TokenService } from './token.service.js';
+import { decideRotation } from './rotation.rules.js';
+import type { RefreshTokenClaims } from './token-claims.js';
+import {
+  generationJti,
+  hashToken,
+  newTokenSalt,
+  toEpochSeconds,
+  TokenService,
+} from './token.service.js';
 
 const INVALID_CREDENTIALS = 'Invalid username or password';
 // Attempts at proving a password while it keeps changing under the proof.
@@ -32,6 +46,8 @@ const PASSWORD_PROOF_ATTEMPTS = 3;
 
 // Runs of one transaction that a deadlock or serialization failure aborted.
 const TRANSACTION_ATTEMPTS = 3;
+// Rounds of one refresh while concurrent requests keep moving its session.
+const ROTATION_ATTEMPTS = 3;
 
 /** Sessions a transaction ended, acted on once it has committed. */
 class EndedSessions {
@@ -62,10 +78,11 @@ export class AuthService {
     private readonly users: UsersService,
     private readonly passwords: PasswordService,
     private readonly tokens: TokenService,
-    private readonly families: TokenFamilyRepository,
+    private readonly sessions: SessionRepository,
     private readonly audit: AuditService,
     private readonly revocations: SessionRevocations,
     private readonly metrics: MetricsService,
+    private readonly clock: Clock,
   ) {
     this.auth = config.get('auth', { infer: true });
   }
@@ -109,123 +126,239 @@ export class AuthService {
   }
 
   /**
-   * Rotates a refresh token (RFC 9700 §4.14.2). Runs under the family's row
-   * lock, so N concurrent refreshes with one token produce exactly one child:
-   * the first rotates, the others get that same child within the grace window.
-   * Reuse outside it revokes the family, and that revocation is committed
-   * before the error is returned.
+   * Rotates a refresh token by the rule of rotation.rules.ts (RFC 9700
+   * §4.14.2). The common case is one UPDATE in autocommit
+   * (SessionRepository.rotate). When it matches nothing, the row is read and
+   * the rule decides. That read takes no lock: a session's state only moves
+   * forward (its generation grows, an ended session stays ended), so a
+   * verdict of reuse, supersession or refusal stays true, and the two
+   * verdicts that hand out a token (rotate, re-issue) are re-checked by the
+   * conditional write that makes them so, and retried when the row moved.
    */
   async refresh(presented: PresentedRefreshToken, client: ClientInfo): Promise<TokenResponseDto> {
     const { claims, token } = presented;
-    const now = new Date();
-    const outcome = await this.transaction(async (manager, ended) => {
-      const state = await this.families.lockForRotation(manager, claims.jti);
+    for (let attempt = 1; attempt <= ROTATION_ATTEMPTS; attempt += 1) {
+      const now = this.clock.now();
+      const lifetime = this.tokens.refreshLifetime(now);
+      const rotation: Rotation = {
+        sessionId: claims.sid,
+        userId: claims.sub,
+        generation: claims.gen ?? 0,
+        issuedAt: lifetime.issuedAt,
+        slidingExpiresAt: lifetime.expiresAt,
+        now,
+      };
+      if (claims.gen !== null) {
+        const rotated = await this.sessions.rotate(rotation, Buffer.from(claims.jti, 'base64url'));
+        if (rotated) return this.rotatedResponse(rotation, rotated, now);
+      }
+      const state = await this.sessions.findForRotation(claims.sid);
       // A token we signed whose row is gone: its account was deleted, or its
       // session cleaned up after it ended.
-      if (!state) return { kind: 'revoked' as const };
-      if (
-        state.familyId !== claims.sid ||
-        state.userId !== claims.sub ||
-        !timingSafeEqual(state.tokenHash, hashToken(token))
-      ) {
-        return { kind: 'invalid' as const };
-      }
+      if (!state) return this.refused('revoked');
       const decision = decideRotation(
-        {
-          expiresAt: state.expiresAt,
-          usedAt: state.usedAt,
-          childIsCurrent: state.child !== null && state.child.usedAt === null,
-          familyRevokedAt: state.familyRevokedAt,
-          familyExpiresAt: state.familyExpiresAt,
-        },
+        state,
+        this.presentedGeneration(state, claims, token),
         now,
         this.auth.refreshReuseGrace,
       );
       switch (decision.kind) {
         case 'rotate': {
-          const child = this.tokens.newRefreshTokenSpec(
-            claims.sub,
-            claims.sid,
-            now,
-            state.familyAbsoluteExpiresAt,
-          );
-          const signed = this.tokens.signRefreshToken(child);
-          const rotated = await this.families.rotate(
-            manager,
-            claims.jti,
-            child,
-            hashToken(signed.token),
-            now,
-            client,
-          );
-          if (!rotated)
-            throw new Error('refresh token rotated concurrently despite the family lock');
-          return {
-            kind: 'tokens' as const,
-            outcome: 'rotated' as const,
-            response: this.tokenResponse(claims.sub, child, signed.token, now),
-          };
+          // A v1 token (generation 0 of a session from before the upgrade).
+          // A v2 token only gets here when the row moved between the two
+          // statements: the loop tries again.
+          const rotated =
+            claims.gen === null
+              ? await this.sessions.rotateLegacy(rotation, hashToken(token))
+              : null;
+          if (rotated) return this.rotatedResponse(rotation, rotated, now);
+          break;
         }
         case 'reissue': {
-          // state.child is non-null here: `childIsCurrent` required it.
-          const child = state.child!;
-          const spec: RefreshTokenSpec = {
-            id: child.id,
-            userId: claims.sub,
-            familyId: claims.sid,
-            issuedAt: child.issuedAt,
-            expiresAt: child.expiresAt,
-          };
-          await this.families.touch(manager, claims.sid, now);
-          const signed = this.tokens.signRefreshToken(spec);
-          return {
-            kind: 'tokens' as const,
-            outcome: 'grace_reissue' as const,
-            response: this.tokenResponse(claims.sub, spec, signed.token, now),
-          };
+          const response = await this.reissue(claims, state, client, now);
+          if (response) return response;
+          break;
         }
-        case 'reuse':
+        case 'superseded':
           await this.audit.record(
-            [{ type: 'reuse_detected', userId: claims.sub, sessionId: claims.sid }],
+            [{ type: 'refresh_superseded', userId: claims.sub, sessionId: claims.sid }],
             client,
             now,
-            manager,
           );
-          await this.endSessions(
-            manager,
-            claims.sub,
-            [claims.sid],
-            'reuse_detected',
-            client,
-            now,
-            ended,
+          return this.refused('superseded');
+        case 'reuse': {
+          const revoked = await this.transaction(async (manager, ended) => {
+            // Session row first, then the audit rows (see lockAllForUser).
+            const ids = await this.endSessions(
+              manager,
+              claims.sub,
+              [claims.sid],
+              'reuse_detected',
+              client,
+              now,
+              ended,
+            );
+            if (ids.length > 0) {
+              await this.audit.record(
+                [
+                  {
+                    type: 'reuse_detected',
+                    userId: claims.sub,
+                    sessionId: claims.sid,
+                    reason: decision.reason,
+                  },
+                ],
+                client,
+                now,
+                manager,
+              );
+            }
+            return ids.length > 0;
+          });
+          // Ended meanwhile by another request: the next round says how.
+          if (!revoked) break;
+          this.logger.warn(
+            `Refresh token reuse detected (${decision.reason}); session ${claims.sid} revoked`,
           );
-          return decision;
+          return this.refused('reuse_detected');
+        }
         default:
-          return decision;
+          return this.refused(decision.kind);
       }
-    });
+    }
+    // The session kept moving under every attempt: rare enough to ask for a retry.
+    throw new AppError(
+      HttpStatus.SERVICE_UNAVAILABLE,
+      ErrorCode.ServiceUnavailable,
+      'The session was refreshed concurrently; retry',
+      undefined,
+      1,
+    );
+  }
 
-    // Counted once the transaction has committed: the counters follow the database.
-    switch (outcome.kind) {
-      case 'tokens':
-        this.metrics.refresh(outcome.outcome);
-        return outcome.response;
-      case 'reuse':
-        this.metrics.refresh('reuse_detected');
-        this.logger.warn(`Refresh token reuse detected; session ${claims.sid} revoked`);
+  /**
+   * The presented token's generation in `state`'s session, or `'foreign'` if
+   * it is signed by us but was never issued for it (another subject, or a jti
+   * that is not the digest of the session's salt and that generation: the
+   * refresh key alone cannot make a token a session accepts).
+   */
+  private presentedGeneration(
+    state: RotationState,
+    claims: RefreshTokenClaims,
+    token: string,
+  ): number | 'foreign' {
+    if (state.userId !== claims.sub) return 'foreign';
+    if (claims.gen !== null) {
+      const expected = Buffer.from(generationJti(state.tokenSalt, claims.gen), 'base64url');
+      return timingSafeEqual(expected, Buffer.from(claims.jti, 'base64url'))
+        ? claims.gen
+        : 'foreign';
+    }
+    // A v1 token: the session's generation 0, the token that one was rotated
+    // from, or one rotated away before the upgrade (older still).
+    if (state.legacyTokenId === null) return 'foreign';
+    const hash = hashToken(token);
+    if (state.legacyTokenHash && timingSafeEqual(hash, state.legacyTokenHash)) return 0;
+    if (state.legacyParentHash && timingSafeEqual(hash, state.legacyParentHash)) return -1;
+    return -Infinity;
+  }
+
+  /**
+   * Answers the parent of the newest token with that token, byte for byte,
+   * and a new access token; recorded, with the client it went to. Null when
+   * the session moved on (rotated or ended) before the re-issue took hold.
+   */
+  private async reissue(
+    claims: RefreshTokenClaims,
+    state: RotationState,
+    client: ClientInfo,
+    now: Date,
+  ): Promise<TokenResponseDto | null> {
+    const generation = state.generation;
+    const refreshToken =
+      generation === 0 && state.legacyTokenId !== null
+        ? this.tokens.signLegacyRefreshToken({
+            userId: claims.sub,
+            sessionId: claims.sid,
+            jti: state.legacyTokenId,
+            issuedAt: state.rotatedAt,
+            expiresAt: state.expiresAt,
+          })
+        : this.tokens.signRefreshToken({
+            userId: claims.sub,
+            sessionId: claims.sid,
+            generation,
+            jti: generationJti(state.tokenSalt, generation),
+            issuedAt: state.rotatedAt,
+            expiresAt: state.expiresAt,
+          });
+    const sameClient = client.ip === state.ip && client.userAgent === state.userAgent;
+    const reissued = await this.transaction(async (manager) => {
+      if (!(await this.sessions.touchGeneration(manager, claims.sid, generation, now))) {
+        return false;
+      }
+      await this.audit.record(
+        [
+          {
+            type: 'refresh_reissued',
+            userId: claims.sub,
+            sessionId: claims.sid,
+            reason: sameClient ? 'same_client' : 'other_client',
+          },
+        ],
+        client,
+        now,
+        manager,
+      );
+      return true;
+    });
+    if (!reissued) return null;
+    this.metrics.refresh('reissued');
+    return this.tokenResponse(claims.sub, claims.sid, refreshToken, state.expiresAt, now);
+  }
+
+  private rotatedResponse(rotation: Rotation, rotated: Rotated, now: Date): TokenResponseDto {
+    const refreshToken = this.tokens.signRefreshToken({
+      userId: rotation.userId,
+      sessionId: rotation.sessionId,
+      generation: rotated.generation,
+      jti: rotated.jti.toString('base64url'),
+      issuedAt: rotation.issuedAt,
+      expiresAt: rotated.expiresAt,
+    });
+    this.metrics.refresh('rotated');
+    return this.tokenResponse(
+      rotation.userId,
+      rotation.sessionId,
+      refreshToken,
+      rotated.expiresAt,
+      now,
+    );
+  }
+
+  /** Counts a refused refresh and throws its error. */
+  private refused(
+    outcome: 'superseded' | 'reuse_detected' | 'revoked' | 'expired' | 'invalid',
+  ): never {
+    this.metrics.refresh(outcome);
+    switch (outcome) {
+      case 'superseded':
+        // Not a SessionEndedError: the session goes on, and a cookie is kept.
+        throw new AppError(
+          HttpStatus.CONFLICT,
+          ErrorCode.RefreshTokenSuperseded,
+          'A newer refresh token of this session has already been used; present the newest one',
+        );
+      case 'reuse_detected':
         throw new SessionEndedError(
           ErrorCode.RefreshTokenReused,
           'Refresh token has already been used; the session has been revoked',
         );
       case 'revoked':
-        this.metrics.refresh('revoked');
-        throw new SessionEndedError(ErrorCode.SessionRevoked, 'Session has been revoked');
+        throw sessionRevoked();
       case 'expired':
-        this.metrics.refresh('expired');
         throw new SessionEndedError(ErrorCode.SessionExpired, 'Session has expired');
       case 'invalid':
-        this.metrics.refresh('invalid');
         throw new SessionEndedError(ErrorCode.TokenInvalid, 'Refresh token is invalid');
     }
   }
@@ -242,21 +375,21 @@ export class AuthService {
     refreshToken: string | undefined,
     client: ClientInfo,
   ): Promise<void> {
-    const familyIds = [principal.sessionId];
+    const sessionIds = [principal.sessionId];
     const other = refreshToken
       ? this.tokens.verifyRefreshTokenIgnoringExpiry(refreshToken)
       : undefined;
     if (other && other.sub === principal.userId && other.sid !== principal.sessionId) {
-      familyIds.push(other.sid);
+      sessionIds.push(other.sid);
     }
     const now = new Date();
     await this.transaction(async (manager, ended) => {
-      // The lock order of every user-level write: user row, then families,
+      // The lock order of every user-level write: user row, then sessions,
       // then audit rows (whose foreign key takes KEY SHARE on the user row).
       // Writing the audit row first could deadlock with account deletion.
       // A deleted account has no session left to end.
       if (!(await this.users.lockForUpdate(manager, principal.userId))) return;
-      await this.endSessions(manager, principal.userId, familyIds, 'logout', client, now, ended);
+      await this.endSessions(manager, principal.userId, sessionIds, 'logout', client, now, ended);
       await this.audit.record(
         [{ type: 'logout', userId: principal.userId, sessionId: principal.sessionId }],
         client,
@@ -273,7 +406,7 @@ export class AuthService {
       // User row first, as in logout: the audit row below must not find the account gone.
       if (!(await this.users.lockForUpdate(manager, principal.userId))) return 0;
       const keep = scope === 'others' ? principal.sessionId : null;
-      const revoked = await this.families.revokeAllForUser(
+      const revoked = await this.sessions.revokeAllForUser(
         manager,
         principal.userId,
         'logout_all',
@@ -300,7 +433,7 @@ export class AuthService {
   }
 
   listSessions(principal: Principal): Promise<LiveSession[]> {
-    return this.families.listLive(principal.userId, new Date());
+    return this.sessions.listLive(principal.userId, new Date());
   }
 
   /** Ends one of the caller's live sessions; anything else is a 404 (no probing other users' ids). */
@@ -359,7 +492,7 @@ export class AuthService {
       },
       async (manager, ended) => {
         await this.users.updatePasswordHash(manager, principal.userId, newHash!);
-        const revoked = await this.families.revokeAllForUser(
+        const revoked = await this.sessions.revokeAllForUser(
           manager,
           principal.userId,
           'password_changed',
@@ -389,7 +522,7 @@ export class AuthService {
       () => Promise.resolve(),
       async (manager, ended) => {
         // Deleted with the account: ended, but not a revocation (not counted).
-        ended.add(await this.families.lockAllForUser(manager, principal.userId));
+        ended.add(await this.sessions.lockAllForUser(manager, principal.userId));
         await this.users.delete(manager, principal.userId);
       },
     );
@@ -445,7 +578,7 @@ export class AuthService {
    *
    * A deadlock or serialization failure (40P01, 40001) rolled the whole
    * transaction back, so it is run again from the start; the lock order
-   * (user row, families, audit rows) makes that rare. If it keeps failing the
+   * (user row, sessions, audit rows) makes that rare. If it keeps failing the
    * error surfaces as a 503 with Retry-After (see pg-errors.ts).
    */
   private async transaction<T>(
@@ -454,7 +587,7 @@ export class AuthService {
     for (let attempt = 1; ; attempt += 1) {
       const ended = new EndedSessions();
       try {
-        const result = await this.families.transaction((manager) => work(manager, ended));
+        const result = await this.sessions.transaction((manager) => work(manager, ended));
         this.revocations.recordEnded(ended.ids);
         for (const [reason, count] of ended.revoked) this.metrics.sessionsRevoked(reason, count);
         return result;
@@ -485,46 +618,57 @@ export class AuthService {
     if (!locked || locked.passwordHash !== provenHash) {
       throw new UnauthorizedError(ErrorCode.InvalidCredentials, INVALID_CREDENTIALS);
     }
-    const evicted = await this.families.evictLeastRecentlyUsed(
+    const evicted = await this.sessions.evictLeastRecentlyUsed(
       manager,
       userId,
       this.auth.maxSessionsPerUser - 1,
       now,
     );
     ended.add(evicted, 'evicted');
-    const familyId = randomUUID();
+    const sessionId = randomUUID();
     const absoluteExpiresAt = this.tokens.absoluteExpiry(now);
-    const first = this.tokens.newRefreshTokenSpec(userId, familyId, now, absoluteExpiresAt);
-    const signed = this.tokens.signRefreshToken(first);
-    await this.families.createFamily(
-      manager,
-      { userId, familyId, now, absoluteExpiresAt, userAgent: client.userAgent, ip: client.ip },
+    const first = this.tokens.refreshLifetime(now, absoluteExpiresAt);
+    const tokenSalt = newTokenSalt();
+    await this.sessions.create(manager, {
+      userId,
+      sessionId,
+      now,
+      tokenSalt,
       first,
-      hashToken(signed.token),
-    );
+      absoluteExpiresAt,
+      userAgent: client.userAgent,
+      ip: client.ip,
+    });
+    const refreshToken = this.tokens.signRefreshToken({
+      userId,
+      sessionId,
+      generation: 0,
+      jti: generationJti(tokenSalt, 0),
+      ...first,
+    });
     await this.audit.record(
       [
         ...this.revocationEvents(userId, evicted, 'evicted'),
-        { type: event, userId, sessionId: familyId },
+        { type: event, userId, sessionId },
       ],
       client,
       now,
       manager,
     );
-    return this.tokenResponse(userId, first, signed.token, now);
+    return this.tokenResponse(userId, sessionId, refreshToken, first.expiresAt, now);
   }
 
-  /** Revokes families and records one `session_revoked` event for each that this call ended. */
+  /** Revokes sessions and records one `session_revoked` event for each that this call ended. */
   private async endSessions(
     manager: EntityManager,
     userId: string,
-    familyIds: string[],
+    sessionIds: string[],
     reason: RevocationReason,
     client: ClientInfo,
     now: Date,
     ended: EndedSessions,
   ): Promise<string[]> {
-    const revoked = await this.families.revoke(userId, familyIds, reason, now, manager);
+    const revoked = await this.sessions.revoke(userId, sessionIds, reason, now, manager);
     ended.add(revoked, reason);
     await this.audit.record(this.revocationEvents(userId, revoked, reason), client, now, manager);
     return revoked;
@@ -532,25 +676,26 @@ export class AuthService {
 
   private revocationEvents(
     userId: string,
-    familyIds: string[],
+    sessionIds: string[],
     reason: RevocationReason,
   ): NewAuthEvent[] {
-    return familyIds.map((sessionId) => ({ type: 'session_revoked', userId, sessionId, reason }));
+    return sessionIds.map((sessionId) => ({ type: 'session_revoked', userId, sessionId, reason }));
   }
 
   private tokenResponse(
     userId: string,
-    refresh: RefreshTokenSpec,
+    sessionId: string,
     refreshToken: string,
+    refreshExpiresAt: Date,
     now: Date,
   ): TokenResponseDto {
-    const access = this.tokens.signAccessToken(userId, refresh.familyId, now, refresh.expiresAt);
+    const access = this.tokens.signAccessToken(userId, sessionId, now, refreshExpiresAt);
     return {
       access_token: access.token,
       token_type: 'Bearer',
       expires_in: access.claims.exp - access.claims.iat,
       refresh_token: refreshToken,
-      refresh_expires_in: Math.max(0, toEpochSeconds(refresh.expiresAt) - access.claims.iat),
+      refresh_expires_in: Math.max(0, toEpochSeconds(refreshExpiresAt) - access.claims.iat),
     };
   }
 }

@@ -13,7 +13,6 @@ export const HOUSEKEEPING_BATCH = 1000;
 const HOUSEKEEPING_LOCK_KEY = 7_356_102;
 
 export interface HousekeepingResult {
-  refreshTokens: number;
   sessions: number;
   tombstones: number;
   events: number;
@@ -23,8 +22,9 @@ export interface HousekeepingResult {
 
 /**
  * Deletes what no request can use any more, so the tables do not grow
- * without limit: refresh tokens and sessions past expiry (or revocation) plus
- * SESSION_RETENTION, and audit events older than EVENT_RETENTION. Deletes go
+ * without limit: sessions past either lifetime (or revoked) for longer than
+ * SESSION_RETENTION, and audit events older than EVENT_RETENTION. A refresh
+ * leaves nothing else behind: a session is one row, whatever its refreshes. Deletes go
  * in bounded batches, each its own short statement, so live traffic never
  * waits behind one long lock.
  */
@@ -58,10 +58,10 @@ export class SessionHousekeeping implements OnApplicationBootstrap {
       const result = await this.run(new Date());
       if (
         result &&
-        (result.refreshTokens || result.sessions || result.events || result.signingKeys)
+        (result.sessions || result.events || result.signingKeys)
       ) {
         this.logger.log(
-          `Removed ${result.refreshTokens} refresh tokens, ${result.sessions} sessions, ${result.events} events, ${result.signingKeys} signing keys`,
+          `Removed ${result.sessions} sessions, ${result.events} events, ${result.signingKeys} signing keys`,
         );
       }
     } catch (error) {
@@ -90,20 +90,13 @@ export class SessionHousekeeping implements OnApplicationBootstrap {
       try {
         const manager = runner.manager;
         return {
-          // A token past expiry can no longer be presented (its JWT is expired too).
-          refreshTokens: await this.deleteInBatches(
-            manager,
-            'refresh_tokens',
-            'SELECT id FROM refresh_tokens WHERE expires_at < $1 LIMIT $2',
-            sessionCutoff,
-          ),
-          // Their remaining tokens go with them (ON DELETE CASCADE).
+          // A scan, not an index: no index may cover expires_at, which every
+          // rotation writes (its UPDATE would no longer be HOT). Once per
+          // interval, in batches, it reads the table while nothing waits on it.
           sessions: await this.deleteInBatches(
             manager,
-            'token_families',
-            `SELECT id FROM token_families WHERE expires_at < $1
-             UNION SELECT id FROM token_families WHERE revoked_at < $1
-             LIMIT $2`,
+            'sessions',
+            'SELECT id FROM sessions WHERE expires_at < $1 OR revoked_at < $1 LIMIT $2',
             sessionCutoff,
             (ids) => this.revocations.forget(ids),
           ),
@@ -132,7 +125,7 @@ export class SessionHousekeeping implements OnApplicationBootstrap {
 
   private async deleteInBatches(
     manager: EntityManager,
-    table: 'refresh_tokens' | 'token_families' | 'auth_events' | 'deleted_sessions',
+    table: 'sessions' | 'auth_events' | 'deleted_sessions',
     selectBatch: string,
     cutoff: Date,
     onDeleted?: (ids: string[]) => void,

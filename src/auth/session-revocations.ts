@@ -179,7 +179,7 @@ export class SessionRevocations implements OnApplicationBootstrap, OnApplication
       await client.query(`LISTEN ${SESSION_ENDED_CHANNEL}`);
       const since = new Date(Date.now() - this.keepMs);
       const { rows } = await client.query<{ id: string }>(
-        `SELECT id FROM token_families WHERE revoked_at > $1
+        `SELECT id FROM sessions WHERE revoked_at > $1
          UNION ALL SELECT family_id FROM deleted_sessions WHERE deleted_at > $1`,
         [since],
       );

@@ -1,13 +1,13 @@
 import { Injectable } from '@nestjs/common';
 import { ErrorCode, SessionEndedError } from '../common/errors.js';
 import { SessionRevocations } from './session-revocations.js';
-import { TokenFamilyRepository } from './token-family.repository.js';
+import { SessionRepository } from './session.repository.js';
 
 /** Answers "is this session still live?" for every authenticated request. */
 @Injectable()
 export class SessionService {
   constructor(
-    private readonly families: TokenFamilyRepository,
+    private readonly families: SessionRepository,
     private readonly revocations: SessionRevocations,
   ) {}
 

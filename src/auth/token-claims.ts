@@ -39,6 +39,37 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
  * missing or malformed subject/session, can never authenticate.
  */
 export function readClaims(decoded: DecodedJwt, expectedTyp: string): TokenClaims | undefined {
+  return readShared(decoded, expectedTyp, (jti) => UUID.test(jti));
+}
+
+/**
+ * A refresh token's claims. `gen` is its generation in its session (see
+ * Session); a token from before token store v2 has none, and a UUID jti.
+ */
+export interface RefreshTokenClaims extends TokenClaims {
+  gen: number | null;
+}
+
+// base64url of a SHA-256 digest.
+const GENERATION_JTI = /^[A-Za-z0-9_-]{43}$/;
+
+/** readClaims for refresh tokens: a v2 token needs a generation and its jti digest. */
+export function readRefreshClaims(decoded: DecodedJwt): RefreshTokenClaims | undefined {
+  const gen = (decoded.payload as { gen?: unknown } | null)?.gen;
+  if (gen === undefined) {
+    const legacy = readClaims(decoded, REFRESH_TOKEN_TYP);
+    return legacy && { ...legacy, gen: null };
+  }
+  if (!Number.isSafeInteger(gen) || (gen as number) < 0) return undefined;
+  const claims = readShared(decoded, REFRESH_TOKEN_TYP, (jti) => GENERATION_JTI.test(jti));
+  return claims && { ...claims, gen: gen as number };
+}
+
+function readShared(
+  decoded: DecodedJwt,
+  expectedTyp: string,
+  jtiValid: (jti: string) => boolean,
+): TokenClaims | undefined {
   if (decoded.header.typ !== expectedTyp || decoded.header.alg !== ALGORITHM_OF[expectedTyp]) {
     return undefined;
   }
@@ -47,7 +78,7 @@ export function readClaims(decoded: DecodedJwt, expectedTyp: string): TokenClaim
   const { sub, sid, jti, iat, exp, iss, aud } = p;
   if (typeof sub !== 'string' || !UUID.test(sub)) return undefined;
   if (typeof sid !== 'string' || !UUID.test(sid)) return undefined;
-  if (typeof jti !== 'string' || !UUID.test(jti)) return undefined;
+  if (typeof jti !== 'string' || !jtiValid(jti)) return undefined;
   if (!Number.isSafeInteger(iat) || !Number.isSafeInteger(exp)) return undefined;
   if (typeof iss !== 'string' || typeof aud !== 'string') return undefined;
   return { sub, sid, jti, iat: iat as number, exp: exp as number, iss, aud };

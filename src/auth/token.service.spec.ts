@@ -3,7 +3,7 @@ import type { ConfigService } from '@nestjs/config';
 import jsonwebtoken from 'jsonwebtoken';
 import { buildConfig, type AppConfig } from '../config/configuration.js';
 import type { SigningKeys } from './signing-keys/signing-keys.service.js';
-import { hashToken, TokenService } from './token.service.js';
+import { generationJti, newTokenSalt, TokenService } from './token.service.js';
 
 // One ES256 key standing in for the key set (its own tests are signing-keys.service.spec.ts).
 const KID = 'unit-test-key';
@@ -56,24 +56,34 @@ describe('TokenService', () => {
     expect(claims.iat).toBe(Math.floor(now.getTime() / 1000));
   });
 
-  it('re-signs the identical refresh token from the same stored spec (grace re-issue)', () => {
+  it('signs the identical refresh token from the same generation (the re-issue)', () => {
     const tokens = service();
-    const spec = tokens.newRefreshTokenSpec(USER, FAMILY, now, tokens.absoluteExpiry(now));
-    const first = tokens.signRefreshToken(spec).token;
-    const stored = {
-      ...spec,
-      issuedAt: new Date(spec.issuedAt),
-      expiresAt: new Date(spec.expiresAt),
+    const salt = newTokenSalt();
+    const spec = {
+      userId: USER,
+      sessionId: FAMILY,
+      generation: 3,
+      jti: generationJti(salt, 3),
+      ...tokens.refreshLifetime(now, tokens.absoluteExpiry(now)),
     };
-    expect(service().signRefreshToken(stored).token).toBe(first);
-    expect(hashToken(first).equals(hashToken(tokens.signRefreshToken(stored).token))).toBe(true);
+    const first = tokens.signRefreshToken(spec);
+    const again = { ...spec, issuedAt: new Date(spec.issuedAt), expiresAt: new Date(spec.expiresAt) };
+    expect(service().signRefreshToken(again)).toBe(first);
+    expect(tokens.verifyRefreshTokenIgnoringExpiry(first)).toMatchObject({ gen: 3, jti: spec.jti });
   });
 
-  it('keeps refresh times on whole seconds so the stored row reproduces the JWT', () => {
+  it('derives each generation its own jti from the salt, and no two salts agree', () => {
+    const salt = newTokenSalt();
+    expect(generationJti(salt, 0)).not.toBe(generationJti(salt, 1));
+    expect(generationJti(salt, 1)).not.toBe(generationJti(newTokenSalt(), 1));
+    expect(generationJti(salt, 1)).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('keeps refresh times on whole seconds so the session row reproduces the JWT', () => {
     const tokens = service();
-    const spec = tokens.newRefreshTokenSpec(USER, FAMILY, now, tokens.absoluteExpiry(now));
-    expect(spec.issuedAt.getTime() % 1000).toBe(0);
-    expect(spec.expiresAt.getTime() - spec.issuedAt.getTime()).toBe(7 * 86400 * 1000);
+    const lifetime = tokens.refreshLifetime(now, tokens.absoluteExpiry(now));
+    expect(lifetime.issuedAt.getTime() % 1000).toBe(0);
+    expect(lifetime.expiresAt.getTime() - lifetime.issuedAt.getTime()).toBe(7 * 86400 * 1000);
   });
 
   it('never lets an access token outlive its session', () => {
@@ -90,17 +100,21 @@ describe('TokenService', () => {
     expect(end.getTime() - sessionStart.getTime()).toBe(30 * 86400 * 1000);
     // Three days before the end, a 7-day token is cut to the session's end.
     const late = new Date(end.getTime() - 3 * 86400 * 1000);
-    expect(tokens.newRefreshTokenSpec(USER, FAMILY, late, end).expiresAt).toEqual(end);
+    expect(tokens.refreshLifetime(late, end).expiresAt).toEqual(end);
     // Early on, the sliding 7 days apply.
-    const early = tokens.newRefreshTokenSpec(USER, FAMILY, sessionStart, end);
+    const early = tokens.refreshLifetime(sessionStart, end);
     expect(early.expiresAt.getTime() - sessionStart.getTime()).toBe(7 * 86400 * 1000);
   });
 
   it('keeps the types apart: neither token verifies as the other', async () => {
     const tokens = service();
-    const refresh = tokens.signRefreshToken(
-      tokens.newRefreshTokenSpec(USER, FAMILY, new Date(), tokens.absoluteExpiry(new Date())),
-    ).token;
+    const refresh = tokens.signRefreshToken({
+      userId: USER,
+      sessionId: FAMILY,
+      generation: 0,
+      jti: generationJti(newTokenSalt(), 0),
+      ...tokens.refreshLifetime(new Date(), tokens.absoluteExpiry(new Date())),
+    });
     expect(jsonwebtoken.decode(refresh, { complete: true })?.header).toEqual({
       alg: 'HS256',
       typ: 'rt+jwt',

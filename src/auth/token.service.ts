@@ -1,4 +1,4 @@
-import { createHash, createSecretKey, type KeyObject, randomUUID } from 'node:crypto';
+import { createHash, createSecretKey, type KeyObject, randomBytes, randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { JwtService } from '@nestjs/jwt';
@@ -10,8 +10,10 @@ import {
   type DecodedJwt,
   keyIdOf,
   readClaims,
+  readRefreshClaims,
   REFRESH_TOKEN_ALG,
   REFRESH_TOKEN_TYP,
+  type RefreshTokenClaims,
   type TokenClaims,
 } from './token-claims.js';
 
@@ -20,10 +22,28 @@ export interface SignedToken {
   claims: TokenClaims;
 }
 
+/** The refresh token of one generation of a session (see Session). */
 export interface RefreshTokenSpec {
-  id: string;
   userId: string;
-  familyId: string;
+  sessionId: string;
+  generation: number;
+  /** generationJti(session's salt, generation) */
+  jti: string;
+  issuedAt: Date;
+  expiresAt: Date;
+}
+
+/** A v1 refresh token (from before token store v2): a UUID jti and no generation. */
+export interface LegacyRefreshTokenSpec {
+  userId: string;
+  sessionId: string;
+  jti: string;
+  issuedAt: Date;
+  expiresAt: Date;
+}
+
+export interface RefreshLifetime {
+  /** Whole seconds, like the token's `iat`. */
   issuedAt: Date;
   expiresAt: Date;
 }
@@ -105,20 +125,33 @@ export class TokenService {
 
   /**
    * Deterministic: the same spec always yields the same token (HS256 over the
-   * same header and claims), which is how the reuse grace window answers a
-   * retried refresh with the very token it already issued, without storing it.
+   * same header and claims, in this order), which is how a parent presented
+   * again gets back the very token it was answered with, without it being stored.
    */
-  signRefreshToken(spec: RefreshTokenSpec): SignedToken {
-    const claims: TokenClaims = {
+  signRefreshToken(spec: RefreshTokenSpec): string {
+    return this.refreshJwt.sign({
       sub: spec.userId,
-      sid: spec.familyId,
-      jti: spec.id,
+      sid: spec.sessionId,
+      gen: spec.generation,
+      jti: spec.jti,
       iat: toEpochSeconds(spec.issuedAt),
       exp: toEpochSeconds(spec.expiresAt),
       iss: this.auth.issuer,
       aud: this.auth.audience,
-    };
-    return { token: this.refreshJwt.sign(claims), claims };
+    });
+  }
+
+  /** The v1 token a session held at the upgrade, byte for byte (claims in v1's order). */
+  signLegacyRefreshToken(spec: LegacyRefreshTokenSpec): string {
+    return this.refreshJwt.sign({
+      sub: spec.userId,
+      sid: spec.sessionId,
+      jti: spec.jti,
+      iat: toEpochSeconds(spec.issuedAt),
+      exp: toEpochSeconds(spec.expiresAt),
+      iss: this.auth.issuer,
+      aud: this.auth.audience,
+    });
   }
 
   /**
@@ -126,8 +159,8 @@ export class TokenService {
    * algorithm, issuer, audience and `typ` are checked, expiry is not (an
    * expired token of a live session still names the session its owner wants ended).
    */
-  verifyRefreshTokenIgnoringExpiry(token: string): TokenClaims | undefined {
-    return this.verifyIgnoringExpiry(this.refreshJwt, token, REFRESH_TOKEN_TYP, {
+  verifyRefreshTokenIgnoringExpiry(token: string): RefreshTokenClaims | undefined {
+    return this.verifyIgnoringExpiry(this.refreshJwt, token, readRefreshClaims, {
       algorithms: [REFRESH_TOKEN_ALG],
     });
   }
@@ -144,7 +177,7 @@ export class TokenService {
     const kid = keyIdOf(token);
     const publicKey = kid ? await this.signingKeys.resolveVerificationKey(kid) : undefined;
     if (!publicKey) return undefined;
-    return this.verifyIgnoringExpiry(this.accessJwt, token, ACCESS_TOKEN_TYP, {
+    return this.verifyIgnoringExpiry(this.accessJwt, token, accessClaims, {
       algorithms: [ACCESS_TOKEN_ALG],
       publicKey,
       expiryGrace: this.auth.revokeExpiredAccessGrace,
@@ -152,12 +185,12 @@ export class TokenService {
   }
 
   /** Verifies everything but expiry, or expiry too within `expiryGrace` seconds when given. */
-  private verifyIgnoringExpiry(
+  private verifyIgnoringExpiry<T extends TokenClaims>(
     jwt: JwtService,
     token: string,
-    typ: string,
+    read: (decoded: DecodedJwt) => T | undefined,
     options: { algorithms: [string]; publicKey?: KeyObject; expiryGrace?: number },
-  ): TokenClaims | undefined {
+  ): T | undefined {
     try {
       const decoded = jwt.verify<DecodedJwt>(token, {
         algorithms: options.algorithms as ['HS256'],
@@ -169,30 +202,23 @@ export class TokenService {
           ? { ignoreExpiration: true }
           : { clockTolerance: options.expiryGrace }),
       });
-      return readClaims(decoded, typ);
+      return read(decoded);
     } catch {
       return undefined;
     }
   }
 
   /**
-   * The next refresh token of a family: REFRESH_TOKEN_TTL from now (the
-   * inactivity timeout), but never past the session's absolute end.
+   * The lifetime of a refresh token issued now: REFRESH_TOKEN_TTL (the
+   * inactivity timeout), but never past the session's absolute end (here
+   * when given, else in the rotation's UPDATE).
    */
-  newRefreshTokenSpec(
-    userId: string,
-    familyId: string,
-    now: Date,
-    notAfter: Date,
-  ): RefreshTokenSpec {
+  refreshLifetime(now: Date, notAfter?: Date): RefreshLifetime {
     const issuedAt = new Date(toEpochSeconds(now) * 1000);
     const sliding = issuedAt.getTime() + this.auth.refreshTokenTtl * 1000;
     return {
-      id: randomUUID(),
-      userId,
-      familyId,
       issuedAt,
-      expiresAt: new Date(Math.min(sliding, notAfter.getTime())),
+      expiresAt: new Date(notAfter ? Math.min(sliding, notAfter.getTime()) : sliding),
     };
   }
 
@@ -202,7 +228,25 @@ export class TokenService {
   }
 }
 
-/** Only this digest of a refresh token is stored (a dump must not yield usable tokens). */
+const accessClaims = (decoded: DecodedJwt) => readClaims(decoded, ACCESS_TOKEN_TYP);
+
+/** The digest by which a v1 refresh token is known (only it was ever stored). */
 export function hashToken(token: string): Buffer {
   return createHash('sha256').update(token, 'utf8').digest();
+}
+
+/** Random, per session, kept in the database only: the half of a refresh token the key lacks. */
+export function newTokenSalt(): Buffer {
+  return randomBytes(32);
+}
+
+/**
+ * The jti of a session's token of `generation`: SHA-256(salt ‖ generation as
+ * a 32-bit big-endian integer), base64url. The database computes the same
+ * digest in the rotation's WHERE clause (`sha256(token_salt || int4send(g))`).
+ */
+export function generationJti(salt: Buffer, generation: number): string {
+  const g = Buffer.alloc(4);
+  g.writeInt32BE(generation);
+  return createHash('sha256').update(salt).update(g).digest('base64url');
 }

@@ -12,6 +12,7 @@ export const ErrorCode = {
   SessionRevoked: 'session_revoked',
   SessionExpired: 'session_expired',
   RefreshTokenReused: 'refresh_token_reused',
+  RefreshTokenSuperseded: 'refresh_token_superseded',
   NotFound: 'not_found',
   MethodNotAllowed: 'method_not_allowed',
   PayloadTooLarge: 'payload_too_large',

@@ -4,10 +4,10 @@ import { InitialSchema1764045000000 } from '../../migrations/1764045000000-Initi
 import { SessionsAndAudit1764230000000 } from '../../migrations/1764230000000-SessionsAndAudit.js';
 import { RevocationFeed1764300000000 } from '../../migrations/1764300000000-RevocationFeed.js';
 import { SigningKeys1764400000000 } from '../../migrations/1764400000000-SigningKeys.js';
+import { SessionGenerations1764500000000 } from '../../migrations/1764500000000-SessionGenerations.js';
 import { DeletedSession } from '../auth/entities/deleted-session.entity.js';
 import { AuthEvent } from '../audit/auth-event.entity.js';
-import { RefreshToken } from '../auth/entities/refresh-token.entity.js';
-import { TokenFamily } from '../auth/entities/token-family.entity.js';
+import { Session } from '../auth/entities/session.entity.js';
 import { SigningKey } from '../auth/signing-keys/signing-key.entity.js';
 import { Todo } from '../todos/todo.entity.js';
 import { User } from '../users/user.entity.js';
@@ -15,8 +15,7 @@ import { recordingPgDriver } from './sql.js';
 
 export const ENTITIES = [
   User,
-  TokenFamily,
-  RefreshToken,
+  Session,
   Todo,
   AuthEvent,
   DeletedSession,
@@ -27,6 +26,7 @@ export const MIGRATIONS = [
   SessionsAndAudit1764230000000,
   RevocationFeed1764300000000,
   SigningKeys1764400000000,
+  SessionGenerations1764500000000,
 ];
 
 /** Longer than statement_timeout, so a live server always answers first. */

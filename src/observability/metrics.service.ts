@@ -1,9 +1,10 @@
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
-import { REVOCATION_REASONS, type RevocationReason } from '../auth/entities/token-family.entity.js';
+import { REVOCATION_REASONS, type RevocationReason } from '../auth/entities/session.entity.js';
 
 export const REFRESH_OUTCOMES = [
   'rotated',
-  'grace_reissue',
+  'reissued',
+  'superseded',
   'reuse_detected',
   'expired',
   'revoked',

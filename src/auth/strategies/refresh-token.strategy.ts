@@ -8,9 +8,8 @@ import {
   asPassportKey,
   type DecodedJwt,
   REFRESH_TOKEN_ALG,
-  REFRESH_TOKEN_TYP,
-  readClaims,
-  type TokenClaims,
+  readRefreshClaims,
+  type RefreshTokenClaims,
 } from '../token-claims.js';
 import { TokenService } from '../token.service.js';
 
@@ -18,7 +17,7 @@ export const REFRESH_STRATEGY = 'jwt-refresh';
 
 /** What the refresh guard hands the controller: the verified claims and the raw token. */
 export interface PresentedRefreshToken {
-  claims: TokenClaims;
+  claims: RefreshTokenClaims;
   token: string;
 }
 
@@ -45,7 +44,7 @@ export class RefreshTokenStrategy extends PassportStrategy(Strategy, REFRESH_STR
   }
 
   validate(request: FastifyRequest, decoded: DecodedJwt): PresentedRefreshToken {
-    const claims = readClaims(decoded, REFRESH_TOKEN_TYP);
+    const claims = readRefreshClaims(decoded);
     const token = this.cookie.locate(request)?.token;
     if (!claims || !token) {
       throw new SessionEndedError(ErrorCode.TokenInvalid, 'Refresh token is invalid');
