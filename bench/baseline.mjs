@@ -60,28 +60,34 @@ function bearer(request) {
 
 const app = Fastify({ logger: false });
 
+// The first page, newest first, and the user's total: one round trip, the
+// total as a scalar subquery on the same index (a page past the end still
+// carries it), the rows straight off the index order.
 app.get('/todos', async (request, reply) => {
   const claims = bearer(request);
   if (!claims) return reply.code(401).send({ statusCode: 401 });
-  // The statement Lineage runs for an unfiltered first page (src/todos/todos.service.ts).
   const { rows } = await pool.query(
-    `SELECT id, user_id, title, description, completed, created_at, updated_at,
-              count(*) OVER () AS total
-         FROM todos
-        WHERE user_id = $1
-        ORDER BY created_at DESC, id DESC
-        LIMIT $2 OFFSET $3`,
-    [claims.sub, 20, 0],
+    `SELECT (SELECT count(*) FROM todos WHERE user_id = $1) AS total,
+            t.id, t.title, t.description, t.completed, t.created_at, t.updated_at
+       FROM (SELECT 1) AS one
+       LEFT JOIN LATERAL (
+         SELECT id, title, description, completed, created_at, updated_at
+           FROM todos WHERE user_id = $1
+          ORDER BY created_at DESC, id DESC
+          LIMIT $2) t ON true`,
+    [claims.sub, 20],
   );
-  reply.header('X-Total-Count', rows.length ? rows[0].total : '0');
-  return rows.map((r) => ({
-    id: r.id,
-    title: r.title,
-    description: r.description,
-    completed: r.completed,
-    created_at: r.created_at.toISOString(),
-    updated_at: r.updated_at.toISOString(),
-  }));
+  reply.header('X-Total-Count', rows[0].total);
+  return rows
+    .filter((r) => r.id !== null)
+    .map((r) => ({
+      id: r.id,
+      title: r.title,
+      description: r.description,
+      completed: r.completed,
+      created_at: r.created_at.toISOString(),
+      updated_at: r.updated_at.toISOString(),
+    }));
 });
 
 app.get('/users/me', async (request, reply) => {
@@ -97,8 +103,9 @@ app.get('/users/me', async (request, reply) => {
   };
 });
 
-// The refresh ceiling: the best correct rotation hand-written against the
-// same tables, not Lineage's SQL. The common case is one statement in
+// The refresh ceiling: the best correct rotation hand-written in the classic
+// design, a row per refresh token (its own tables, created below), not
+// Lineage's store or SQL. The common case is one statement in
 // autocommit: the family row is locked by its UPDATE (a concurrent rotation
 // of the same family waits, then sees the new row version), the parent is
 // marked used only if it still is unused and its hash matches, and the child
@@ -137,20 +144,20 @@ app.post('/auth/refresh', async (request, reply) => {
   const hash = createHash('sha256').update(presented).digest();
   const rotated = await pool.query(
     `WITH family AS (
-       UPDATE token_families f SET last_used_at = $3, expires_at = LEAST($6, f.absolute_expires_at)
+       UPDATE baseline_families f SET last_used_at = $3, expires_at = LEAST($6, f.absolute_expires_at)
         WHERE f.id = $4 AND f.user_id = $5 AND f.revoked_at IS NULL
           AND f.expires_at > $3 AND f.absolute_expires_at > $3
-          AND EXISTS (SELECT 1 FROM refresh_tokens t
+          AND EXISTS (SELECT 1 FROM baseline_refresh_tokens t
                        WHERE t.id = $1 AND t.family_id = f.id AND t.used_at IS NULL
                          AND t.token_hash = $7 AND t.expires_at > $3)
         RETURNING f.id, f.expires_at
      ), parent AS (
-       UPDATE refresh_tokens t SET used_at = $3, replaced_by_id = $2
+       UPDATE baseline_refresh_tokens t SET used_at = $3, replaced_by_id = $2
         WHERE t.id = $1 AND t.family_id = (SELECT id FROM family)
           AND t.used_at IS NULL AND t.token_hash = $7
         RETURNING t.family_id
      )
-     INSERT INTO refresh_tokens (id, family_id, parent_id, token_hash, issued_at, expires_at)
+     INSERT INTO baseline_refresh_tokens (id, family_id, parent_id, token_hash, issued_at, expires_at)
      SELECT $2, p.family_id, $1, $8, to_timestamp($9), family.expires_at
        FROM parent p, family
      RETURNING id`,
@@ -172,9 +179,9 @@ app.post('/auth/refresh', async (request, reply) => {
   const { rows } = await pool.query(
     `SELECT t.used_at, t.token_hash, f.revoked_at, f.expires_at, f.absolute_expires_at,
             c.id AS child_id, c.used_at AS child_used_at, c.issued_at AS child_iat, c.expires_at AS child_exp
-       FROM refresh_tokens t
-       JOIN token_families f ON f.id = t.family_id
-       LEFT JOIN refresh_tokens c ON c.id = t.replaced_by_id
+       FROM baseline_refresh_tokens t
+       JOIN baseline_families f ON f.id = t.family_id
+       LEFT JOIN baseline_refresh_tokens c ON c.id = t.replaced_by_id
       WHERE t.id = $1 AND f.id = $2 AND f.user_id = $3`,
     [claims.jti, claims.sid, claims.sub],
   );
@@ -191,13 +198,31 @@ app.post('/auth/refresh', async (request, reply) => {
   }
   if (live && t.used_at) {
     await pool.query(
-      `UPDATE token_families SET revoked_at = $2, revoked_reason = 'reuse_detected'
+      `UPDATE baseline_families SET revoked_at = $2, revoked_reason = 'reuse_detected'
         WHERE id = $1 AND revoked_at IS NULL`,
       [claims.sid, new Date(now)],
     );
   }
   return reply.code(401).send({ statusCode: 401 });
 });
+
+// The ceiling's schema: a family row per session and a row per refresh
+// token, with at most one unused token per family (the index forbids a fork).
+await pool.query(`
+  CREATE TABLE IF NOT EXISTS baseline_families (
+    id uuid PRIMARY KEY, user_id uuid NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    created_at timestamptz NOT NULL, last_used_at timestamptz NOT NULL,
+    expires_at timestamptz NOT NULL, absolute_expires_at timestamptz NOT NULL,
+    revoked_at timestamptz, revoked_reason varchar(32));
+  CREATE TABLE IF NOT EXISTS baseline_refresh_tokens (
+    id uuid PRIMARY KEY,
+    family_id uuid NOT NULL REFERENCES baseline_families(id) ON DELETE CASCADE,
+    parent_id uuid UNIQUE, token_hash bytea NOT NULL,
+    issued_at timestamptz NOT NULL, expires_at timestamptz NOT NULL,
+    used_at timestamptz, replaced_by_id uuid UNIQUE);
+  CREATE INDEX IF NOT EXISTS baseline_refresh_tokens_family ON baseline_refresh_tokens (family_id);
+  CREATE UNIQUE INDEX IF NOT EXISTS baseline_refresh_tokens_one_unused
+    ON baseline_refresh_tokens (family_id) WHERE used_at IS NULL;`);
 
 await app.listen({ port: Number(env.PORT), host: '127.0.0.1' });
 process.send?.('ready');

@@ -129,9 +129,14 @@ async function withWrites(db, measure) {
     );
     return rows[0];
   };
+  // A checkpoint first: no checkpoint falls inside the window, and each page
+  // the run touches pays its one full-page image there, as in steady state.
+  await db.query('CHECKPOINT');
   const before = await read();
   const result = await measure();
-  await sleep(1500);
+  // Backends report their row counts when they exit or after 10 s idle
+  // (PGSTAT_IDLE_INTERVAL); both pools close idle connections after 10 s.
+  await sleep(11_500);
   const after = await read();
   const { rows } = await db.query('SELECT pg_wal_lsn_diff($1, $2)::bigint AS bytes', [
     after.lsn,
@@ -269,7 +274,7 @@ function loginScenario(base, usernames, connections = LOGIN_CONNECTIONS) {
  * iat/exp; only its SHA-256 is stored): the same state a login leaves,
  * without paying bcrypt for hundreds of logins.
  */
-async function seedChains(db, refreshSecret, usernames, count) {
+async function seedBaselineChains(db, refreshSecret, usernames, count) {
   const key = createSecretKey(Buffer.from(refreshSecret, 'utf8'));
   const b64 = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
   const { rows } = await db.query('SELECT id FROM users WHERE username = ANY($1::text[])', [
@@ -295,11 +300,11 @@ async function seedChains(db, refreshSecret, usernames, count) {
   }
   await db.query(
     `WITH f AS (
-       INSERT INTO token_families (id, user_id, created_at, last_used_at, expires_at, absolute_expires_at)
+       INSERT INTO baseline_families (id, user_id, created_at, last_used_at, expires_at, absolute_expires_at)
        SELECT family_id, user_id, to_timestamp($5), to_timestamp($5), to_timestamp($6), to_timestamp($5) + interval '30 days'
          FROM unnest($1::uuid[], $2::uuid[]) AS x(family_id, user_id)
      )
-     INSERT INTO refresh_tokens (id, family_id, token_hash, issued_at, expires_at)
+     INSERT INTO baseline_refresh_tokens (id, family_id, token_hash, issued_at, expires_at)
      SELECT token_id, family_id, decode(hash, 'hex'), to_timestamp($5), to_timestamp($6)
        FROM unnest($1::uuid[], $3::uuid[], $4::text[]) AS y(family_id, token_id, hash)`,
     [
@@ -345,6 +350,7 @@ async function main() {
   // signs ES256 ones with a prebuilt key on refresh.
   const appSecrets = { ...secrets, SIGNING_KEYS_SECRET: randomBytes(32).toString('hex') };
   const baseSecrets = { ...secrets, JWT_ACCESS_SECRET: randomBytes(32).toString('hex') };
+  const metricsToken = randomBytes(24).toString('hex');
   const appPort = await freePort();
   const basePort = await freePort();
   const children = [];
@@ -357,7 +363,7 @@ async function main() {
         ...process.env,
         ...appSecrets,
         NODE_ENV: 'production',
-        METRICS_TOKEN: randomBytes(24).toString('hex'),
+        METRICS_TOKEN: metricsToken,
         DATABASE_URL: databaseUrl,
         PORT: String(appPort),
         PUBLIC_URL: `http://127.0.0.1:${appPort}`,
@@ -432,8 +438,19 @@ async function main() {
     // and enough of them that the rounds never run out (a token taken for a
     // request that a round's end cut off is lost with its chain).
     const chainCount = CONNECTIONS * (ROUNDS + 2);
-    const appChains = await seedChains(db, secrets.JWT_REFRESH_SECRET, usernames, chainCount);
-    const baseChains = await seedChains(db, secrets.JWT_REFRESH_SECRET, usernames, chainCount);
+    // Lineage's chains are real logins (its own token format, written by
+    // itself); the ceiling's are written into its tables.
+    const appChains = [];
+    for (let i = 0; i < chainCount; i += 1) {
+      appChains.push((await login(appBase, usernames[i % usernames.length])).refresh_token);
+    }
+    const chainUsers = usernames.slice(0, Math.min(chainCount, usernames.length));
+    const baseChains = await seedBaselineChains(
+      db,
+      secrets.JWT_REFRESH_SECRET,
+      usernames,
+      chainCount,
+    );
 
     const results = {
       machine: { cores, cpu: cpus()[0]?.model, node: process.version },
@@ -525,26 +542,57 @@ async function main() {
       };
     }
 
-    // Family invariants after all that rotating: no token used twice (each
-    // parent has at most one child), no family with two unused tokens.
+    // Invariants after all that rotating. Lineage: every 200 from a refresh
+    // advanced one session by exactly one generation (the sum of generations
+    // equals the count of rotations), nothing was re-issued, superseded or
+    // treated as reuse. The ceiling: no family with two unused tokens, no
+    // token with two children.
+    const metricsText = await (
+      await fetch(`${appBase}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } })
+    ).text();
+    const refreshCount = (outcome) =>
+      Number(
+        new RegExp(`^lineage_refresh_total\\{outcome="${outcome}"\\} (\\d+)`, 'm').exec(
+          metricsText,
+        )?.[1] ?? NaN,
+      );
+    const generations = await db.query(
+      `SELECT coalesce(sum(s.generation), 0)::int AS n,
+              count(*) FILTER (WHERE s.revoked_reason = 'reuse_detected')::int AS reused
+         FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.username = ANY($1::text[])`,
+      [chainUsers],
+    );
     const forks = await db.query(
       `SELECT count(*)::int AS n FROM (
-         SELECT family_id FROM refresh_tokens WHERE used_at IS NULL GROUP BY family_id HAVING count(*) > 1) f`,
+         SELECT family_id FROM baseline_refresh_tokens WHERE used_at IS NULL
+          GROUP BY family_id HAVING count(*) > 1) f`,
     );
     const twice = await db.query(
       `SELECT count(*)::int AS n FROM (
-         SELECT parent_id FROM refresh_tokens WHERE parent_id IS NOT NULL GROUP BY parent_id HAVING count(*) > 1) p`,
-    );
-    const reused = await db.query(
-      `SELECT count(*)::int AS n FROM token_families f JOIN users u ON u.id = f.user_id
-        WHERE u.username = ANY($1::text[]) AND f.revoked_reason = 'reuse_detected'`,
-      [usernames],
+         SELECT parent_id FROM baseline_refresh_tokens WHERE parent_id IS NOT NULL
+          GROUP BY parent_id HAVING count(*) > 1) p`,
     );
     results.invariants = {
-      forked_families: forks.rows[0].n,
-      tokens_used_twice: twice.rows[0].n,
-      reuse_revocations: reused.rows[0].n,
+      lineage_rotations: refreshCount('rotated'),
+      lineage_generations_advanced: generations.rows[0].n,
+      lineage_reissued: refreshCount('reissued'),
+      lineage_superseded: refreshCount('superseded'),
+      lineage_reuse_detected: refreshCount('reuse_detected'),
+      lineage_reuse_revocations: generations.rows[0].reused,
+      baseline_forked_families: forks.rows[0].n,
+      baseline_tokens_used_twice: twice.rows[0].n,
     };
+    const inv = results.invariants;
+    if (
+      inv.lineage_rotations !== inv.lineage_generations_advanced ||
+      inv.lineage_reissued + inv.lineage_superseded + inv.lineage_reuse_detected !== 0 ||
+      inv.lineage_reuse_revocations +
+        inv.baseline_forked_families +
+        inv.baseline_tokens_used_twice !==
+        0
+    ) {
+      throw new Error(`invariants broken: ${JSON.stringify(inv)}`);
+    }
     results.lineage_peak_rss_mb = await peakRssMb(app.pid);
     await db.end();
 

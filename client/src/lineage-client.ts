@@ -122,12 +122,11 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
   }
 
   /**
-   * One refresh at a time (single flight). Refresh tokens are single-use
-   * (RFC 9700 §4.14.2): were every request that saw `token_expired` to
-   * refresh on its own, all but one would present an already rotated token.
-   * The server forgives that only inside its short reuse-grace window, and
-   * past it revokes the whole session as a suspected theft
-   * (`refresh_token_reused`). So concurrent callers share this promise.
+   * One refresh at a time (single flight). The server answers a token
+   * presented again, while its successor is unused, with that same successor
+   * (RFC 9700 §4.14.2 rotation, as the README's rule table says), so parallel
+   * refreshes would be safe; sharing one promise just spares the round trips
+   * and the re-issue events they would record.
    */
   function refreshOnce(presented: StoredTokens): Promise<string> {
     refreshing ??= refresh(presented).finally(() => {
@@ -153,6 +152,14 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
     });
     if (!response.ok) {
       const error = await LineageApiError.from(response);
+      // A newer token of this session was already used (another client
+      // sharing this storage refreshed twice meanwhile): use what it stored.
+      if (error.code === 'refresh_token_superseded') {
+        const current = await storage.get();
+        if (current !== null && current.refresh_token !== presented.refresh_token) {
+          return current.access_token;
+        }
+      }
       // A 401 here (session_revoked, session_expired, refresh_token_reused,
       // token_invalid) means the session is over: nothing stored can revive it.
       // Other failures (429, 503, network) leave the tokens for a later try.

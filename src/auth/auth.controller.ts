@@ -144,8 +144,11 @@ export class AuthController {
   @ApiOperation({
     summary: 'Rotate the refresh token: returns a new access token and a new refresh token',
     description:
-      'Each refresh token is single-use. Presenting an already rotated one outside the reuse ' +
-      'grace window revokes the whole session (`refresh_token_reused`). The token comes from the ' +
+      'Rotates the session to its next generation. The token the newest one was rotated from gets ' +
+      'that same newest token back, at any time (a lost response or a second tab). A token whose ' +
+      'successor was already used gets `409 refresh_token_superseded` within a few seconds of that ' +
+      'use (two racing clients) and, after them, revokes the whole session (`refresh_token_reused`), ' +
+      'as does any older token (RFC 9700 §4.14.2). The token comes from the ' +
       'body, or from the `__Host-refresh_token` cookie when the request sends ' +
       '`X-Token-Transport: cookie`. A request that carries that cookie more than once is refused ' +
       '(`cookie_duplicated`): another host of the site may have planted one.',
@@ -164,7 +167,13 @@ export class AuthController {
     type: ErrorResponseDto,
     description:
       '`token_invalid`, `session_revoked`, `session_expired` or `refresh_token_reused`: the session ' +
-      'is over, and a cookie that was presented is cleared. No other error (429, 5xx) clears it.',
+      'is over, and a cookie that was presented is cleared. No other error (409, 429, 5xx) clears it.',
+  })
+  @ApiConflictResponse({
+    type: ErrorResponseDto,
+    description:
+      '`refresh_token_superseded`: a newer refresh token of this session was used moments ago. ' +
+      'The session goes on; present the newest token (the cookie jar already holds it).',
   })
   async refresh(
     @Body() _body: RefreshDto,

@@ -647,10 +647,7 @@ export class AuthService {
       ...first,
     });
     await this.audit.record(
-      [
-        ...this.revocationEvents(userId, evicted, 'evicted'),
-        { type: event, userId, sessionId },
-      ],
+      [...this.revocationEvents(userId, evicted, 'evicted'), { type: event, userId, sessionId }],
       client,
       now,
       manager,

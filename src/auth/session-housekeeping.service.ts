@@ -56,10 +56,7 @@ export class SessionHousekeeping implements OnApplicationBootstrap {
     this.running = true;
     try {
       const result = await this.run(new Date());
-      if (
-        result &&
-        (result.sessions || result.events || result.signingKeys)
-      ) {
+      if (result && (result.sessions || result.events || result.signingKeys)) {
         this.logger.log(
           `Removed ${result.sessions} sessions, ${result.events} events, ${result.signingKeys} signing keys`,
         );

@@ -67,7 +67,11 @@ describe('TokenService', () => {
       ...tokens.refreshLifetime(now, tokens.absoluteExpiry(now)),
     };
     const first = tokens.signRefreshToken(spec);
-    const again = { ...spec, issuedAt: new Date(spec.issuedAt), expiresAt: new Date(spec.expiresAt) };
+    const again = {
+      ...spec,
+      issuedAt: new Date(spec.issuedAt),
+      expiresAt: new Date(spec.expiresAt),
+    };
     expect(service().signRefreshToken(again)).toBe(first);
     expect(tokens.verifyRefreshTokenIgnoringExpiry(first)).toMatchObject({ gen: 3, jti: spec.jti });
   });

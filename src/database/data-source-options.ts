@@ -13,14 +13,7 @@ import { Todo } from '../todos/todo.entity.js';
 import { User } from '../users/user.entity.js';
 import { recordingPgDriver } from './sql.js';
 
-export const ENTITIES = [
-  User,
-  Session,
-  Todo,
-  AuthEvent,
-  DeletedSession,
-  SigningKey,
-];
+export const ENTITIES = [User, Session, Todo, AuthEvent, DeletedSession, SigningKey];
 export const MIGRATIONS = [
   InitialSchema1764045000000,
   SessionsAndAudit1764230000000,
