@@ -17,7 +17,11 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * client holds (a v1 token, identified by its SHA-256) becomes the session's
  * generation 0, and the v1 token it was rotated from is remembered too, so a
  * client whose last response was lost still gets that same token back. The
- * next refresh issues a v2 token.
+ * next refresh issues a v2 token. Generation 0's `exp` is the session's
+ * `expires_at`, so re-issuing it yields the same bytes; a family from before
+ * absolute lifetimes could hold a token outliving `absolute_expires_at`,
+ * which v1 honoured until its `exp`, so the absolute end is moved to it.
+ * Migrated sessions' salts carry 244 random bits (two gen_random_uuid()).
  */
 export class SessionGenerations1764500000000 implements MigrationInterface {
   name = 'SessionGenerations1764500000000';
@@ -51,10 +55,11 @@ export class SessionGenerations1764500000000 implements MigrationInterface {
               ("id", "user_id", "created_at", "absolute_expires_at", "token_salt", "rotated_at",
                "last_used_at", "expires_at", "generation", "revoked_at", "revoked_reason",
                "user_agent", "ip", "legacy_token_id", "legacy_token_hash", "legacy_parent_hash")
-       SELECT f."id", f."user_id", f."created_at", f."absolute_expires_at",
+       SELECT f."id", f."user_id", f."created_at",
+              GREATEST(f."absolute_expires_at", COALESCE(c."expires_at", f."expires_at")),
               uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()),
               COALESCE(c."issued_at", f."created_at"), f."last_used_at",
-              LEAST(COALESCE(c."expires_at", f."expires_at"), f."absolute_expires_at"), 0,
+              COALESCE(c."expires_at", f."expires_at"), 0,
               f."revoked_at", f."revoked_reason", f."user_agent", f."ip",
               c."id", c."token_hash", p."token_hash"
          FROM "token_families" f

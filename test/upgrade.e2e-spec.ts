@@ -301,10 +301,18 @@ describe('upgrade to token store v2 (e2e)', () => {
     | 'revoked'
     | 'revokedWithoutTokens'
     | 'liveWithoutTokens'
+    | 'predatesAbsoluteLifetime'
     | 'expired',
     V1Family
   >;
-  const live = () => [f.fresh, f.current, f.parent, f.grandparent, f.liveWithoutTokens];
+  const live = () => [
+    f.fresh,
+    f.current,
+    f.parent,
+    f.grandparent,
+    f.liveWithoutTokens,
+    f.predatesAbsoluteLifetime,
+  ];
 
   const refresh = (token: string) =>
     t!
@@ -399,6 +407,19 @@ describe('upgrade to token store v2 (e2e)', () => {
     await v1Sessions.rotate(f.liveWithoutTokens, at(HOUR));
     await db.query('DELETE FROM refresh_tokens WHERE family_id = $1', [f.liveWithoutTokens.id]);
     f.liveWithoutTokens.tokenRowsDeleted = true;
+    // A family from before absolute lifetimes existed: their migration set
+    // absolute_expires_at to created_at + 30 days without capping the token
+    // already issued, so the current token outlives it (and v1 honoured that
+    // token until its own exp).
+    f.predatesAbsoluteLifetime = await v1Sessions.login(userId, at(5 * HOUR), client(9));
+    await v1Sessions.rotate(f.predatesAbsoluteLifetime, at(3 * HOUR));
+    f.predatesAbsoluteLifetime.absoluteExpiresAt = new Date(
+      f.predatesAbsoluteLifetime.expiresAt.getTime() - DAY,
+    );
+    await db.query('UPDATE token_families SET absolute_expires_at = $2 WHERE id = $1', [
+      f.predatesAbsoluteLifetime.id,
+      f.predatesAbsoluteLifetime.absoluteExpiresAt,
+    ]);
     // Idle past REFRESH_TOKEN_TTL: its token (and the family) expired in v1.
     f.expired = await v1Sessions.login(
       userId,
@@ -449,7 +470,10 @@ describe('upgrade to token store v2 (e2e)', () => {
       const expected = {
         user_id: userId,
         created_at: family.createdAt,
-        absolute_expires_at: family.absoluteExpiresAt,
+        // Never before the current token's exp: v1 honoured the token until then.
+        absolute_expires_at: new Date(
+          Math.max(family.absoluteExpiresAt.getTime(), current?.expiresAt.getTime() ?? 0),
+        ),
         last_used_at: family.lastUsedAt,
         generation: 0,
         revoked_at: family.revokedAt,
@@ -588,6 +612,21 @@ describe('upgrade to token store v2 (e2e)', () => {
     // And the re-issued token is the session's generation 0: it rotates.
     const next = (await refresh(body.refresh_token).expect(200)).body as Tokens;
     expect(claimsOf(next.refresh_token)).toMatchObject({ sid: f.parent.id, gen: 1 });
+  });
+
+  it('a v1 token that outlives its session absolute lifetime is still re-issued byte for byte', async () => {
+    const [t0, t1] = f.predatesAbsoluteLifetime.tokens;
+    expect(t1.expiresAt.getTime()).toBeGreaterThan(
+      f.predatesAbsoluteLifetime.absoluteExpiresAt.getTime(),
+    );
+    const again = (await refresh(t0.token).expect(200)).body as Tokens;
+    expect(again.refresh_token).toBe(t1.token);
+    // It rotates, and the session still ends when that token would have.
+    const next = (await refresh(again.refresh_token).expect(200)).body as Tokens;
+    expect(claimsOf(next.refresh_token)).toMatchObject({
+      gen: 1,
+      exp: toEpochSeconds(t1.expiresAt),
+    });
   });
 
   it('(b) a v1 token older than the parent is reuse at once: the session ends', async () => {
