@@ -1,4 +1,7 @@
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { jest } from '@jest/globals';
+import { Clock } from '../src/common/clock.js';
 import {
   bearer,
   claimsOf,
@@ -27,6 +30,22 @@ describe('auth (e2e)', () => {
   const refresh = (refreshToken: unknown) =>
     t.http().post('/auth/refresh').send({ refresh_token: refreshToken });
   const todos = (accessToken: string) => t.http().get('/todos').set(bearer(accessToken));
+  /** `first` followed by `rotations` rotations, each presenting the newest token. */
+  async function chain(first: Tokens, rotations: number): Promise<Tokens[]> {
+    const tokens = [first];
+    for (let i = 0; i < rotations; i += 1) {
+      const res = await refresh(tokens[tokens.length - 1].refresh_token).expect(200);
+      tokens.push(res.body as Tokens);
+    }
+    return tokens;
+  }
+  const generationOf = async (sessionId: unknown) => {
+    const [row] = await t.db.query<{ generation: number }[]>(
+      'SELECT generation FROM sessions WHERE id = $1',
+      [sessionId],
+    );
+    return row.generation;
+  };
 
   describe('the README curl flow, literally', () => {
     it('login, refresh, todos, logout with the login-time refresh token, then both 401', async () => {
@@ -202,58 +221,75 @@ describe('auth (e2e)', () => {
       }
     });
 
-    it('re-presenting the immediate predecessor within the grace window returns the same child', async () => {
+    it('re-presenting the immediate predecessor returns the same child, byte for byte, and issues nothing new', async () => {
       const first = await register(t);
+      const sid = claimsOf(first.access_token).sid;
       const child = (await refresh(first.refresh_token).expect(200)).body as Tokens;
       const again = (await refresh(first.refresh_token).expect(200)).body as Tokens;
       expect(again.refresh_token).toBe(child.refresh_token);
-      // The family goes on: the child still rotates normally.
+      // A re-issue is not a rotation: the session is still at the child's generation.
+      expect(await generationOf(sid)).toBe(1);
+      // The session goes on: the child still rotates normally.
       await refresh(child.refresh_token).expect(200);
+      expect(await generationOf(sid)).toBe(2);
     });
 
-    it('reuse of an older token revokes the whole family, newest tokens included', async () => {
-      const first = await register(t);
-      const second = (await refresh(first.refresh_token).expect(200)).body as Tokens;
-      const third = (await refresh(second.refresh_token).expect(200)).body as Tokens;
-      await todos(third.access_token).expect(200);
+    it('reuse of an older token revokes the whole session, newest tokens included', async () => {
+      const [first, , , fourth] = await chain(await register(t), 3);
+      await todos(fourth.access_token).expect(200);
 
-      // `first` is a grandparent: no grace applies, this is theft.
+      // `first` is three generations behind: no grace reaches back that far, this is theft.
       expectError(await refresh(first.refresh_token), 401, 'refresh_token_reused');
-      expectError(await refresh(third.refresh_token), 401, 'session_revoked');
-      expectError(await todos(third.access_token), 401, 'session_revoked');
+      expectError(await refresh(fourth.refresh_token), 401, 'session_revoked');
+      expectError(await todos(fourth.access_token), 401, 'session_revoked');
       expectError(await todos(first.access_token), 401, 'session_revoked');
 
-      const family = await t.db.query<{ revoked_reason: string }[]>(
-        'SELECT revoked_reason FROM token_families WHERE id = $1',
+      const session = await t.db.query<{ revoked_reason: string }[]>(
+        'SELECT revoked_reason FROM sessions WHERE id = $1',
         [claimsOf(first.access_token).sid],
       );
-      expect(family).toEqual([{ revoked_reason: 'reuse_detected' }]);
+      expect(session).toEqual([{ revoked_reason: 'reuse_detected' }]);
     });
 
     it("reuse does not touch the same user's other sessions", async () => {
-      const a = await register(t);
-      const b = await login(t, a.username);
-      const a2 = (await refresh(a.refresh_token).expect(200)).body as Tokens;
-      await refresh(a2.refresh_token).expect(200);
+      const registered = await register(t);
+      const b = await login(t, registered.username);
+      const [a] = await chain(registered, 3);
       expectError(await refresh(a.refresh_token), 401, 'refresh_token_reused');
       await todos(b.access_token).expect(200);
       await refresh(b.refresh_token).expect(200);
     });
 
-    it('stores only hashes of refresh tokens', async () => {
-      const tokens = await register(t);
-      const jti = claimsOf(tokens.refresh_token).jti;
-      const rows = await t.db.query<{ token_hash: Buffer }[]>(
-        'SELECT token_hash FROM refresh_tokens WHERE id = $1',
-        [jti],
+    it('stores no refresh token, nor anything from which one could be presented', async () => {
+      const [first, second] = await chain(await register(t), 1);
+      const sid = claimsOf(first.access_token).sid as string;
+      const rows = await t.db.query<{ row: string }[]>(
+        'SELECT row_to_json(s)::text AS row FROM sessions s WHERE id = $1',
+        [sid],
       );
+      // The session is one row, whatever its rotations.
       expect(rows).toHaveLength(1);
-      expect(rows[0].token_hash).toHaveLength(32);
-      const dump = JSON.stringify(
-        await t.db.query('SELECT * FROM refresh_tokens WHERE id = $1', [jti]),
-      );
-      expect(dump).not.toContain(tokens.refresh_token);
-      expect(dump).not.toContain(tokens.refresh_token.split('.')[2]);
+      const dump = rows[0].row;
+      // The dump is the session's row (bytea renders as \x-prefixed lowercase hex).
+      expect(dump).toContain(sid);
+      expect(dump).toMatch(/"token_salt":"\\\\x[0-9a-f]{64}"/);
+      for (const token of [first.refresh_token, second.refresh_token]) {
+        const digest = createHash('sha256').update(token).digest();
+        // The jti is SHA-256(salt || generation): derivable from the row only with the salt.
+        const jti = claimsOf(token).jti as string;
+        for (const trace of [
+          token,
+          token.split('.')[1],
+          token.split('.')[2],
+          digest.toString('hex'),
+          digest.toString('base64'),
+          digest.toString('base64url'),
+          jti,
+          Buffer.from(jti, 'base64url').toString('hex'),
+        ]) {
+          expect(dump).not.toContain(trace);
+        }
+      }
     });
 
     it.each([
@@ -325,7 +361,7 @@ describe('auth (e2e)', () => {
         .send({ refresh_token: a.refresh_token })
         .expect(200);
       const reasons = await t.db.query<{ revoked_reason: string }[]>(
-        'SELECT revoked_reason FROM token_families WHERE user_id = $1 ORDER BY created_at',
+        'SELECT revoked_reason FROM sessions WHERE user_id = $1 ORDER BY created_at',
         [claimsOf(a.access_token).sub],
       );
       expect(reasons).toEqual([{ revoked_reason: 'logout' }, { revoked_reason: 'logout' }]);
@@ -403,31 +439,33 @@ describe('auth (e2e)', () => {
       await short.http().get('/todos').set(bearer(refreshed.access_token)).expect(200);
     });
 
-    it('reuse of the predecessor after the grace window revokes the family', async () => {
+    it('after the grace window the predecessor still gets its unused child; once that child was used, the predecessor revokes the session', async () => {
+      const shortRefresh = (refreshToken: string) =>
+        short.http().post('/auth/refresh').send({ refresh_token: refreshToken });
       const first = (
         await short
           .http()
           .post('/auth/register')
           .send({ username: uniqueUsername(), password: PASSWORD })
       ).body as Tokens;
-      const child = (
-        await short
-          .http()
-          .post('/auth/refresh')
-          .send({ refresh_token: first.refresh_token })
-          .expect(200)
-      ).body as Tokens;
-      await sleep(1500);
-      const res = await short
-        .http()
-        .post('/auth/refresh')
-        .send({ refresh_token: first.refresh_token });
-      expectError(res, 401, 'refresh_token_reused');
-      const after = await short
-        .http()
-        .post('/auth/refresh')
-        .send({ refresh_token: child.refresh_token });
-      expectError(after, 401, 'session_revoked');
+      const child = (await shortRefresh(first.refresh_token).expect(200)).body as Tokens;
+      const clock = jest.spyOn(short.app.get(Clock), 'now');
+      try {
+        // Well past the 1 s grace: the child is unused, so this is a lost response, not theft.
+        const start = Date.now();
+        clock.mockReturnValue(new Date(start + 5000));
+        const again = (await shortRefresh(first.refresh_token).expect(200)).body as Tokens;
+        expect(again.refresh_token).toBe(child.refresh_token);
+
+        const grandchild = (await shortRefresh(child.refresh_token).expect(200)).body as Tokens;
+        // Past the grace after the child's use: `first` is now reuse.
+        clock.mockReturnValue(new Date(start + 10_000));
+        expectError(await shortRefresh(first.refresh_token), 401, 'refresh_token_reused');
+        expectError(await shortRefresh(grandchild.refresh_token), 401, 'session_revoked');
+        expectError(await shortRefresh(child.refresh_token), 401, 'session_revoked');
+      } finally {
+        clock.mockRestore();
+      }
     });
   });
 });

@@ -218,13 +218,13 @@ describe('cookie transport, audit trail, RFC 7009 and housekeeping (e2e)', () =>
       await me((res2.body as CookieTokens).access_token).expect(200);
     });
 
-    it('within the grace window the previous cookie gets the same child', async () => {
+    it('the previous cookie, while its child is unused, gets that same child again', async () => {
       const { username } = await register(t);
       const first = expectIssuedCookie(await cookieLogin(username).expect(200));
       const second = expectIssuedCookie(await cookieRefresh(first).expect(200));
       const again = expectIssuedCookie(await cookieRefresh(first).expect(200));
       expect(again).toBe(second);
-      // The family goes on from that child.
+      // The session goes on from that child.
       expectIssuedCookie(await cookieRefresh(second).expect(200));
     });
 
@@ -289,21 +289,38 @@ describe('cookie transport, audit trail, RFC 7009 and housekeeping (e2e)', () =>
       expectClearedCookie(res);
     });
 
-    it('a reused (grandparent) cookie is refresh_token_reused, revokes the session and clears the cookie', async () => {
+    it('a superseded (grandparent) cookie inside the grace is 409 and kept; the session goes on', async () => {
       const { username } = await register(t);
       const first = expectIssuedCookie(await cookieLogin(username).expect(200));
       const second = expectIssuedCookie(await cookieRefresh(first).expect(200));
       const res3 = await cookieRefresh(second).expect(200);
       const third = expectIssuedCookie(res3);
 
+      const superseded = await cookieRefresh(first);
+      expectError(superseded, 409, 'refresh_token_superseded');
+      expectCookieKept(superseded);
+
+      await me((res3.body as CookieTokens).access_token).expect(200);
+      expectIssuedCookie(await cookieRefresh(third).expect(200));
+    });
+
+    it('a reused (older) cookie is refresh_token_reused, revokes the session and clears the cookie', async () => {
+      const { username } = await register(t);
+      const first = expectIssuedCookie(await cookieLogin(username).expect(200));
+      const second = expectIssuedCookie(await cookieRefresh(first).expect(200));
+      const third = expectIssuedCookie(await cookieRefresh(second).expect(200));
+      const res4 = await cookieRefresh(third).expect(200);
+      const fourth = expectIssuedCookie(res4);
+
+      // Three generations behind: reuse whenever presented.
       const reused = await cookieRefresh(first);
       expectError(reused, 401, 'refresh_token_reused');
       expectClearedCookie(reused);
 
-      const newest = await cookieRefresh(third);
+      const newest = await cookieRefresh(fourth);
       expectError(newest, 401, 'session_revoked');
       expectClearedCookie(newest);
-      expectError(await me((res3.body as CookieTokens).access_token), 401, 'session_revoked');
+      expectError(await me((res4.body as CookieTokens).access_token), 401, 'session_revoked');
     });
 
     it('an invalid cookie is token_invalid and is cleared', async () => {
@@ -388,8 +405,18 @@ describe('cookie transport, audit trail, RFC 7009 and housekeeping (e2e)', () =>
       const first = regRes.body as Tokens;
       const sid = claimsOf(first.access_token).sid as string;
       const userId = claimsOf(first.access_token).sub as string;
+      // Rotations write no event: a routine refresh shows only in last_used_at.
       const second = (await bodyRefresh(first.refresh_token).expect(200)).body as Tokens;
       const third = (await bodyRefresh(second.refresh_token).expect(200)).body as Tokens;
+      // The parent again, from the client that logged in: a re-issue, recorded.
+      const reissued = (
+        await bodyRefresh(second.refresh_token).set('User-Agent', agent).expect(200)
+      ).body as Tokens;
+      expect(reissued.refresh_token).toBe(third.refresh_token);
+      // The grandparent inside the grace: refused, recorded, the session kept.
+      expectError(await bodyRefresh(first.refresh_token), 409, 'refresh_token_superseded');
+      const fourth = (await bodyRefresh(third.refresh_token).expect(200)).body as Tokens;
+      // Now three generations behind: reuse.
       expectError(await bodyRefresh(first.refresh_token), 401, 'refresh_token_reused');
       const wrongPassword = 'wrong password, not stored';
       expectError(
@@ -404,10 +431,10 @@ describe('cookie transport, audit trail, RFC 7009 and housekeeping (e2e)', () =>
       expect(list.map((e) => [e.type, e.session_id, e.reason])).toEqual([
         ['login_succeeded', freshSid, null],
         ['login_failed', null, null],
+        ['reuse_detected', sid, 'older_generation'],
         ['session_revoked', sid, 'reuse_detected'],
-        ['reuse_detected', sid, null],
-        ['refreshed', sid, null],
-        ['refreshed', sid, null],
+        ['refresh_superseded', sid, null],
+        ['refresh_reissued', sid, 'same_client'],
         ['registered', sid, null],
       ]);
       // Newest first by id and time; ids are decimal strings (bigint).
@@ -429,7 +456,7 @@ describe('cookie transport, audit trail, RFC 7009 and housekeeping (e2e)', () =>
       const rows = JSON.stringify(
         await t.db.query('SELECT * FROM auth_events WHERE user_id = $1', [userId]),
       );
-      const secrets = [first, second, third, fresh].flatMap((tokens) => [
+      const secrets = [first, second, third, reissued, fourth, fresh].flatMap((tokens) => [
         tokens.access_token,
         tokens.refresh_token,
         tokens.access_token.split('.')[2],
@@ -465,16 +492,25 @@ describe('cookie transport, audit trail, RFC 7009 and housekeeping (e2e)', () =>
     });
 
     it('pages with limit and before, without overlap or gaps', async () => {
-      let current: Tokens = await register(t);
+      let previous: Tokens = await register(t);
+      let current = previous;
       for (let i = 0; i < 4; i += 1) {
+        previous = current;
         current = (await bodyRefresh(current.refresh_token).expect(200)).body as Tokens;
+      }
+      // Rotations leave no event.
+      expect((await allEvents(current.access_token)).map((e) => e.type)).toEqual(['registered']);
+      // Each re-issue of the newest token (its parent presented again) leaves one.
+      for (let i = 0; i < 4; i += 1) {
+        const again = (await bodyRefresh(previous.refresh_token).expect(200)).body as Tokens;
+        expect(again.refresh_token).toBe(current.refresh_token);
       }
       const everything = await allEvents(current.access_token);
       expect(everything.map((e) => e.type)).toEqual([
-        'refreshed',
-        'refreshed',
-        'refreshed',
-        'refreshed',
+        'refresh_reissued',
+        'refresh_reissued',
+        'refresh_reissued',
+        'refresh_reissued',
         'registered',
       ]);
 
@@ -508,11 +544,13 @@ describe('cookie transport, audit trail, RFC 7009 and housekeeping (e2e)', () =>
         'invalid_credentials',
       );
       await bodyRefresh(bob.refresh_token).expect(200);
+      // Bob's login token again: its child is re-issued, which is recorded.
+      await bodyRefresh(bob.refresh_token).expect(200);
 
       const aliceEvents = await allEvents(alice.access_token);
       const bobEvents = await allEvents(bob.access_token);
       expect(aliceEvents.map((e) => e.type)).toEqual(['login_failed', 'registered']);
-      expect(bobEvents.map((e) => e.type)).toEqual(['refreshed', 'registered']);
+      expect(bobEvents.map((e) => e.type)).toEqual(['refresh_reissued', 'registered']);
       const bobSid = claimsOf(bob.access_token).sid;
       expect(bobEvents.every((e) => e.session_id === bobSid)).toBe(true);
       const aliceIds = new Set(aliceEvents.map((e) => e.id));
@@ -655,52 +693,46 @@ describe('cookie transport, audit trail, RFC 7009 and housekeeping (e2e)', () =>
   });
 
   describe('housekeeping (SessionHousekeeping.run)', () => {
-    it('removes only sessions, tokens and events past retention', async () => {
+    it('removes only sessions and events past retention', async () => {
       const housekeeping = t.app.get(SessionHousekeeping);
       const registered = await register(t);
       const userId = claimsOf(registered.access_token).sub as string;
       const sidOf = (tokens: Tokens) => claimsOf(tokens.access_token).sid as string;
       const { username } = registered;
 
-      const expiredLongAgo = await login(t, username); // X
+      const expiredLongAgo = await login(t, username); // X: past both lifetimes
+      const idleLongAgo = await login(t, username); // U: idle-expired, absolute end ahead
       const revokedLongAgo = await login(t, username); // Y
       const live = await login(t, username); // Z
       const revokedYesterday = await login(t, username); // W
       const expiredYesterday = await login(t, username); // V
-      // Z rotates once; its used first token is then backdated past retention.
+      // Z rotates once: still one row, which carries everything.
       const liveNext = (await bodyRefresh(live.refresh_token).expect(200)).body as Tokens;
       expectEmpty200(await revoke({ token: revokedLongAgo.refresh_token }));
       expectEmpty200(await revoke({ token: revokedYesterday.refresh_token }));
 
-      const [X, Y, Z, W, V] = [
+      const [X, U, Y, Z, W, V] = [
         expiredLongAgo,
+        idleLongAgo,
         revokedLongAgo,
         live,
         revokedYesterday,
         expiredYesterday,
       ].map(sidOf);
       await t.db.query(
-        `UPDATE token_families
-            SET created_at = $2, last_used_at = $2, expires_at = $3, absolute_expires_at = $3
+        `UPDATE sessions
+            SET created_at = $2, rotated_at = $2, last_used_at = $2, expires_at = $3,
+                absolute_expires_at = $3
           WHERE id = $1`,
         [X, daysAgo(40), daysAgo(30)],
       );
       await t.db.query(
-        'UPDATE refresh_tokens SET issued_at = $2, expires_at = $3 WHERE family_id = $1',
-        [X, daysAgo(40), daysAgo(30)],
+        'UPDATE sessions SET rotated_at = $2, last_used_at = $2, expires_at = $3 WHERE id = $1',
+        [U, daysAgo(20), daysAgo(10)],
       );
-      await t.db.query('UPDATE token_families SET revoked_at = $2 WHERE id = $1', [Y, daysAgo(30)]);
-      await t.db.query('UPDATE token_families SET revoked_at = $2 WHERE id = $1', [W, daysAgo(1)]);
-      await t.db.query('UPDATE token_families SET expires_at = $2 WHERE id = $1', [V, daysAgo(1)]);
-      await t.db.query('UPDATE refresh_tokens SET expires_at = $2 WHERE family_id = $1', [
-        V,
-        daysAgo(1),
-      ]);
-      const staleZ = claimsOf(live.refresh_token).jti as string;
-      await t.db.query('UPDATE refresh_tokens SET expires_at = $2 WHERE id = $1', [
-        staleZ,
-        daysAgo(30),
-      ]);
+      await t.db.query('UPDATE sessions SET revoked_at = $2 WHERE id = $1', [Y, daysAgo(30)]);
+      await t.db.query('UPDATE sessions SET revoked_at = $2 WHERE id = $1', [W, daysAgo(1)]);
+      await t.db.query('UPDATE sessions SET expires_at = $2 WHERE id = $1', [V, daysAgo(1)]);
 
       // The trigger forbids backdating events, so old ones are inserted as such.
       const insertEvent = async (occurredAt: Date) => {
@@ -717,41 +749,33 @@ describe('cookie transport, audit trail, RFC 7009 and housekeeping (e2e)', () =>
         'SELECT id FROM auth_events WHERE user_id = $1 AND occurred_at > $2 ORDER BY id',
         [userId, daysAgo(1)],
       );
-      // registered, 5 × login_succeeded, refreshed, 2 × session_revoked.
+      // registered, 6 × login_succeeded, 2 × session_revoked; the rotation wrote none.
       expect(recentEvents).toHaveLength(9);
 
-      const tokenCount = async (familyId: string) => {
-        const [row] = await t.db.query<{ n: string }[]>(
-          'SELECT count(*) AS n FROM refresh_tokens WHERE family_id = $1',
-          [familyId],
-        );
-        return Number(row.n);
-      };
-      const xTokens = await tokenCount(X);
-      expect(xTokens).toBe(1);
-      expect(await tokenCount(Y)).toBe(1);
-      expect(await tokenCount(Z)).toBe(2);
+      const sessionsOfUser = async () =>
+        (
+          await t.db.query<{ id: string; generation: number }[]>(
+            'SELECT id, generation FROM sessions WHERE user_id = $1',
+            [userId],
+          )
+        ).sort((a, b) => a.id.localeCompare(b.id));
+      // One row per session, rotated or not.
+      expect((await sessionsOfUser()).map((s) => s.id)).toEqual(
+        [sidOf(registered), X, U, Y, Z, W, V].sort(),
+      );
 
       const result = await housekeeping.run(new Date());
       expect(result).not.toBeNull();
+      // Nothing is stored per refresh token, so there is nothing of the kind to count.
+      expect(result).not.toHaveProperty('refreshTokens');
       // Counts cover other test files' rows too; ours are a lower bound.
-      expect(result!.refreshTokens).toBeGreaterThanOrEqual(xTokens + 1);
-      expect(result!.sessions).toBeGreaterThanOrEqual(2);
+      expect(result!.sessions).toBeGreaterThanOrEqual(3);
       expect(result!.events).toBeGreaterThanOrEqual(1);
 
-      const families = await t.db.query<{ id: string }[]>(
-        'SELECT id FROM token_families WHERE user_id = $1',
-        [userId],
-      );
-      const remaining = families.map((f) => f.id).sort();
-      expect(remaining).toEqual([sidOf(registered), Z, W, V].sort());
-      expect(await tokenCount(X)).toBe(0);
-      expect(await tokenCount(Y)).toBe(0);
-      // Z keeps its current token; only the used one past retention went.
-      expect(await tokenCount(Z)).toBe(1);
-      expect(await tokenCount(W)).toBe(1);
-      expect(await tokenCount(V)).toBe(1);
-      expect(await tokenCount(sidOf(registered))).toBe(1);
+      const remaining = await sessionsOfUser();
+      expect(remaining.map((s) => s.id)).toEqual([sidOf(registered), Z, W, V].sort());
+      // Z kept its state: the generation its rotation reached.
+      expect(remaining.find((s) => s.id === Z)?.generation).toBe(1);
 
       const eventIds = (
         await t.db.query<{ id: string }[]>(
@@ -763,11 +787,12 @@ describe('cookie transport, audit trail, RFC 7009 and housekeeping (e2e)', () =>
       expect(eventIds).toContain(oldButKeptEvent);
       for (const { id } of recentEvents) expect(eventIds).toContain(id);
 
-      // What is left still behaves: Z rotates, W stays revoked, X's tokens are gone.
+      // What is left still behaves: Z rotates, W stays revoked, X's and U's sessions are gone.
       await bodyRefresh(liveNext.refresh_token).expect(200);
       expectError(await bodyRefresh(revokedYesterday.refresh_token), 401, 'session_revoked');
       expectError(await bodyRefresh(expiredYesterday.refresh_token), 401, 'session_expired');
       expectError(await bodyRefresh(expiredLongAgo.refresh_token), 401, 'session_revoked');
+      expectError(await bodyRefresh(idleLongAgo.refresh_token), 401, 'session_revoked');
       expectError(await me(expiredLongAgo.access_token), 401, 'session_revoked');
       await me(registered.access_token).expect(200);
     });
@@ -876,7 +901,7 @@ describe('cookie transport, audit trail, RFC 7009 and housekeeping (e2e)', () =>
         .set('X-Token-Transport', 'cookie')
         .set('Cookie', cookieHeader(value));
 
-    it('outside the grace window the previous cookie is reuse: refused, session revoked, cleared', async () => {
+    it('the parent still gets its unused child; a cookie whose child was used is reuse at once: refused, session revoked, cleared', async () => {
       const { username } = await register(strict);
       const login = await strict
         .http()
@@ -886,10 +911,13 @@ describe('cookie transport, audit trail, RFC 7009 and housekeeping (e2e)', () =>
         .expect(200);
       const first = expectIssuedCookie(login);
       const second = expectIssuedCookie(await strictRefresh(first).expect(200));
+      // The re-issue of an unused child has no time limit, grace or not.
+      expect(expectIssuedCookie(await strictRefresh(first).expect(200))).toBe(second);
+      const third = expectIssuedCookie(await strictRefresh(second).expect(200));
       const reused = await strictRefresh(first);
       expectError(reused, 401, 'refresh_token_reused');
       expectClearedCookie(reused);
-      const newest = await strictRefresh(second);
+      const newest = await strictRefresh(third);
       expectError(newest, 401, 'session_revoked');
       expectClearedCookie(newest);
     });

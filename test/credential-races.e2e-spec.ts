@@ -87,7 +87,7 @@ describe('credential races (e2e)', () => {
 
   async function liveSessions(userId: unknown): Promise<number> {
     const rows = await t.db.query<{ n: number }[]>(
-      `SELECT count(*)::int AS n FROM token_families
+      `SELECT count(*)::int AS n FROM sessions
         WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()`,
       [userId],
     );

@@ -110,7 +110,7 @@ describe('session revocation feed across instances (e2e)', () => {
        WHERE application_name = 'lineage-session-feed' AND datname = current_database()`,
     );
     await b.db.query(
-      `UPDATE token_families SET revoked_at = now(), revoked_reason = 'logout' WHERE id = $1`,
+      `UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout' WHERE id = $1`,
       [claimsOf(user.access_token).sid],
     );
     // Whether b is still reconnecting (it asks the database) or has resynced, it refuses.
@@ -174,7 +174,7 @@ describeOnLinux('a hung session feed (its backend frozen)', () => {
 
   async function revokeInSql(t: TestApp, accessToken: string): Promise<void> {
     await t.db.query(
-      `UPDATE token_families SET revoked_at = now(), revoked_reason = 'logout' WHERE id = $1`,
+      `UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout' WHERE id = $1`,
       [claimsOf(accessToken).sid],
     );
   }

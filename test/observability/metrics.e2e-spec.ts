@@ -34,7 +34,17 @@ describe('observability: GET /metrics', () => {
 
   it('counts a detected reuse and the session it revoked', async () => {
     const user = await register(t);
-    await t.http().post('/auth/refresh').send({ refresh_token: user.refresh_token }).expect(200);
+    const child = await t
+      .http()
+      .post('/auth/refresh')
+      .send({ refresh_token: user.refresh_token })
+      .expect(200);
+    // The child used: with no grace, the login token is now reuse.
+    await t
+      .http()
+      .post('/auth/refresh')
+      .send({ refresh_token: (child.body as Tokens).refresh_token })
+      .expect(200);
     const before = await scrape(t);
     await t.http().post('/auth/refresh').send({ refresh_token: user.refresh_token }).expect(401);
     const after = await scrape(t);
@@ -56,6 +66,8 @@ describe('observability: GET /metrics', () => {
       .send({ username: user.username, password: `${PASSWORD}!` })
       .expect(401);
     await t.http().post('/auth/refresh').send({ refresh_token: fresh.refresh_token }).expect(200);
+    // The parent of an unused child: its child again, not a rotation.
+    await t.http().post('/auth/refresh').send({ refresh_token: fresh.refresh_token }).expect(200);
     await t.http().post('/auth/refresh').send({ refresh_token: 'not.a.jwt' }).expect(401);
     await t
       .http()
@@ -67,6 +79,7 @@ describe('observability: GET /metrics', () => {
     expect(delta('lineage_login_total{outcome="success"}')).toBe(1);
     expect(delta('lineage_login_total{outcome="failure"}')).toBe(1);
     expect(delta('lineage_refresh_total{outcome="rotated"}')).toBe(1);
+    expect(delta('lineage_refresh_total{outcome="reissued"}')).toBe(1);
     expect(delta('lineage_refresh_total{outcome="invalid"}')).toBe(1);
     expect(delta('lineage_sessions_revoked_total{reason="logout"}')).toBe(1);
   });

@@ -67,14 +67,21 @@ describe('security: what the logs may contain (ASVS 7.1.1, 7.1.2, 7.1.3)', () =>
     const rotated = seen(
       await t.http().post('/auth/refresh').send({ refresh_token: user.refresh_token }).expect(200),
     ).body as Tokens;
-    seen(
+    const rotatedTwice = seen(
       await t
         .http()
         .post('/auth/refresh')
         .send({ refresh_token: rotated.refresh_token })
         .expect(200),
-    );
-    // Reuse of a grandparent: revokes the family and logs a warning.
+    ).body as Tokens;
+    const rotatedThrice = seen(
+      await t
+        .http()
+        .post('/auth/refresh')
+        .send({ refresh_token: rotatedTwice.refresh_token })
+        .expect(200),
+    ).body as Tokens;
+    // Reuse of a token three generations behind: revokes the session and logs a warning.
     const reuse = seen(
       await t.http().post('/auth/refresh').send({ refresh_token: user.refresh_token }).expect(401),
     );
@@ -116,6 +123,10 @@ describe('security: what the logs may contain (ASVS 7.1.1, 7.1.2, 7.1.3)', () =>
       user.refresh_token,
       rotated.refresh_token,
       rotated.access_token,
+      rotatedTwice.refresh_token,
+      rotatedTwice.access_token,
+      rotatedThrice.refresh_token,
+      rotatedThrice.access_token,
       (cookieLogin.body as Tokens).access_token,
       cookie.slice(cookie.indexOf('=') + 1),
       // A token's signature alone would be enough to recognise it.

@@ -2,7 +2,6 @@ import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Response, Test } from 'supertest';
-import type { QueryRunner } from 'typeorm';
 import {
   type EmbeddedDatabase,
   startEmbeddedPostgres,
@@ -39,8 +38,8 @@ interface TodoBody {
   title: string;
 }
 
-interface FamilyToken {
-  used: boolean;
+interface SessionState {
+  generation: number;
   revoked_reason: string | null;
 }
 
@@ -70,7 +69,7 @@ describe('database outage (e2e)', () => {
   let poolBackends: number[] = [];
 
   // Before the outage: a user with todos and two sessions; the first one's
-  // refresh token has rotated once (RT1 used, RT2 current).
+  // refresh token has rotated once (generation 1: RT1's child RT2 is current).
   let username: string;
   let todoIds: string[];
   let first: Tokens;
@@ -137,26 +136,28 @@ describe('database outage (e2e)', () => {
     return res;
   }
 
-  async function familyTokens(session: Tokens): Promise<FamilyToken[]> {
-    return app().db.query<FamilyToken[]>(
-      `SELECT t.used_at IS NOT NULL AS used, f.revoked_reason
-         FROM refresh_tokens t JOIN token_families f ON f.id = t.family_id
-        WHERE t.family_id = $1 ORDER BY t.issued_at`,
+  /** The session's row (one per session): the generation it has reached, and whether it ended. */
+  async function sessionState(session: Tokens): Promise<SessionState[]> {
+    return app().db.query<SessionState[]>(
+      'SELECT generation, revoked_reason FROM sessions WHERE id = $1',
       [claimsOf(session.access_token).sid],
     );
   }
 
-  /** Until a statement waits for a lock on `table`; returns that backend's pid. */
-  async function lockWaiter(observer: QueryRunner, table: string): Promise<number> {
+  /**
+   * Until a statement waits behind backend `holder`'s locks; returns that
+   * backend's pid. Asked outside any transaction: inside one, PostgreSQL
+   * keeps showing the pg_stat_activity it read first.
+   */
+  async function waiterBehind(holder: number): Promise<number> {
     const deadline = Date.now() + REQUEST_TIMEOUT_MS;
     for (;;) {
-      const waiting = (await observer.query(
-        `SELECT l.pid FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-          WHERE c.relname = $1 AND NOT l.granted`,
-        [table],
-      )) as { pid: number }[];
+      const waiting = await app().db.query<{ pid: number }[]>(
+        'SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))',
+        [holder],
+      );
       if (waiting.length > 0) return waiting[0].pid;
-      if (Date.now() > deadline) throw new Error(`no statement came to wait on ${table}`);
+      if (Date.now() > deadline) throw new Error(`no statement came to wait behind ${holder}`);
       await sleep(25);
     }
   }
@@ -223,10 +224,7 @@ describe('database outage (e2e)', () => {
       ).expect(200),
     );
     first = (await refresh(registered.refresh_token).expect(200)).body as Tokens;
-    expect(await familyTokens(first)).toEqual([
-      { used: true, revoked_reason: null },
-      { used: false, revoked_reason: null },
-    ]);
+    expect(await sessionState(first)).toEqual([{ generation: 1, revoked_reason: null }]);
   }, 90_000);
 
   afterAll(async () => {
@@ -244,27 +242,35 @@ describe('database outage (e2e)', () => {
   }, 60_000);
 
   describe('while the database is stopped', () => {
-    // A refresh cut off mid-transaction: it has locked the family, marked RT2
-    // used and inserted its child, and is waiting to insert its audit event
-    // (the table is locked here) when the server shuts down.
+    // A refresh cut off mid-rotation. The rotation is one UPDATE of the
+    // session's row; here that row is locked, so the UPDATE has begun (it
+    // holds its write lock on the table and has found the row) and waits for
+    // the row when the server shuts down.
     let cutOff: Response;
-    let cutOffHadWritten: boolean;
+    let cutOffWasUpdating: boolean;
 
     beforeAll(async () => {
       const locker = app().db.createQueryRunner();
       await locker.connect();
       try {
         await locker.startTransaction();
-        await locker.query('LOCK TABLE auth_events IN EXCLUSIVE MODE');
+        await locker.query('SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE', [
+          claimsOf(first.access_token).sid,
+        ]);
+        const [{ pid: holder }] = (await locker.query('SELECT pg_backend_pid() AS pid')) as {
+          pid: number;
+        }[];
         const inFlight = refresh(first.refresh_token).then((res) => res);
-        const pid = await lockWaiter(locker, 'auth_events');
-        const writes = (await locker.query(
+        const pid = await waiterBehind(holder);
+        const writes = await app().db.query<unknown[]>(
           `SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-            WHERE l.pid = $1 AND c.relname = 'refresh_tokens'
-              AND l.mode = 'RowExclusiveLock' AND l.granted`,
+             JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.pid = $1 AND c.relname = 'sessions'
+              AND l.mode = 'RowExclusiveLock' AND l.granted
+              AND a.query ILIKE 'UPDATE sessions%'`,
           [pid],
-        )) as unknown[];
-        cutOffHadWritten = writes.length > 0;
+        );
+        cutOffWasUpdating = writes.length > 0;
         await cluster().stop();
         cutOff = await inFlight;
       } finally {
@@ -274,8 +280,8 @@ describe('database outage (e2e)', () => {
     }, 60_000);
 
     it('a refresh cut off mid-rotation answers 503, not 500 (ASVS 5.0 16.5.3)', () => {
-      // The premise: the refresh had already written when the server went away.
-      expect(cutOffHadWritten).toBe(true);
+      // The premise: the refresh's UPDATE was under way when the server went away.
+      expect(cutOffWasUpdating).toBe(true);
       expectUnavailable(cutOff);
     });
 
@@ -348,23 +354,18 @@ describe('database outage (e2e)', () => {
       expect(ids.sort()).toEqual([...todoIds].sort());
     });
 
-    it('no half-rotated family: the refresh token presented during the outage is unused and rotates once; one unused token remains (RFC 9700 §4.14.2)', async () => {
-      // Nothing of the cut-off rotation was kept: RT2 is still the unused one.
-      // (Checked first: presenting RT2 within the reuse grace would hide a
-      // committed half-rotation behind the re-issued child.)
-      expect(await familyTokens(first)).toEqual([
-        { used: true, revoked_reason: null },
-        { used: false, revoked_reason: null },
-      ]);
+    it('no half-rotated session: the refresh token presented during the outage is still the newest and rotates once (RFC 9700 §4.14.2)', async () => {
+      // Nothing of the cut-off rotation was kept: RT2 is still the newest.
+      // (Checked first: had the rotation committed, presenting RT2 would be
+      // answered with the re-issued child, which would hide it.)
+      expect(await sessionState(first)).toEqual([{ generation: 1, revoked_reason: null }]);
 
       const next = (await refresh(first.refresh_token).expect(200)).body as Tokens;
       expect(claimsOf(next.access_token).sid).toBe(claimsOf(first.access_token).sid);
+      // A rotation, not a re-issue: the token of the next generation.
+      expect(claimsOf(next.refresh_token).gen).toBe(2);
       await listTodos(next.access_token).expect(200);
-      expect(await familyTokens(first)).toEqual([
-        { used: true, revoked_reason: null },
-        { used: true, revoked_reason: null },
-        { used: false, revoked_reason: null },
-      ]);
+      expect(await sessionState(first)).toEqual([{ generation: 2, revoked_reason: null }]);
       // The child rotates on as usual.
       first = (await refresh(next.refresh_token).expect(200)).body as Tokens;
     });
@@ -401,7 +402,7 @@ describe('database outage (e2e)', () => {
         try {
           await locker.startTransaction();
           // GET /todos must read the todos table (the session check may be
-          // answered from memory, so token_families would prove nothing).
+          // answered from memory, so locking sessions would prove nothing).
           await locker.query('LOCK TABLE todos IN ACCESS EXCLUSIVE MODE');
           expectUnavailable(await listTodos(second.access_token));
         } finally {
@@ -461,11 +462,10 @@ describe('database outage (e2e)', () => {
       'once the server answers again the app recovers by itself, with the session intact (ASVS 5.0 16.5.2 / RFC 9700 §4.14.2)',
       async () => {
         expect((await untilHealthy()).status).toBe(200);
-        expect(await familyTokens(second)).toEqual([
-          { used: true, revoked_reason: null },
-          { used: false, revoked_reason: null },
-        ]);
+        // The refresh presented while frozen left nothing: one rotation so far, and alive.
+        expect(await sessionState(second)).toEqual([{ generation: 1, revoked_reason: null }]);
         second = (await refresh(second.refresh_token).expect(200)).body as Tokens;
+        expect(claimsOf(second.refresh_token).gen).toBe(2);
         await createTodo(second.access_token, 'after the freeze').expect(201);
         const res = await listTodos(second.access_token).expect(200);
         expect(res.headers['x-total-count']).toBe(String(todoIds.length + 2));

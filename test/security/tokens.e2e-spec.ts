@@ -6,6 +6,7 @@ import {
   generateKeyPairSync,
   type JsonWebKey,
   type KeyObject,
+  randomBytes,
   randomUUID,
   sign,
   verify,
@@ -799,22 +800,33 @@ describe('security: bearer and refresh tokens (e2e)', () => {
       await refresh(target.refresh_token).expect(200);
     });
 
-    it('refuses a refresh token signed with our key whose bytes differ from the one issued: only the stored hash decides', async () => {
+    it('refuses a refresh token signed with our key that its session never issued: the key alone makes no token', async () => {
       const session = await login(t, victim.username);
+      const otherSession = await login(t, victim.username);
       const claims = claimsOf(session.refresh_token);
       const header = JSON.parse(
         Buffer.from(session.refresh_token.split('.')[0], 'base64url').toString('utf8'),
       ) as Json;
-      // Same token id, session and user, validly signed with the refresh key,
-      // but not the token that was issued (its hash is not the stored one).
+      // Same session and user, validly signed with the refresh key, but a jti
+      // that is not this session's digest of that generation (it takes the
+      // session's salt, which never leaves the database), or a generation not issued yet.
       for (const token of [
-        forge(header, { ...claims, iat: (claims.iat as number) - 1 }, hmac(REFRESH_KEY)),
-        forge(header, { ...claims, extra: 'x' }, hmac(REFRESH_KEY)),
+        forge(header, { ...claims, jti: randomBytes(32).toString('base64url') }, hmac(REFRESH_KEY)),
+        forge(
+          header,
+          { ...claims, jti: claimsOf(otherSession.refresh_token).jti },
+          hmac(REFRESH_KEY),
+        ),
+        // A v1 token's shape (no generation, a UUID jti): this session has no v1 token.
+        forge(header, { ...without(claims, 'gen'), jti: randomUUID() }, hmac(REFRESH_KEY)),
+        forge(header, { ...claims, gen: 1 }, hmac(REFRESH_KEY)),
       ]) {
         expectError(await refresh(token), 401, 'token_invalid');
       }
-      // Refusing it changed nothing: the issued token still rotates once.
-      await refresh(session.refresh_token).expect(200);
+      // Refusing them changed nothing: the issued token still rotates, to generation 1.
+      const rotated = await refresh(session.refresh_token).expect(200);
+      expect(claimsOf((rotated.body as Tokens).refresh_token).gen).toBe(1);
+      await refresh(otherSession.refresh_token).expect(200);
     });
 
     it("ignores another user's refresh token in a logout body (API1:2023; ASVS 4.2.1)", async () => {
