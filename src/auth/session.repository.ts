@@ -52,7 +52,7 @@ export interface Rotation {
   userId: string;
   /** The generation presented, which must be the newest. */
   generation: number;
-  /** Whole seconds: the new token's iat, and the session's rotated_at. */
+  /** Whole seconds: the new token's iat, and the session's rotated_at (the grace counts from it). */
   issuedAt: Date;
   /** The new token's sliding expiry before the absolute cap. */
   slidingExpiresAt: Date;
@@ -68,7 +68,7 @@ export interface Rotated {
 // One generation forward, if the presented token ($3, proven by $6) is the
 // newest of a live session of its subject.
 const advanceWhere = (proof: string) => `UPDATE sessions
-    SET generation = generation + 1, rotated_at = $4, last_used_at = $4,
+    SET generation = generation + 1, rotated_at = $4, last_used_at = $7,
         expires_at = LEAST($5::timestamptz, absolute_expires_at)
   WHERE id = $1 AND user_id = $2 AND generation = $3::int AND ${proof}
     AND revoked_at IS NULL AND expires_at > $7

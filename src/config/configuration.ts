@@ -373,13 +373,13 @@ function readMetricsToken(env: Env, production: boolean): string | null {
   return raw;
 }
 
-// RFC 9700 §4.14.2: a refresh token presented twice signals theft and ends
-// the session. The grace window relaxes that for concurrent tabs and lost
-// responses, and within it a replayed token gets the live child instead, so
-// it is an attacker's window too. Those races last seconds; a minute covers a
-// slow mobile retry. A tenth of REFRESH_TOKEN_TTL keeps detection over most of
-// each token's life when lifetimes are short; a grace near the lifetime would
-// let every replay through until the token expires.
+// RFC 9700 §4.14.2: a refresh token whose successor was already used signals
+// theft and ends the session. Two racing clients can present one just after
+// that use, so for REFRESH_REUSE_GRACE it is refused without ending the
+// session (rotation.rules.ts); it never gets a token, but a thief replaying
+// within the window is not detected either. Those races last seconds; a
+// minute covers a slow mobile retry. A tenth of REFRESH_TOKEN_TTL keeps
+// detection over most of each token's life when lifetimes are short.
 const MAX_REUSE_GRACE_SECONDS = 60;
 const DEFAULT_REUSE_GRACE_SECONDS = 10;
 
@@ -393,7 +393,7 @@ function readReuseGrace(env: Env, refreshTokenTtl: number): number {
     throw new ConfigError(
       'REFRESH_REUSE_GRACE',
       `must be at most ${bound} seconds (the lesser of ${MAX_REUSE_GRACE_SECONDS} s and a tenth of REFRESH_TOKEN_TTL): ` +
-        `a refresh token replayed within it is answered instead of ending the session (got ${grace})`,
+        `a used refresh token presented within it is refused without ending the session (got ${grace})`,
     );
   }
   return grace;

@@ -2,7 +2,7 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 
 /**
  * A live session whose row was deleted (its account was deleted). Written by
- * a trigger on token_families, so instances that resync their view of revoked
+ * a trigger on sessions, so instances that resync their view of revoked
  * sessions (at start, after losing their LISTEN connection) learn of deleted
  * sessions too, not only of revoked ones. Kept for SESSION_RETENTION.
  */
