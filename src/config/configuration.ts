@@ -393,7 +393,7 @@ function readReuseGrace(env: Env, refreshTokenTtl: number): number {
     throw new ConfigError(
       'REFRESH_REUSE_GRACE',
       `must be at most ${bound} seconds (the lesser of ${MAX_REUSE_GRACE_SECONDS} s and a tenth of REFRESH_TOKEN_TTL): ` +
-        `a used refresh token presented within it is refused without ending the session (got ${grace})`,
+        `a used refresh token replayed within it is refused without revoking the session, so theft goes undetected (got ${grace})`,
     );
   }
   return grace;
