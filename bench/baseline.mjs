@@ -60,34 +60,32 @@ function bearer(request) {
 
 const app = Fastify({ logger: false });
 
-// The first page, newest first, and the user's total: one round trip, the
-// total as a scalar subquery on the same index (a page past the end still
-// carries it), the rows straight off the index order.
+// The first page, newest first, and the user's total in one statement: a
+// window count beside the page, off the (user_id, created_at, id) index. Of
+// the designs measured for this answer it is the cheapest (a scalar count
+// subquery beside the page, or a LATERAL page beside the count, cost
+// PostgreSQL more); Lineage uses the same technique, so this comparison
+// measures what the framework costs on top of the best statement.
 app.get('/todos', async (request, reply) => {
   const claims = bearer(request);
   if (!claims) return reply.code(401).send({ statusCode: 401 });
   const { rows } = await pool.query(
-    `SELECT (SELECT count(*) FROM todos WHERE user_id = $1) AS total,
-            t.id, t.title, t.description, t.completed, t.created_at, t.updated_at
-       FROM (SELECT 1) AS one
-       LEFT JOIN LATERAL (
-         SELECT id, title, description, completed, created_at, updated_at
-           FROM todos WHERE user_id = $1
-          ORDER BY created_at DESC, id DESC
-          LIMIT $2) t ON true`,
+    `SELECT id, title, description, completed, created_at, updated_at, count(*) OVER () AS total
+       FROM todos WHERE user_id = $1
+      ORDER BY created_at DESC, id DESC
+      LIMIT $2`,
     [claims.sub, 20],
   );
-  reply.header('X-Total-Count', rows[0].total);
-  return rows
-    .filter((r) => r.id !== null)
-    .map((r) => ({
-      id: r.id,
-      title: r.title,
-      description: r.description,
-      completed: r.completed,
-      created_at: r.created_at.toISOString(),
-      updated_at: r.updated_at.toISOString(),
-    }));
+  // The first page is empty only when the user has no todo at all.
+  reply.header('X-Total-Count', rows.length > 0 ? rows[0].total : '0');
+  return rows.map((r) => ({
+    id: r.id,
+    title: r.title,
+    description: r.description,
+    completed: r.completed,
+    created_at: r.created_at.toISOString(),
+    updated_at: r.updated_at.toISOString(),
+  }));
 });
 
 app.get('/users/me', async (request, reply) => {
