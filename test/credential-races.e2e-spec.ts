@@ -10,6 +10,7 @@ import {
   startTestApp,
   type TestApp,
 } from './support/test-app.js';
+import { type HeldRowLock, holdRowLock } from './support/row-lock.js';
 
 const NEW_PASSWORD = 'a brand new passphrase';
 
@@ -34,51 +35,14 @@ describe('credential races (e2e)', () => {
   });
 
   // Released even when a test fails half-way, or the database stays locked.
-  let held:
-    | {
-        waiters(): Promise<number>;
-        waitForWaiters(n: number): Promise<void>;
-        release(): Promise<void>;
-      }
-    | undefined;
+  let held: HeldRowLock | undefined;
   afterEach(async () => {
     await held?.release();
   });
 
   /** A connection holding one lock on a user row in an open transaction. */
   async function holdUserRow(userId: string, mode: 'NO KEY UPDATE' | 'KEY SHARE') {
-    const holder = new pg.Client({ connectionString: process.env.LINEAGE_TEST_DATABASE_URL });
-    await holder.connect();
-    await holder.query('BEGIN');
-    await holder.query(`SELECT 1 FROM users WHERE id = $1 FOR ${mode}`, [userId]);
-    const { rows } = await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-    const pid = rows[0].pid;
-    let released = false;
-    held = {
-      /** Backends waiting behind the holder, directly or behind another waiter. */
-      async waiters(): Promise<number> {
-        const result = await t.db.query<{ n: number }[]>(
-          `WITH RECURSIVE behind(pid) AS (
-             SELECT $1::int
-              UNION
-             SELECT a.pid FROM pg_stat_activity a JOIN behind b ON b.pid = ANY(pg_blocking_pids(a.pid))
-           )
-           SELECT count(*)::int - 1 AS n FROM behind`,
-          [pid],
-        );
-        return result[0].n;
-      },
-      async waitForWaiters(n: number): Promise<void> {
-        // Bounded by the test's timeout; polling, not a timing assertion.
-        while ((await this.waiters()) < n) await new Promise((r) => setTimeout(r, 10));
-      },
-      async release(): Promise<void> {
-        if (released) return;
-        released = true;
-        await holder.query('COMMIT');
-        await holder.end();
-      },
-    };
+    held = await holdRowLock(`SELECT 1 FROM users WHERE id = $1 FOR ${mode}`, [userId]);
     return held;
   }
 

@@ -1,7 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { jest } from '@jest/globals';
 import jwt from 'jsonwebtoken';
-import pg from 'pg';
 import type { Response } from 'supertest';
 import { Clock } from '../src/common/clock.js';
 import {
@@ -22,6 +21,7 @@ import {
   type Tokens,
   uniqueUsername,
 } from './support/test-app.js';
+import { type HeldRowLock, holdRowLock } from './support/row-lock.js';
 
 /**
  * The rotation rule of rotation.rules.ts (RFC 9700 §4.14.2) end to end: over
@@ -117,18 +117,13 @@ const send = (test: PromiseLike<Response>): Promise<Response> => Promise.resolve
 describe('refresh rotation rule (e2e)', () => {
   let t: TestApp;
   let clock: Clock;
-  /** Autocommit connection outside the app's pool: it must answer while the pool is busy. */
-  let monitor: pg.Client;
 
   beforeAll(async () => {
     t = await startTestApp();
     clock = t.app.get(Clock);
-    monitor = new pg.Client({ connectionString: process.env.LINEAGE_TEST_DATABASE_URL });
-    await monitor.connect();
   });
 
   afterAll(async () => {
-    await monitor?.end();
     await t?.close();
   });
 
@@ -230,39 +225,8 @@ describe('refresh rotation rule (e2e)', () => {
   }
 
   /** A connection holding the session's row lock in an open transaction. */
-  async function holdSessionRow(sid: string) {
-    const holder = new pg.Client({ connectionString: process.env.LINEAGE_TEST_DATABASE_URL });
-    await holder.connect();
-    await holder.query('BEGIN');
-    await holder.query('SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE', [sid]);
-    const { rows } = await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-    const pid = rows[0].pid;
-    let released = false;
-    const lock = {
-      /** Backends waiting behind the holder, directly or behind another waiter. */
-      async waiters(): Promise<number> {
-        const result = await monitor.query<{ n: number }>(
-          `WITH RECURSIVE behind(pid) AS (
-             SELECT $1::int
-              UNION
-             SELECT a.pid FROM pg_stat_activity a JOIN behind b ON b.pid = ANY(pg_blocking_pids(a.pid))
-           )
-           SELECT count(*)::int - 1 AS n FROM behind`,
-          [pid],
-        );
-        return result.rows[0].n;
-      },
-      async waitForWaiters(n: number): Promise<void> {
-        // Bounded by the test's timeout; polling, not a timing assertion.
-        while ((await this.waiters()) < n) await new Promise((r) => setTimeout(r, 5));
-      },
-      async release(): Promise<void> {
-        if (released) return;
-        released = true;
-        await holder.query('COMMIT');
-        await holder.end();
-      },
-    };
+  async function holdSessionRow(sid: string): Promise<HeldRowLock> {
+    const lock = await holdRowLock('SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE', [sid]);
     held = lock;
     return lock;
   }

@@ -74,7 +74,8 @@ const advanceWhere = (proof: string) => `UPDATE sessions
     AND revoked_at IS NULL AND expires_at > $7
   RETURNING generation, sha256(token_salt || int4send(generation)) AS jti, expires_at`;
 const ROTATE = advanceWhere('sha256(token_salt || int4send($3::int)) = $6');
-const ROTATE_LEGACY = advanceWhere('$3::int = 0 AND legacy_token_hash = $6');
+// A v1 token is generation 0 (the caller presents it as such), known by its digest.
+const ROTATE_LEGACY = advanceWhere('legacy_token_hash = $6');
 
 /**
  * Narrow, named data access for sessions. Every method scopes by the ids it

@@ -1,5 +1,4 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import pg from 'pg';
 import type { DataSource } from 'typeorm';
 import {
   type Rotated,
@@ -8,6 +7,7 @@ import {
 } from '../../src/auth/session.repository.js';
 import { generationJti } from '../../src/auth/token.service.js';
 import { claimsOf, register, startTestApp, type TestApp } from '../support/test-app.js';
+import { holdRowLock } from '../support/row-lock.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
@@ -50,19 +50,15 @@ describe('session store (e2e, PostgreSQL)', () => {
   let sessions: SessionRepository;
   let userId: string;
   let otherUserId: string;
-  let monitor: pg.Client;
 
   beforeAll(async () => {
     t = await startTestApp();
     sessions = t.app.get(SessionRepository);
     userId = claimsOf((await register(t)).access_token).sub as string;
     otherUserId = claimsOf((await register(t)).access_token).sub as string;
-    monitor = new pg.Client({ connectionString: process.env.LINEAGE_TEST_DATABASE_URL });
-    await monitor.connect();
   });
 
   afterAll(async () => {
-    await monitor?.end();
     await t?.close();
   });
 
@@ -251,38 +247,14 @@ describe('session store (e2e, PostgreSQL)', () => {
 
     it('two rotations of one generation on two connections, queued on the row lock: exactly one wins', async () => {
       const made = await makeSession();
-      const holder = new pg.Client({ connectionString: process.env.LINEAGE_TEST_DATABASE_URL });
-      await holder.connect();
-      await holder.query('BEGIN');
-      await holder.query('SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE', [made.sessionId]);
-      const pid = (await holder.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]
-        .pid;
-      let released = false;
-      held = {
-        async release() {
-          if (released) return;
-          released = true;
-          await holder.query('COMMIT');
-          await holder.end();
-        },
-      };
+      const lock = await holdRowLock('SELECT 1 FROM sessions WHERE id = $1 FOR UPDATE', [
+        made.sessionId,
+      ]);
+      held = lock;
       const both = [0, 1].map(() => sessions.rotate(rotation(made, 0), jtiOf(made.salt, 0)));
-      // Both statements wait behind the holder, one directly, the other behind
-      // it (polling, bounded by the test's timeout).
-      const waiting = async () => {
-        const { rows } = await monitor.query<{ n: number }>(
-          `WITH RECURSIVE behind(pid) AS (
-             SELECT $1::int
-              UNION
-             SELECT a.pid FROM pg_stat_activity a JOIN behind b ON b.pid = ANY(pg_blocking_pids(a.pid))
-           )
-           SELECT count(*)::int - 1 AS n FROM behind`,
-          [pid],
-        );
-        return rows[0].n;
-      };
-      while ((await waiting()) < 2) await new Promise((r) => setTimeout(r, 5));
-      await held.release();
+      // Both statements wait behind the holder, one directly, the other behind it.
+      await lock.waitForWaiters(2);
+      await lock.release();
       const results = await Promise.all(both);
       expect(results.filter((result) => result !== null)).toEqual([
         { generation: 1, jti: jtiOf(made.salt, 1), expiresAt: expect.any(Date) as unknown },
