@@ -6,7 +6,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module.js';
-import { REFRESH_COOKIE, REFRESH_COOKIE_SCHEME } from './auth/refresh-cookie.js';
+import { REFRESH_COOKIE, REFRESH_COOKIE_SCHEME } from './auth/http/refresh-cookie.js';
 import type { AppConfig } from './config/configuration.js';
 import {
   createRootLogger,

@@ -11,6 +11,7 @@ import { AllExceptionsFilter } from './common/http-exception.filter.js';
 import { createValidationPipe } from './common/validation.pipe.js';
 import type { AppConfig } from './config/configuration.js';
 import { dataSourceOptions } from './database/data-source-options.js';
+import { ENTITIES } from './entities.js';
 import { runMigrationsLocked } from './database/migrations.js';
 import { HealthController } from './health/health.controller.js';
 import type { MetricsService } from './observability/metrics.service.js';
@@ -34,7 +35,7 @@ export class AppModule {
         TypeOrmModule.forRootAsync({
           inject: [ConfigService],
           useFactory: (cfg: ConfigService<AppConfig, true>) =>
-            dataSourceOptions(cfg.get('database', { infer: true }).url),
+            dataSourceOptions(cfg.get('database', { infer: true }).url, ENTITIES),
           // Pending migrations are applied before any request is served.
           dataSourceFactory: async (options) => {
             const dataSource = await new DataSource(options!).initialize();

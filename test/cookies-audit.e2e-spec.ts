@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Response } from 'supertest';
-import { SessionHousekeeping } from '../src/auth/session-housekeeping.service.js';
+import { SessionHousekeeping } from '../src/auth/sessions/session-housekeeping.service.js';
 import { buildConfig, ConfigError } from '../src/config/configuration.js';
 import {
   bearer,

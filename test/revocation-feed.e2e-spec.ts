@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { jest } from '@jest/globals';
-import { SessionRevocations } from '../src/auth/session-revocations.js';
-import { SessionRepository } from '../src/auth/session.repository.js';
+import { SessionRevocations } from '../src/auth/sessions/session-revocations.js';
+import { SessionRepository } from '../src/auth/sessions/session.repository.js';
 import { localPortsOf } from './support/pg-backends.js';
 import {
   bearer,

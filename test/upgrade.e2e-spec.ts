@@ -5,7 +5,7 @@ import bcrypt from 'bcrypt';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { SessionGenerations1764500000000 } from '../migrations/1764500000000-SessionGenerations.js';
-import { TokenService } from '../src/auth/token.service.js';
+import { TokenService } from '../src/auth/tokens/token.service.js';
 import { Clock } from '../src/common/clock.js';
 import { buildConfig } from '../src/config/configuration.js';
 import { MIGRATIONS } from '../src/database/data-source-options.js';

@@ -27,7 +27,7 @@ import { Client, type ClientInfo } from '../common/client-info.js';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { Public } from '../common/public.decorator.js';
 import { AuthService } from './auth.service.js';
-import { Authenticated } from './authenticated.decorator.js';
+import { Authenticated } from '../common/authenticated.decorator.js';
 import { CredentialsDto, LoginDto } from './dto/credentials.dto.js';
 import { LogoutAllDto, LogoutDto, RefreshDto, RevokeTokenDto } from './dto/refresh.dto.js';
 import {
@@ -36,11 +36,11 @@ import {
   TokenResponseDto,
 } from './dto/token-response.dto.js';
 import { RateLimited } from '../rate-limit/rate-limit.guard.js';
-import { RefreshTokenGuard } from './guards/refresh-token.guard.js';
-import { CurrentPrincipal, type Principal } from './principal.js';
-import { REFRESH_COOKIE_SCHEME, RefreshCookie } from './refresh-cookie.js';
-import { RefreshCookieFilter } from './refresh-cookie.filter.js';
-import type { PresentedRefreshToken } from './strategies/refresh-token.strategy.js';
+import { RefreshTokenGuard } from './http/refresh-token.guard.js';
+import { CurrentPrincipal, type Principal } from '../common/principal.js';
+import { REFRESH_COOKIE_SCHEME, RefreshCookie } from './http/refresh-cookie.js';
+import { RefreshCookieFilter } from './http/refresh-cookie.filter.js';
+import type { PresentedRefreshToken } from './http/refresh-token.strategy.js';
 
 const TransportHeader = () =>
   ApiHeader({

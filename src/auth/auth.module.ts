@@ -7,20 +7,20 @@ import { UsersModule } from '../users/users.module.js';
 import { AccountController } from './account.controller.js';
 import { AuthController } from './auth.controller.js';
 import { AuthService } from './auth.service.js';
-import { RefreshTokenGuard } from './guards/refresh-token.guard.js';
-import { RefreshCookie } from './refresh-cookie.js';
-import { SessionHousekeeping } from './session-housekeeping.service.js';
+import { RefreshTokenGuard } from './http/refresh-token.guard.js';
+import { RefreshCookie } from './http/refresh-cookie.js';
+import { SessionHousekeeping } from './sessions/session-housekeeping.service.js';
 import { SessionsController } from './sessions.controller.js';
-import { AccessTokenGuard } from './guards/access-token.guard.js';
-import { SessionRevocations } from './session-revocations.js';
-import { SessionService } from './session.service.js';
+import { AccessTokenGuard } from './http/access-token.guard.js';
+import { SessionRevocations } from './sessions/session-revocations.js';
+import { SessionLiveness } from './sessions/session-liveness.service.js';
 import { SigningKeys } from './signing-keys/signing-keys.service.js';
-import { AccessTokenStrategy } from './strategies/access-token.strategy.js';
-import { RefreshTokenStrategy } from './strategies/refresh-token.strategy.js';
-import { SessionRepository } from './session.repository.js';
-import { TokenService } from './token.service.js';
-import { VerifiedAccessTokens } from './verified-access-tokens.js';
-import { WellKnownController } from './well-known.controller.js';
+import { AccessTokenStrategy } from './http/access-token.strategy.js';
+import { RefreshTokenStrategy } from './http/refresh-token.strategy.js';
+import { SessionRepository } from './sessions/session.repository.js';
+import { TokenService } from './tokens/token.service.js';
+import { VerifiedAccessTokens } from './tokens/verified-access-tokens.js';
+import { WellKnownController } from './signing-keys/well-known.controller.js';
 
 @Module({
   imports: [PassportModule, UsersModule, AuditModule],
@@ -31,7 +31,7 @@ import { WellKnownController } from './well-known.controller.js';
     SigningKeys,
     TokenService,
     SessionRepository,
-    SessionService,
+    SessionLiveness,
     SessionRevocations,
     VerifiedAccessTokens,
     AccessTokenStrategy,

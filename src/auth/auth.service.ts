@@ -19,26 +19,26 @@ import { MetricsService } from '../observability/metrics.service.js';
 import { PasswordService } from '../users/password.service.js';
 import { UsersService } from '../users/users.service.js';
 import type { TokenResponseDto } from './dto/token-response.dto.js';
-import type { RevocationReason } from './entities/session.entity.js';
-import type { Principal } from './principal.js';
-import type { PresentedRefreshToken } from './strategies/refresh-token.strategy.js';
+import type { RevocationReason } from '../common/revocation-reasons.js';
+import type { Principal } from '../common/principal.js';
+import type { PresentedRefreshToken } from './http/refresh-token.strategy.js';
 import {
   type LiveSession,
   type Rotated,
   type Rotation,
   type RotationState,
   SessionRepository,
-} from './session.repository.js';
-import { SessionRevocations } from './session-revocations.js';
-import { decideRotation } from './rotation.rules.js';
-import type { RefreshTokenClaims } from './token-claims.js';
+} from './sessions/session.repository.js';
+import { SessionRevocations } from './sessions/session-revocations.js';
+import { decideRotation } from './sessions/rotation.rules.js';
+import type { RefreshTokenClaims } from './tokens/token-claims.js';
 import {
   generationJti,
   hashToken,
   newTokenSalt,
   toEpochSeconds,
   TokenService,
-} from './token.service.js';
+} from './tokens/token.service.js';
 
 const INVALID_CREDENTIALS = 'Invalid username or password';
 // Attempts at proving a password while it keeps changing under the proof.

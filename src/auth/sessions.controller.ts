@@ -20,10 +20,10 @@ import { Client, type ClientInfo } from '../common/client-info.js';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { NotFoundError } from '../common/errors.js';
 import { AuthService } from './auth.service.js';
-import { Authenticated } from './authenticated.decorator.js';
+import { Authenticated } from '../common/authenticated.decorator.js';
 import { SessionDto } from './dto/session.dto.js';
-import { CurrentPrincipal, type Principal } from './principal.js';
-import { RefreshCookie } from './refresh-cookie.js';
+import { CurrentPrincipal, type Principal } from '../common/principal.js';
+import { RefreshCookie } from './http/refresh-cookie.js';
 
 @ApiTags('sessions')
 @Authenticated()

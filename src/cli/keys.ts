@@ -9,6 +9,7 @@ import { buildConfig } from '../config/configuration.js';
 import { parseDurationSeconds } from '../config/duration.js';
 import { generatedSecretsFor } from '../config/secrets.js';
 import { dataSourceOptions } from '../database/data-source-options.js';
+import { ENTITIES } from '../entities.js';
 import type { EmbeddedDatabase } from '../database/embedded-postgres.js';
 import { runMigrationsLocked } from '../database/migrations.js';
 
@@ -66,7 +67,9 @@ async function run(argv: string[]): Promise<void> {
   try {
     const config = buildConfig(env, { embeddedDatabaseUrl, generatedSecrets });
     const { accessTokenTtl, signingKeysReloadInterval, signingKeysSecret } = config.auth;
-    const dataSource = await new DataSource(dataSourceOptions(config.database.url)).initialize();
+    const dataSource = await new DataSource(
+      dataSourceOptions(config.database.url, ENTITIES),
+    ).initialize();
     try {
       await runMigrationsLocked(dataSource);
       const store = new SigningKeyStore(dataSource, signingKeysSecret);

@@ -5,15 +5,8 @@ import { SessionsAndAudit1764230000000 } from '../../migrations/1764230000000-Se
 import { RevocationFeed1764300000000 } from '../../migrations/1764300000000-RevocationFeed.js';
 import { SigningKeys1764400000000 } from '../../migrations/1764400000000-SigningKeys.js';
 import { SessionGenerations1764500000000 } from '../../migrations/1764500000000-SessionGenerations.js';
-import { DeletedSession } from '../auth/entities/deleted-session.entity.js';
-import { AuthEvent } from '../audit/auth-event.entity.js';
-import { Session } from '../auth/entities/session.entity.js';
-import { SigningKey } from '../auth/signing-keys/signing-key.entity.js';
-import { Todo } from '../todos/todo.entity.js';
-import { User } from '../users/user.entity.js';
 import { recordingPgDriver } from './sql.js';
 
-export const ENTITIES = [User, Session, Todo, AuthEvent, DeletedSession, SigningKey];
 export const MIGRATIONS = [
   InitialSchema1764045000000,
   SessionsAndAudit1764230000000,
@@ -48,13 +41,20 @@ function watchedSocket(): Socket {
   return socket;
 }
 
-export function dataSourceOptions(url: string): DataSourceOptions {
+/**
+ * The options of every data source the application opens. The entities come
+ * from the caller (src/entities.ts), so this floor knows no feature.
+ */
+export function dataSourceOptions(
+  url: string,
+  entities: NonNullable<DataSourceOptions['entities']>,
+): DataSourceOptions {
   return {
     type: 'postgres',
     // node-postgres itself, with its pool recorded for runSql (see there).
     driver: recordingPgDriver(),
     url,
-    entities: ENTITIES,
+    entities,
     migrations: MIGRATIONS,
     // The schema only ever changes through reviewed migrations.
     synchronize: false,

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
-import { REVOCATION_REASONS, type RevocationReason } from '../auth/entities/session.entity.js';
+import { REVOCATION_REASONS, type RevocationReason } from '../common/revocation-reasons.js';
 
 export const REFRESH_OUTCOMES = [
   'rotated',

@@ -23,8 +23,8 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
-import { Authenticated } from '../auth/authenticated.decorator.js';
-import { CurrentPrincipal, type Principal } from '../auth/principal.js';
+import { Authenticated } from '../common/authenticated.decorator.js';
+import { CurrentPrincipal, type Principal } from '../common/principal.js';
 import { ValidationError } from '../common/errors.js';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import {

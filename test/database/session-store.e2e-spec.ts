@@ -4,8 +4,8 @@ import {
   type Rotated,
   type Rotation,
   SessionRepository,
-} from '../../src/auth/session.repository.js';
-import { generationJti } from '../../src/auth/token.service.js';
+} from '../../src/auth/sessions/session.repository.js';
+import { generationJti } from '../../src/auth/tokens/token.service.js';
 import { claimsOf, register, startTestApp, type TestApp } from '../support/test-app.js';
 import { holdRowLock } from '../support/row-lock.js';
 

@@ -2,6 +2,7 @@ import { jest } from '@jest/globals';
 import pg from 'pg';
 import { DataSource, QueryFailedError } from 'typeorm';
 import { dataSourceOptions } from '../../src/database/data-source-options.js';
+import { ENTITIES } from '../../src/entities.js';
 import { runSql } from '../../src/database/sql.js';
 
 /**
@@ -16,7 +17,7 @@ describe('runSql (e2e, PostgreSQL)', () => {
   beforeAll(async () => {
     const url = process.env.LINEAGE_TEST_DATABASE_URL;
     if (!url) throw new Error('e2e database not prepared (global setup did not run)');
-    const options = { ...dataSourceOptions(url), applicationName: APPLICATION };
+    const options = { ...dataSourceOptions(url, ENTITIES), applicationName: APPLICATION };
     dataSource = await new DataSource(options).initialize();
   });
 
@@ -71,7 +72,7 @@ describe('runSql (e2e, PostgreSQL)', () => {
   it('works the same on a data source given the stock node-postgres module', async () => {
     const url = process.env.LINEAGE_TEST_DATABASE_URL!;
     const stock = await new DataSource({
-      ...dataSourceOptions(url),
+      ...dataSourceOptions(url, ENTITIES),
       driver: undefined,
     }).initialize();
     try {

@@ -6,14 +6,11 @@ import type { Logger as PinoLogger } from 'pino';
 import request from 'supertest';
 import { DataSource } from 'typeorm';
 import { createApp } from '../../src/app.factory.js';
-import {
-  ACCESS_STRATEGY,
-  AccessTokenStrategy,
-} from '../../src/auth/strategies/access-token.strategy.js';
+import { ACCESS_STRATEGY, AccessTokenStrategy } from '../../src/auth/http/access-token.strategy.js';
 import {
   REFRESH_STRATEGY,
   RefreshTokenStrategy,
-} from '../../src/auth/strategies/refresh-token.strategy.js';
+} from '../../src/auth/http/refresh-token.strategy.js';
 import { buildConfig } from '../../src/config/configuration.js';
 import { TEST_SECRETS } from './secrets.js';
 

@@ -1,5 +1,5 @@
 import { ApiProperty } from '@nestjs/swagger';
-import type { LiveSession } from '../session.repository.js';
+import type { LiveSession } from '../sessions/session.repository.js';
 
 export class SessionDto {
   @ApiProperty({

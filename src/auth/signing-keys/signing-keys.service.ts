@@ -4,7 +4,7 @@ import { ConfigService } from '@nestjs/config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import type { AppConfig } from '../../config/configuration.js';
-import { VerifiedAccessTokens } from '../verified-access-tokens.js';
+import { VerifiedAccessTokens } from '../tokens/verified-access-tokens.js';
 import { KeyDecryptionError } from './key-encryption.js';
 import { keyStatuses, verifies } from './key-set.js';
 import type { PublicEcJwk } from './signing-key.entity.js';

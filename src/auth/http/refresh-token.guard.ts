@@ -3,11 +3,8 @@ import { AuthGuard } from '@nestjs/passport';
 import { AppError, ErrorCode, ValidationError } from '../../common/errors.js';
 import { MetricsService } from '../../observability/metrics.service.js';
 import type { FastifyRequest } from 'fastify';
-import { RefreshCookie } from '../refresh-cookie.js';
-import {
-  REFRESH_STRATEGY,
-  type PresentedRefreshToken,
-} from '../strategies/refresh-token.strategy.js';
+import { RefreshCookie } from './refresh-cookie.js';
+import { REFRESH_STRATEGY, type PresentedRefreshToken } from './refresh-token.strategy.js';
 import { passportFailure } from './passport-failure.js';
 
 /** Guards the refresh route with the `jwt-refresh` strategy. */

@@ -1,7 +1,7 @@
 import { type ArgumentsHost, Catch, Injectable } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { SessionEndedError } from '../common/errors.js';
-import { AllExceptionsFilter } from '../common/http-exception.filter.js';
+import { SessionEndedError } from '../../common/errors.js';
+import { AllExceptionsFilter } from '../../common/http-exception.filter.js';
 import { RefreshCookie } from './refresh-cookie.js';
 
 /**

@@ -8,19 +8,8 @@ import {
   PrimaryColumn,
   type Relation,
 } from 'typeorm';
+import type { RevocationReason } from '../../common/revocation-reasons.js';
 import { User } from '../../users/user.entity.js';
-
-/** Why a session ended; shown to its user in the audit trail. */
-export const REVOCATION_REASONS = [
-  'logout',
-  'logout_all',
-  'user_revoked',
-  'token_revoked',
-  'password_changed',
-  'evicted',
-  'reuse_detected',
-] as const;
-export type RevocationReason = (typeof REVOCATION_REASONS)[number];
 
 /**
  * One login session (a token family, RFC 9700 §4.14.2), and the whole of its

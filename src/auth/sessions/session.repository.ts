@@ -1,8 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
-import { runSql } from '../database/sql.js';
-import type { RevocationReason } from './entities/session.entity.js';
+import { runSql } from '../../database/sql.js';
+import type { RevocationReason } from '../../common/revocation-reasons.js';
 
 export interface NewSession {
   userId: string;

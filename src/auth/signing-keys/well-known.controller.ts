@@ -1,11 +1,11 @@
 import { Controller, Get, Header } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
-import { Public } from '../common/public.decorator.js';
-import type { AppConfig } from '../config/configuration.js';
-import { JWKS_MAX_AGE_SECONDS } from './signing-keys/key-set.js';
-import { SigningKeys } from './signing-keys/signing-keys.service.js';
-import { ACCESS_TOKEN_ALG } from './token-claims.js';
+import { Public } from '../../common/public.decorator.js';
+import type { AppConfig } from '../../config/configuration.js';
+import { JWKS_MAX_AGE_SECONDS } from './key-set.js';
+import { SigningKeys } from './signing-keys.service.js';
+import { ACCESS_TOKEN_ALG } from '../tokens/token-claims.js';
 
 class JwkDto {
   @ApiProperty({ example: 'EC', enum: ['EC'] })

@@ -2,9 +2,9 @@ import type {} from '@fastify/cookie';
 import { HttpStatus, Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, ErrorCode } from '../common/errors.js';
-import type { AppConfig } from '../config/configuration.js';
-import type { TokenResponseDto } from './dto/token-response.dto.js';
+import { AppError, ErrorCode } from '../../common/errors.js';
+import type { AppConfig } from '../../config/configuration.js';
+import type { TokenResponseDto } from '../dto/token-response.dto.js';
 
 /** The cookie's name when it is Secure (always in production). */
 export const REFRESH_COOKIE = '__Host-refresh_token';

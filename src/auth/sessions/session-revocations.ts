@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import pg from 'pg';
-import type { AppConfig } from '../config/configuration.js';
+import type { AppConfig } from '../../config/configuration.js';
 
 export const SESSION_ENDED_CHANNEL = 'lineage_session_ended';
 const RECONNECT_MIN_MS = 500;

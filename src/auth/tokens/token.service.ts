@@ -2,8 +2,8 @@ import { createHash, createSecretKey, type KeyObject, randomBytes, randomUUID } 
 import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { JwtService } from '@nestjs/jwt';
-import type { AppConfig, AuthConfig } from '../config/configuration.js';
-import { SigningKeys } from './signing-keys/signing-keys.service.js';
+import type { AppConfig, AuthConfig } from '../../config/configuration.js';
+import { SigningKeys } from '../signing-keys/signing-keys.service.js';
 import {
   ACCESS_TOKEN_ALG,
   ACCESS_TOKEN_TYP,

@@ -4,14 +4,10 @@ import { AuthGuard } from '@nestjs/passport';
 import type { FastifyReply } from 'fastify';
 import { ErrorCode, UnauthorizedError } from '../../common/errors.js';
 import { IS_PUBLIC_KEY } from '../../common/public.decorator.js';
-import type { Principal } from '../principal.js';
-import { SessionService } from '../session.service.js';
-import {
-  ACCESS_STRATEGY,
-  bearerCredential,
-  bearerToken,
-} from '../strategies/access-token.strategy.js';
-import { VerifiedAccessTokens } from '../verified-access-tokens.js';
+import type { Principal } from '../../common/principal.js';
+import { SessionLiveness } from '../sessions/session-liveness.service.js';
+import { ACCESS_STRATEGY, bearerCredential, bearerToken } from './access-token.strategy.js';
+import { VerifiedAccessTokens } from '../tokens/verified-access-tokens.js';
 import { passportFailure } from './passport-failure.js';
 
 /** The one global guard: every route needs an access token unless marked @Public(). */
@@ -20,7 +16,7 @@ export class AccessTokenGuard extends AuthGuard(ACCESS_STRATEGY) {
   constructor(
     private readonly reflector: Reflector,
     private readonly verified: VerifiedAccessTokens,
-    private readonly sessions: SessionService,
+    private readonly sessions: SessionLiveness,
   ) {
     super();
   }

@@ -2,8 +2,8 @@ import { Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
 import { Strategy } from 'passport-jwt';
 import { ErrorCode, UnauthorizedError } from '../../common/errors.js';
-import type { Principal } from '../principal.js';
-import { SessionService } from '../session.service.js';
+import type { Principal } from '../../common/principal.js';
+import { SessionLiveness } from '../sessions/session-liveness.service.js';
 import { SigningKeys } from '../signing-keys/signing-keys.service.js';
 import {
   ACCESS_TOKEN_ALG,
@@ -12,9 +12,9 @@ import {
   type DecodedJwt,
   keyIdOf,
   readClaims,
-} from '../token-claims.js';
-import { TokenService } from '../token.service.js';
-import { VerifiedAccessTokens } from '../verified-access-tokens.js';
+} from '../tokens/token-claims.js';
+import { TokenService } from '../tokens/token.service.js';
+import { VerifiedAccessTokens } from '../tokens/verified-access-tokens.js';
 
 export const ACCESS_STRATEGY = 'jwt';
 
@@ -61,7 +61,7 @@ export class AccessTokenStrategy extends PassportStrategy(Strategy, ACCESS_STRAT
   constructor(
     tokens: TokenService,
     keys: SigningKeys,
-    private readonly sessions: SessionService,
+    private readonly sessions: SessionLiveness,
     private readonly verified: VerifiedAccessTokens,
   ) {
     super({

@@ -1,11 +1,11 @@
 import { Injectable } from '@nestjs/common';
-import { ErrorCode, SessionEndedError } from '../common/errors.js';
+import { ErrorCode, SessionEndedError } from '../../common/errors.js';
 import { SessionRevocations } from './session-revocations.js';
 import { SessionRepository } from './session.repository.js';
 
 /** Answers "is this session still live?" for every authenticated request. */
 @Injectable()
-export class SessionService {
+export class SessionLiveness {
   constructor(
     private readonly families: SessionRepository,
     private readonly revocations: SessionRevocations,

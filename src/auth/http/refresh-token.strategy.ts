@@ -3,15 +3,15 @@ import { PassportStrategy } from '@nestjs/passport';
 import type { FastifyRequest } from 'fastify';
 import { Strategy } from 'passport-jwt';
 import { ErrorCode, SessionEndedError } from '../../common/errors.js';
-import { RefreshCookie } from '../refresh-cookie.js';
+import { RefreshCookie } from './refresh-cookie.js';
 import {
   asPassportKey,
   type DecodedJwt,
   REFRESH_TOKEN_ALG,
   readRefreshClaims,
   type RefreshTokenClaims,
-} from '../token-claims.js';
-import { TokenService } from '../token.service.js';
+} from '../tokens/token-claims.js';
+import { TokenService } from '../tokens/token.service.js';
 
 export const REFRESH_STRATEGY = 'jwt-refresh';
 

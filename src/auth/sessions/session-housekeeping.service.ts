@@ -3,10 +3,10 @@ import { ConfigService } from '@nestjs/config';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
-import type { AppConfig, HousekeepingConfig } from '../config/configuration.js';
-import { runSql } from '../database/sql.js';
+import type { AppConfig, HousekeepingConfig } from '../../config/configuration.js';
+import { runSql } from '../../database/sql.js';
 import { SessionRevocations } from './session-revocations.js';
-import { SigningKeys } from './signing-keys/signing-keys.service.js';
+import { SigningKeys } from '../signing-keys/signing-keys.service.js';
 
 export const HOUSEKEEPING_BATCH = 1000;
 // Arbitrary constant: with several instances, one cleans up at a time.

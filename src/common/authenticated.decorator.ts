@@ -1,6 +1,6 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiBearerAuth, ApiUnauthorizedResponse } from '@nestjs/swagger';
-import { ErrorResponseDto } from '../common/error-response.dto.js';
+import { ErrorResponseDto } from './error-response.dto.js';
 
 /**
  * Marks a controller or route as needing an access token. The global guard

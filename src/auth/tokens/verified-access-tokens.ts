@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { Principal } from './principal.js';
+import type { Principal } from '../../common/principal.js';
 
 interface Entry {
   principal: Principal;
@@ -23,7 +23,7 @@ export const MAX_VERIFIED_TOKENS = 10_000;
  *   forged or tampered token can only reach the strategy.
  * - Only verification is remembered. Expiry is re-checked on every hit with
  *   the rule jsonwebtoken applies, and the session check (logout, reuse
- *   detection) still runs for every request (SessionService.assertActive).
+ *   detection) still runs for every request (SessionLiveness.assertActive).
  * - Bounded: when full, the oldest entries go first; an evicted token is
  *   simply verified again.
  */

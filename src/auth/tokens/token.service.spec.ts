@@ -1,8 +1,8 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type { ConfigService } from '@nestjs/config';
 import jsonwebtoken from 'jsonwebtoken';
-import { buildConfig, type AppConfig } from '../config/configuration.js';
-import type { SigningKeys } from './signing-keys/signing-keys.service.js';
+import { buildConfig, type AppConfig } from '../../config/configuration.js';
+import type { SigningKeys } from '../signing-keys/signing-keys.service.js';
 import { generationJti, newTokenSalt, TokenService } from './token.service.js';
 
 // One ES256 key standing in for the key set (its own tests are signing-keys.service.spec.ts).
