@@ -10,6 +10,7 @@ import { AuthModule } from './auth/auth.module.js';
 import { AllExceptionsFilter } from './common/http-exception.filter.js';
 import { createValidationPipe } from './common/validation.pipe.js';
 import type { AppConfig } from './config/configuration.js';
+import { DatabaseModule } from './database/database.module.js';
 import { dataSourceOptions } from './database/data-source-options.js';
 import { ENTITIES } from './entities.js';
 import { runMigrationsLocked } from './database/migrations.js';
@@ -43,6 +44,7 @@ export class AppModule {
             return dataSource;
           },
         }),
+        DatabaseModule,
         ScheduleModule.forRoot(),
         ObservabilityModule.forRoot(metrics),
         RateLimitModule,

@@ -4,7 +4,7 @@ import type { FastifyReply } from 'fastify';
 import { Client, type ClientInfo } from '../common/client-info.js';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { RateLimited } from '../rate-limit/rate-limit.guard.js';
-import { AuthService } from './auth.service.js';
+import { AccountService } from './account.service.js';
 import { Authenticated } from '../common/authenticated.decorator.js';
 import { ChangePasswordDto, DeleteAccountDto } from './dto/account.dto.js';
 import { CurrentPrincipal, type Principal } from '../common/principal.js';
@@ -24,7 +24,7 @@ const wrongPassword = {
 @Controller('users/me')
 export class AccountController {
   constructor(
-    private readonly auth: AuthService,
+    private readonly account: AccountService,
     private readonly cookie: RefreshCookie,
   ) {}
 
@@ -43,7 +43,7 @@ export class AccountController {
     @Body() body: ChangePasswordDto,
     @Client() client: ClientInfo,
   ): Promise<void> {
-    await this.auth.changePassword(principal, body.current_password, body.new_password, client);
+    await this.account.changePassword(principal, body.current_password, body.new_password, client);
   }
 
   @RateLimited('ip', 'password')
@@ -57,7 +57,7 @@ export class AccountController {
     @Body() body: DeleteAccountDto,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<void> {
-    await this.auth.deleteAccount(principal, body.password);
+    await this.account.deleteAccount(principal, body.password);
     this.cookie.clear(reply);
   }
 }

@@ -27,6 +27,7 @@ import { Client, type ClientInfo } from '../common/client-info.js';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { Public } from '../common/public.decorator.js';
 import { AuthService } from './auth.service.js';
+import { type PresentedRefreshToken, SessionsService } from './sessions/sessions.service.js';
 import { Authenticated } from '../common/authenticated.decorator.js';
 import { CredentialsDto, LoginDto } from './dto/credentials.dto.js';
 import { LogoutAllDto, LogoutDto, RefreshDto, RevokeTokenDto } from './dto/refresh.dto.js';
@@ -40,7 +41,6 @@ import { RefreshTokenGuard } from './http/refresh-token.guard.js';
 import { CurrentPrincipal, type Principal } from '../common/principal.js';
 import { REFRESH_COOKIE_SCHEME, RefreshCookie } from './http/refresh-cookie.js';
 import { RefreshCookieFilter } from './http/refresh-cookie.filter.js';
-import type { PresentedRefreshToken } from './http/refresh-token.strategy.js';
 
 const TransportHeader = () =>
   ApiHeader({
@@ -81,6 +81,7 @@ const clearCookieHeader = {
 export class AuthController {
   constructor(
     private readonly auth: AuthService,
+    private readonly sessions: SessionsService,
     private readonly cookie: RefreshCookie,
   ) {}
 
@@ -181,7 +182,7 @@ export class AuthController {
     @Req() request: FastifyRequest & { user: PresentedRefreshToken },
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<TokenResponseDto> {
-    const tokens = await this.auth.refresh(request.user, client);
+    const tokens = await this.sessions.refresh(request.user, client);
     return this.cookie.deliver(request, reply, tokens);
   }
 

@@ -5,41 +5,49 @@ import { AuditModule } from '../audit/audit.module.js';
 import { Clock } from '../common/clock.js';
 import { UsersModule } from '../users/users.module.js';
 import { AccountController } from './account.controller.js';
+import { AccountService } from './account.service.js';
 import { AuthController } from './auth.controller.js';
 import { AuthService } from './auth.service.js';
-import { RefreshTokenGuard } from './http/refresh-token.guard.js';
-import { RefreshCookie } from './http/refresh-cookie.js';
-import { SessionHousekeeping } from './sessions/session-housekeeping.service.js';
-import { SessionsController } from './sessions.controller.js';
 import { AccessTokenGuard } from './http/access-token.guard.js';
-import { SessionRevocations } from './sessions/session-revocations.js';
-import { SessionLiveness } from './sessions/session-liveness.service.js';
-import { SigningKeys } from './signing-keys/signing-keys.service.js';
 import { AccessTokenStrategy } from './http/access-token.strategy.js';
+import { RefreshCookie } from './http/refresh-cookie.js';
+import { RefreshTokenGuard } from './http/refresh-token.guard.js';
 import { RefreshTokenStrategy } from './http/refresh-token.strategy.js';
+import { SessionHousekeeping } from './sessions/session-housekeeping.service.js';
+import { SessionLiveness } from './sessions/session-liveness.service.js';
 import { SessionRepository } from './sessions/session.repository.js';
+import { SessionRevocations } from './sessions/session-revocations.js';
+import { SessionsService } from './sessions/sessions.service.js';
+import { SessionsController } from './sessions.controller.js';
+import { SigningKeys } from './signing-keys/signing-keys.service.js';
+import { WellKnownController } from './signing-keys/well-known.controller.js';
 import { TokenService } from './tokens/token.service.js';
 import { VerifiedAccessTokens } from './tokens/verified-access-tokens.js';
-import { WellKnownController } from './signing-keys/well-known.controller.js';
 
 @Module({
   imports: [PassportModule, UsersModule, AuditModule],
   controllers: [AuthController, SessionsController, AccountController, WellKnownController],
   providers: [
+    // Use cases, called by the controllers.
     AuthService,
-    Clock,
+    AccountService,
+    SessionsService,
+    // The session store, its revocation view and its cleanup.
+    SessionRepository,
+    SessionRevocations,
+    SessionLiveness,
+    SessionHousekeeping,
+    // Tokens and the keys that sign them.
     SigningKeys,
     TokenService,
-    SessionRepository,
-    SessionLiveness,
-    SessionRevocations,
     VerifiedAccessTokens,
+    // HTTP: the two passport strategies, their guards, the cookie transport.
     AccessTokenStrategy,
     RefreshTokenStrategy,
     RefreshTokenGuard,
     RefreshCookie,
-    SessionHousekeeping,
     { provide: APP_GUARD, useClass: AccessTokenGuard },
+    Clock,
   ],
 })
 export class AuthModule {}

@@ -19,7 +19,7 @@ import type { FastifyReply } from 'fastify';
 import { Client, type ClientInfo } from '../common/client-info.js';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { NotFoundError } from '../common/errors.js';
-import { AuthService } from './auth.service.js';
+import { SessionsService } from './sessions/sessions.service.js';
 import { Authenticated } from '../common/authenticated.decorator.js';
 import { SessionDto } from './dto/session.dto.js';
 import { CurrentPrincipal, type Principal } from '../common/principal.js';
@@ -30,7 +30,7 @@ import { RefreshCookie } from './http/refresh-cookie.js';
 @Controller('auth/sessions')
 export class SessionsController {
   constructor(
-    private readonly auth: AuthService,
+    private readonly sessions: SessionsService,
     private readonly cookie: RefreshCookie,
   ) {}
 
@@ -38,7 +38,7 @@ export class SessionsController {
   @ApiOperation({ summary: "The caller's live sessions (devices), most recently used first" })
   @ApiOkResponse({ type: [SessionDto] })
   async list(@CurrentPrincipal() principal: Principal): Promise<SessionDto[]> {
-    const sessions = await this.auth.listSessions(principal);
+    const sessions = await this.sessions.list(principal.userId);
     return sessions.map((session) => SessionDto.from(session, principal.sessionId));
   }
 
@@ -65,7 +65,7 @@ export class SessionsController {
     @Client() client: ClientInfo,
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<void> {
-    await this.auth.revokeSession(principal, id, client);
+    await this.sessions.endOwn(principal.userId, id, client);
     if (id === principal.sessionId) this.cookie.clear(reply);
   }
 }

@@ -84,7 +84,7 @@ describe('session store (e2e, PostgreSQL)', () => {
       now,
       absoluteExpiresAt,
     };
-    await sessions.transaction((manager) =>
+    await t.db.transaction((manager) =>
       sessions.create(manager, {
         userId,
         sessionId: made.sessionId,

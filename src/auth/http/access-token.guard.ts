@@ -2,7 +2,7 @@ import { type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
 import type { FastifyReply } from 'fastify';
-import { ErrorCode, UnauthorizedError } from '../../common/errors.js';
+import { AuthErrors } from '../auth-errors.js';
 import { IS_PUBLIC_KEY } from '../../common/public.decorator.js';
 import type { Principal } from '../../common/principal.js';
 import { SessionLiveness } from '../sessions/session-liveness.service.js';
@@ -40,10 +40,7 @@ export class AccessTokenGuard extends AuthGuard(ACCESS_STRATEGY) {
     // 401 token_invalid, where RFC 6750 §3.1 would allow 400 invalid_request,
     // so a client has one way to handle a credential that did not work.
     if (credential === 'malformed') {
-      throw new UnauthorizedError(
-        ErrorCode.TokenInvalid,
-        'Malformed Authorization header: expected "Bearer" and exactly one token',
-      );
+      throw AuthErrors.malformedBearer();
     }
     const token = credential === 'absent' ? null : credential.token;
     const principal = token ? this.verified.lookup(token) : undefined;

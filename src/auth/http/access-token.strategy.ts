@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
 import { Strategy } from 'passport-jwt';
-import { ErrorCode, UnauthorizedError } from '../../common/errors.js';
+import { AuthErrors } from '../auth-errors.js';
 import type { Principal } from '../../common/principal.js';
 import { SessionLiveness } from '../sessions/session-liveness.service.js';
 import { SigningKeys } from '../signing-keys/signing-keys.service.js';
@@ -74,14 +74,11 @@ export class AccessTokenStrategy extends PassportStrategy(Strategy, ACCESS_STRAT
       ) => {
         const kid = keyIdOf(rawJwtToken);
         if (!kid) {
-          done(new UnauthorizedError(ErrorCode.TokenInvalid, 'Access token is invalid'));
+          done(AuthErrors.accessTokenInvalid());
           return;
         }
         keys.resolveVerificationKey(kid).then(
-          (key) =>
-            key
-              ? done(null, asPassportKey(key))
-              : done(new UnauthorizedError(ErrorCode.TokenInvalid, 'Access token is invalid')),
+          (key) => (key ? done(null, asPassportKey(key)) : done(AuthErrors.accessTokenInvalid())),
           (error: unknown) => done(error instanceof Error ? error : new Error(String(error))),
         );
       },
@@ -94,7 +91,7 @@ export class AccessTokenStrategy extends PassportStrategy(Strategy, ACCESS_STRAT
 
   async validate(request: unknown, decoded: DecodedJwt): Promise<Principal> {
     const claims = readClaims(decoded, ACCESS_TOKEN_TYP);
-    if (!claims) throw new UnauthorizedError(ErrorCode.TokenInvalid, 'Access token is invalid');
+    if (!claims) throw AuthErrors.accessTokenInvalid();
     await this.sessions.assertActive(claims.sid, claims.sub);
     const principal = { userId: claims.sub, sessionId: claims.sid };
     // Fully verified: the guard may skip verification for this exact token

@@ -1,5 +1,6 @@
 import { inspect } from 'node:util';
-import { AppError, ErrorCode, SessionEndedError, UnauthorizedError } from '../../common/errors.js';
+import { AppError } from '../../common/errors.js';
+import { AuthErrors } from '../auth-errors.js';
 
 /**
  * Turns what passport-jwt reports into our typed errors. An expired token gets
@@ -24,22 +25,17 @@ export function passportFailure(
   if (name === 'TokenExpiredError') {
     // A refresh token expires with its session (inactivity timeout or
     // SESSION_MAX_AGE): the client must log in again, not retry.
-    return kind === 'Refresh'
-      ? new SessionEndedError(ErrorCode.SessionExpired, 'Session has expired')
-      : new UnauthorizedError(ErrorCode.TokenExpired, `${kind} token has expired`);
+    return kind === 'Refresh' ? AuthErrors.sessionExpired() : AuthErrors.accessTokenExpired();
   }
   if (name === 'JsonWebTokenError' || name === 'NotBeforeError') return invalid(kind);
   // Anything else about a presented token is a bad token: jsonwebtoken lets
   // some malformed inputs through as plain errors (an ES256 signature of the
   // wrong length is a TypeError from its JOSE-to-DER conversion).
   if (kind === 'Access' && !presented) {
-    return new UnauthorizedError(ErrorCode.TokenMissing, 'Missing bearer access token');
+    return AuthErrors.accessTokenMissing();
   }
   return invalid(kind);
 }
 
-/** A refresh token that fails verification can never refresh: its session is over for this client. */
 const invalid = (kind: 'Access' | 'Refresh') =>
-  kind === 'Refresh'
-    ? new SessionEndedError(ErrorCode.TokenInvalid, 'Refresh token is invalid')
-    : new UnauthorizedError(ErrorCode.TokenInvalid, 'Access token is invalid');
+  kind === 'Refresh' ? AuthErrors.refreshTokenInvalid() : AuthErrors.accessTokenInvalid();

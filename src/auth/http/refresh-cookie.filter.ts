@@ -2,7 +2,7 @@ import { type ArgumentsHost, Catch, Injectable } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { SessionEndedError } from '../../common/errors.js';
 import { AllExceptionsFilter } from '../../common/http-exception.filter.js';
-import { RefreshCookie } from './refresh-cookie.js';
+import { presentedRefreshToken, RefreshCookie } from './refresh-cookie.js';
 
 /**
  * The one place a failed refresh drops the refresh cookie, then answers as the
@@ -26,7 +26,7 @@ export class RefreshCookieFilter extends AllExceptionsFilter {
     const http = host.switchToHttp();
     if (
       exception instanceof SessionEndedError &&
-      this.cookie.locate(http.getRequest<FastifyRequest>())?.source === 'cookie'
+      presentedRefreshToken(http.getRequest<FastifyRequest>())?.source === 'cookie'
     ) {
       this.cookie.clear(http.getResponse<FastifyReply>());
     }

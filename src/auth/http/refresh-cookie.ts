@@ -24,6 +24,25 @@ export interface LocatedRefreshToken {
   source: RefreshTokenSource;
 }
 
+const PRESENTED = Symbol('presented refresh token');
+
+/** A request on the refresh route, once its guard has looked for the token. */
+export interface RefreshRequest extends FastifyRequest {
+  [PRESENTED]?: LocatedRefreshToken | null;
+}
+
+/**
+ * The refresh token the refresh guard found in this request, for the
+ * strategy that verifies it and the filter that may clear its cookie: the
+ * request is searched once (RefreshCookie.locate, called by the guard).
+ * Undefined before the guard ran.
+ */
+export function presentedRefreshToken(
+  request: RefreshRequest,
+): LocatedRefreshToken | null | undefined {
+  return request[PRESENTED];
+}
+
 /**
  * The cookie transport for refresh tokens: a client that sends
  * `X-Token-Transport: cookie` gets its refresh token in an HttpOnly cookie,
@@ -47,7 +66,6 @@ export interface LocatedRefreshToken {
 @Injectable()
 export class RefreshCookie {
   readonly name: string;
-  private readonly located = new WeakMap<FastifyRequest, LocatedRefreshToken | null>();
   /** The attributes the cookie is set and cleared with (they must match to clear it). */
   private readonly attributes: {
     httpOnly: true;
@@ -68,16 +86,14 @@ export class RefreshCookie {
   }
 
   /**
-   * The body's `refresh_token`, or else the cookie, but only when the request
-   * carries `X-Token-Transport: cookie` (the CSRF defence above). Throws when
-   * the cookie it would read is there twice.
+   * Finds the refresh token of a refresh request and keeps it on the request
+   * (presentedRefreshToken): the body's `refresh_token`, or else the cookie,
+   * but only when the request carries `X-Token-Transport: cookie` (the CSRF
+   * defence above). Throws when the cookie it would read is there twice.
    */
-  locate(request: FastifyRequest): LocatedRefreshToken | null {
-    // The guard, the strategy and the failure filter all ask: found once per request.
-    const known = this.located.get(request);
-    if (known !== undefined) return known;
+  locate(request: RefreshRequest): LocatedRefreshToken | null {
     const found = this.find(request);
-    this.located.set(request, found);
+    request[PRESENTED] = found;
     return found;
   }
 

@@ -2,9 +2,9 @@ import { type ExecutionContext, Injectable } from '@nestjs/common';
 import { AuthGuard } from '@nestjs/passport';
 import { AppError, ErrorCode, ValidationError } from '../../common/errors.js';
 import { MetricsService } from '../../observability/metrics.service.js';
-import type { FastifyRequest } from 'fastify';
-import { RefreshCookie } from './refresh-cookie.js';
-import { REFRESH_STRATEGY, type PresentedRefreshToken } from './refresh-token.strategy.js';
+import { type PresentedRefreshToken, REFRESH_OUTCOMES } from '../sessions/sessions.service.js';
+import { RefreshCookie, type RefreshRequest } from './refresh-cookie.js';
+import { REFRESH_STRATEGY } from './refresh-token.strategy.js';
 import { passportFailure } from './passport-failure.js';
 
 /** Guards the refresh route with the `jwt-refresh` strategy. */
@@ -21,7 +21,7 @@ export class RefreshTokenGuard extends AuthGuard(REFRESH_STRATEGY) {
     // Guards run before pipes: reject a missing or non-string token as bad input
     // here, rather than letting it surface as a verification failure. A cookie
     // sent twice is refused here too (cookie_duplicated), before any token work.
-    if (!this.cookie.locate(context.switchToHttp().getRequest<FastifyRequest>())) {
+    if (!this.cookie.locate(context.switchToHttp().getRequest<RefreshRequest>())) {
       const message =
         `refresh_token must be a non-empty string in the body, or sent as the ${this.cookie.name} ` +
         'cookie with the header X-Token-Transport: cookie';
@@ -39,8 +39,10 @@ export class RefreshTokenGuard extends AuthGuard(REFRESH_STRATEGY) {
       // Whether the cookie goes with the failure is RefreshCookieFilter's call.
       const failure = passportFailure(err, info, 'Refresh');
       // Tokens refused before the service sees them: bad signature or claims, or past expiry.
-      if (failure instanceof AppError)
-        this.metrics.refresh(failure.code === ErrorCode.SessionExpired ? 'expired' : 'invalid');
+      if (failure instanceof AppError) {
+        const outcome = failure.code === ErrorCode.SessionExpired ? 'expired' : 'invalid';
+        this.metrics.refresh(REFRESH_OUTCOMES[outcome].metric);
+      }
       throw failure;
     }
     return user as TUser;

@@ -1,39 +1,30 @@
 import { Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
-import type { FastifyRequest } from 'fastify';
 import { Strategy } from 'passport-jwt';
-import { ErrorCode, SessionEndedError } from '../../common/errors.js';
-import { RefreshCookie } from './refresh-cookie.js';
+import { AuthErrors } from '../auth-errors.js';
+import type { PresentedRefreshToken } from '../sessions/sessions.service.js';
 import {
   asPassportKey,
   type DecodedJwt,
   REFRESH_TOKEN_ALG,
   readRefreshClaims,
-  type RefreshTokenClaims,
 } from '../tokens/token-claims.js';
 import { TokenService } from '../tokens/token.service.js';
+import { type RefreshRequest, presentedRefreshToken } from './refresh-cookie.js';
 
 export const REFRESH_STRATEGY = 'jwt-refresh';
 
-/** What the refresh guard hands the controller: the verified claims and the raw token. */
-export interface PresentedRefreshToken {
-  claims: RefreshTokenClaims;
-  token: string;
-}
-
 /**
- * Verifies a refresh token from the request body (or the cookie transport) with the refresh key and
- * `typ`, so an access token can never be used to refresh (RFC 8725 §3.11).
- * Whether the token is still current is decided by the rotation transaction.
+ * Verifies the refresh token the guard found in the request (body or cookie
+ * transport) with the refresh key and `typ`, so an access token can never be
+ * used to refresh (RFC 8725 §3.11). Whether the token is still current is
+ * decided by the rotation (SessionsService.refresh).
  */
 @Injectable()
 export class RefreshTokenStrategy extends PassportStrategy(Strategy, REFRESH_STRATEGY) {
-  constructor(
-    tokens: TokenService,
-    private readonly cookie: RefreshCookie,
-  ) {
+  constructor(tokens: TokenService) {
     super({
-      jwtFromRequest: (request: FastifyRequest) => cookie.locate(request)?.token ?? null,
+      jwtFromRequest: (request: RefreshRequest) => presentedRefreshToken(request)?.token ?? null,
       secretOrKey: asPassportKey(tokens.refreshKey),
       algorithms: [REFRESH_TOKEN_ALG],
       issuer: tokens.issuer,
@@ -43,12 +34,10 @@ export class RefreshTokenStrategy extends PassportStrategy(Strategy, REFRESH_STR
     });
   }
 
-  validate(request: FastifyRequest, decoded: DecodedJwt): PresentedRefreshToken {
+  validate(request: RefreshRequest, decoded: DecodedJwt): PresentedRefreshToken {
     const claims = readRefreshClaims(decoded);
-    const token = this.cookie.locate(request)?.token;
-    if (!claims || !token) {
-      throw new SessionEndedError(ErrorCode.TokenInvalid, 'Refresh token is invalid');
-    }
+    const token = presentedRefreshToken(request)?.token;
+    if (!claims || !token) throw AuthErrors.refreshTokenInvalid();
     return { claims, token };
   }
 }

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { ErrorCode, SessionEndedError } from '../../common/errors.js';
+import { AuthErrors } from '../auth-errors.js';
 import { SessionRevocations } from './session-revocations.js';
 import { SessionRepository } from './session.repository.js';
 
@@ -24,23 +24,22 @@ export class SessionLiveness {
   async assertActive(familyId: string, userId: string, now = new Date()): Promise<void> {
     const viewReady = this.revocations.isReady;
     if (viewReady) {
-      if (this.revocations.hasEnded(familyId)) throw revoked();
+      if (this.revocations.hasEnded(familyId)) throw AuthErrors.sessionRevoked();
       const owner = this.revocations.knownOwner(familyId);
       if (owner !== undefined) {
         // A session is bound to its user (a token naming another user is refused).
-        if (owner !== userId) throw revoked();
+        if (owner !== userId) throw AuthErrors.sessionRevoked();
         return;
       }
     }
     const session = await this.families.findSession(familyId);
     // A validly signed token whose session row is gone: the account was
     // deleted or the session cleaned up after it ended. Either way, revoked.
-    if (!session || session.userId !== userId || session.revokedAt) throw revoked();
+    if (!session || session.userId !== userId || session.revokedAt)
+      throw AuthErrors.sessionRevoked();
     if (session.expiresAt <= now) {
-      throw new SessionEndedError(ErrorCode.SessionExpired, 'Session has expired');
+      throw AuthErrors.sessionExpired();
     }
     if (viewReady) this.revocations.rememberOwner(familyId, session.userId);
   }
 }
-
-const revoked = () => new SessionEndedError(ErrorCode.SessionRevoked, 'Session has been revoked');

@@ -85,15 +85,6 @@ const ROTATE_LEGACY = advanceWhere('legacy_token_hash = $6');
 export class SessionRepository {
   constructor(@InjectDataSource() private readonly dataSource: DataSource) {}
 
-  /**
-   * READ COMMITTED, PostgreSQL's default: not named, because TypeORM would
-   * spend a round trip on SET TRANSACTION. Every rule here relies on row
-   * locks and conditional updates, which is what READ COMMITTED is for.
-   */
-  transaction<T>(work: (manager: EntityManager) => Promise<T>): Promise<T> {
-    return this.dataSource.transaction(work);
-  }
-
   /** Starts a session at generation 0, in the caller's transaction. */
   async create(manager: EntityManager, session: NewSession): Promise<void> {
     await runSql(
