@@ -37,7 +37,7 @@ export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject
     .setTitle('Lineage')
     .setDescription(
       'Authentication API: short-lived JWT access tokens, rotating single-use refresh tokens ' +
-        'grouped in token families (one per login), immediate logout, and a per-user todo list. ' +
+        'grouped in sessions (one per login), immediate logout, and a per-user todo list. ' +
         'Every error has the shape `{statusCode, error, code, message}` with a stable `code`.',
     )
     .setVersion('0.1.0')
@@ -131,9 +131,9 @@ export async function createApp(
     },
   );
   // Security headers on every response (OWASP ASVS 14.4): Nest's own
-  // helmet-equivalent hook, whose header list is resolved once at start (the
-  // helmet middleware chain cost ~5 % of the CPU of GET /todos in
-  // `npm run bench`). The CSP allows what the Swagger UI page needs: its own
+  // helmet-equivalent hook, whose header list is resolved once at start
+  // rather than by a middleware chain on every request. The CSP allows what
+  // the Swagger UI page needs: its own
   // scripts and its inline styles.
   app.useSecurityHeaders({
     contentSecurityPolicy: {

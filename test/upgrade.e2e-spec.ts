@@ -9,7 +9,7 @@ import { TokenService } from '../src/auth/tokens/token.service.js';
 import { Clock } from '../src/common/clock.js';
 import { buildConfig } from '../src/config/configuration.js';
 import { MIGRATIONS } from '../src/database/data-source-options.js';
-import { usernameKey } from '../src/users/username.js';
+import { usernameKey } from '../src/common/username.js';
 import { TEST_SECRETS } from './support/secrets.js';
 import {
   bearer,

@@ -86,7 +86,7 @@ export interface paths {
     get?: never;
     put?: never;
     /**
-     * Start a session (a new token family) with username and password
+     * Start a session with username and password
      * @description At most MAX_SESSIONS_PER_USER sessions live at once: a new login ends the least recently used one.
      */
     post: operations['AuthController_login'];
@@ -489,7 +489,7 @@ export interface components {
     SessionDto: {
       /**
        * Format: uuid
-       * @description The session (token family) id; `sid` in access tokens
+       * @description The session id; `sid` in access and refresh tokens
        */
       id: string;
       /** Format: date-time */

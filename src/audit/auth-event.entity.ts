@@ -65,7 +65,7 @@ export class AuthEvent {
   @JoinColumn({ name: 'user_id', foreignKeyConstraintName: 'fk_auth_events_user' })
   user?: Relation<User>;
 
-  /** The token family concerned; no foreign key, so the trail outlives session cleanup. */
+  /** The session concerned; no foreign key, so the trail outlives session cleanup. */
   @Column({ name: 'session_id', type: 'uuid', nullable: true })
   sessionId!: string | null;
 

@@ -112,7 +112,7 @@ export class AuthController {
   @Header('Cache-Control', 'no-store')
   @Header('Pragma', 'no-cache')
   @ApiOperation({
-    summary: 'Start a session (a new token family) with username and password',
+    summary: 'Start a session with username and password',
     description:
       'At most MAX_SESSIONS_PER_USER sessions live at once: a new login ends the least recently used one.',
   })

@@ -22,7 +22,7 @@ export interface AuthConfig {
   revokeExpiredAccessGrace: number;
   refreshTokenTtl: number;
   refreshReuseGrace: number;
-  /** Absolute session lifetime: rotation never extends a family past it. */
+  /** Absolute session lifetime: rotation never extends a session past it. */
   sessionMaxAge: number;
   maxSessionsPerUser: number;
   /**

@@ -97,8 +97,8 @@ export class RequestLogController extends LogController {
     request: FastifyRequest,
     reply: FastifyReply,
   ): void {
-    // Access lines are `debug`: one JSON line per request cost ~10 % of the
-    // throughput of GET /todos (`npm run bench`), and a load balancer usually
+    // Access lines are `debug`: one JSON line per request costs a measurable
+    // share of the throughput of cheap routes, and a load balancer usually
     // keeps access logs already. Failed requests are always logged.
     const level: Level = error || reply.statusCode >= 500 ? 'error' : 'debug';
     const log = request.log as Logger;

@@ -39,7 +39,7 @@ export class MetricsService {
       name: 'http_request_duration_seconds',
       help: 'HTTP request latency by route pattern (never the raw URL, to bound cardinality)',
       labelNames: ['method', 'route', 'status_code'],
-      // From a cached GET /todos (~1 ms) to a bcrypt login under load (~1 s).
+      // From a cached read to a bcrypt login under load.
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     });
@@ -51,7 +51,7 @@ export class MetricsService {
     });
     this.sessionsRevokedTotal = new Counter({
       name: 'lineage_sessions_revoked_total',
-      help: 'Sessions (token families) ended, by reason',
+      help: 'Sessions ended, by reason',
       labelNames: ['reason'],
       registers,
     });

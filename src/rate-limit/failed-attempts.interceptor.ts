@@ -13,7 +13,7 @@ import { clientIp } from '../common/client-info.js';
 import { AppError, ErrorCode, RateLimitedError } from '../common/errors.js';
 import type { AppConfig } from '../config/configuration.js';
 import { MetricsService } from '../observability/metrics.service.js';
-import { usernameKey } from '../users/username.js';
+import { usernameKey } from '../common/username.js';
 import { BackoffSchedule } from './backoff.js';
 import { rateLimitAddress } from './client-address.js';
 import {

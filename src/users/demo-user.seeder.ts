@@ -6,7 +6,7 @@ import { DataSource } from 'typeorm';
 import type { AppConfig } from '../config/configuration.js';
 import { runSql } from '../database/sql.js';
 import { PasswordService } from './password.service.js';
-import { usernameKey } from './username.js';
+import { usernameKey } from '../common/username.js';
 
 export const DEMO_USERNAME = 'testuser';
 export const DEMO_PASSWORD = 'testpass123';

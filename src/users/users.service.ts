@@ -6,7 +6,7 @@ import { ConflictError, ErrorCode, NotFoundError } from '../common/errors.js';
 import { isUniqueViolation } from '../common/pg-errors.js';
 import { User } from './user.entity.js';
 import { runSql } from '../database/sql.js';
-import { usernameKey } from './username.js';
+import { usernameKey } from '../common/username.js';
 
 @Injectable()
 export class UsersService {

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import type { Response } from 'supertest';
 import { buildConfig, ConfigError } from '../../src/config/configuration.js';
-import { usernameKey } from '../../src/users/username.js';
+import { usernameKey } from '../../src/common/username.js';
 import {
   bearer,
   PASSWORD,

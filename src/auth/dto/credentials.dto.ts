@@ -10,7 +10,7 @@ import {
   ValidatorConstraint,
 } from 'class-validator';
 import { normalizePassword, PASSWORD_MAX_BYTES } from '../../users/password.service.js';
-import { USERNAME_PATTERN, USERNAME_RULE } from '../../users/username.js';
+import { USERNAME_PATTERN, USERNAME_RULE } from '../../common/username.js';
 
 export const PASSWORD_MIN_LENGTH = 8;
 // bcrypt only reads the first 72 bytes of its input; longer passwords are

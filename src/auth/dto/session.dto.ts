@@ -4,7 +4,7 @@ import type { LiveSession } from '../sessions/session.repository.js';
 export class SessionDto {
   @ApiProperty({
     format: 'uuid',
-    description: 'The session (token family) id; `sid` in access tokens',
+    description: 'The session id; `sid` in access and refresh tokens',
   })
   id!: string;
 

@@ -87,6 +87,8 @@ export class AccessTokenStrategy extends PassportStrategy(Strategy, ACCESS_STRAT
       audience: tokens.audience,
       jsonWebTokenOptions: { complete: true },
     });
+    // A token whose key left the set must not pass on an earlier verification either.
+    keys.onKeysWithdrawn(() => verified.clear());
   }
 
   async validate(request: unknown, decoded: DecodedJwt): Promise<Principal> {

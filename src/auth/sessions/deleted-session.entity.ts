@@ -8,8 +8,10 @@ import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
  */
 @Entity({ name: 'deleted_sessions' })
 export class DeletedSession {
+  // The column keeps the name of the release that created it: renaming it
+  // would break the previous release's instances during a rolling upgrade.
   @PrimaryColumn({ name: 'family_id', type: 'uuid' })
-  familyId!: string;
+  sessionId!: string;
 
   @Index('ix_deleted_sessions_deleted_at')
   @Column({ name: 'deleted_at', type: 'timestamptz' })

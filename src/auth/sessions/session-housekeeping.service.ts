@@ -6,7 +6,6 @@ import { DataSource, type EntityManager } from 'typeorm';
 import type { AppConfig, HousekeepingConfig } from '../../config/configuration.js';
 import { runSql } from '../../database/sql.js';
 import { SessionRevocations } from './session-revocations.js';
-import { SigningKeys } from '../signing-keys/signing-keys.service.js';
 
 export const HOUSEKEEPING_BATCH = 1000;
 // Arbitrary constant: with several instances, one cleans up at a time.
@@ -16,8 +15,6 @@ export interface HousekeepingResult {
   sessions: number;
   tombstones: number;
   events: number;
-  /** Signing keys past their verification window (or revoked): their private halves go too. */
-  signingKeys: number;
 }
 
 /**
@@ -38,7 +35,6 @@ export class SessionHousekeeping implements OnApplicationBootstrap {
     config: ConfigService<AppConfig, true>,
     private readonly scheduler: SchedulerRegistry,
     private readonly revocations: SessionRevocations,
-    private readonly signingKeys: SigningKeys,
     @InjectDataSource() private readonly dataSource: DataSource,
   ) {
     this.settings = config.get('housekeeping', { infer: true });
@@ -56,10 +52,8 @@ export class SessionHousekeeping implements OnApplicationBootstrap {
     this.running = true;
     try {
       const result = await this.run(new Date());
-      if (result && (result.sessions || result.events || result.signingKeys)) {
-        this.logger.log(
-          `Removed ${result.sessions} sessions, ${result.events} events, ${result.signingKeys} signing keys`,
-        );
+      if (result && (result.sessions || result.events)) {
+        this.logger.log(`Removed ${result.sessions} sessions, ${result.events} events`);
       }
     } catch (error) {
       this.logger.error(
@@ -110,7 +104,6 @@ export class SessionHousekeeping implements OnApplicationBootstrap {
             'SELECT id FROM auth_events WHERE occurred_at < $1 LIMIT $2',
             eventCutoff,
           ),
-          signingKeys: await this.signingKeys.prune(now),
         };
       } finally {
         await runner.query('SELECT pg_advisory_unlock($1)', [HOUSEKEEPING_LOCK_KEY]);

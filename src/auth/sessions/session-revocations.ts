@@ -91,8 +91,8 @@ export class SessionRevocations implements OnApplicationBootstrap, OnApplication
   }
 
   /** Whether the session has ended; only meaningful when `isReady`. */
-  hasEnded(familyId: string): boolean {
-    const until = this.ended.get(familyId);
+  hasEnded(sessionId: string): boolean {
+    const until = this.ended.get(sessionId);
     return until !== undefined && until > Date.now();
   }
 
@@ -101,32 +101,32 @@ export class SessionRevocations implements OnApplicationBootstrap, OnApplication
    * database. Sessions never change owner and only end through the feed, so a
    * known owner saves the lookup; it is re-read after OWNER_TTL_MS anyway.
    */
-  knownOwner(familyId: string): string | undefined {
-    const entry = this.owners.get(familyId);
+  knownOwner(sessionId: string): string | undefined {
+    const entry = this.owners.get(sessionId);
     if (!entry) return undefined;
     if (entry.until > Date.now()) return entry.userId;
-    this.owners.delete(familyId);
+    this.owners.delete(sessionId);
     return undefined;
   }
 
-  rememberOwner(familyId: string, userId: string): void {
+  rememberOwner(sessionId: string, userId: string): void {
     // Bounded: the oldest entry goes first (Map keeps insertion order).
     if (this.owners.size >= OWNER_MAX_ENTRIES) {
       const oldest = this.owners.keys().next().value;
       if (oldest !== undefined) this.owners.delete(oldest);
     }
-    this.owners.set(familyId, { userId, until: Date.now() + OWNER_TTL_MS });
+    this.owners.set(sessionId, { userId, until: Date.now() + OWNER_TTL_MS });
   }
 
   /** Drops what is known of sessions whose rows were deleted (housekeeping). */
-  forget(familyIds: Iterable<string>): void {
-    for (const id of familyIds) this.owners.delete(id);
+  forget(sessionIds: Iterable<string>): void {
+    for (const id of sessionIds) this.owners.delete(id);
   }
 
   /** Records sessions this instance just ended (after its transaction committed). */
-  recordEnded(familyIds: Iterable<string>): void {
+  recordEnded(sessionIds: Iterable<string>): void {
     const until = Date.now() + this.keepMs;
-    for (const id of familyIds) this.ended.set(id, until);
+    for (const id of sessionIds) this.ended.set(id, until);
   }
 
   async onApplicationBootstrap(): Promise<void> {

@@ -4,7 +4,6 @@ import { ConfigService } from '@nestjs/config';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import type { AppConfig } from '../../config/configuration.js';
-import { VerifiedAccessTokens } from '../tokens/verified-access-tokens.js';
 import { KeyDecryptionError } from './key-encryption.js';
 import { keyStatuses, verifies } from './key-set.js';
 import type { PublicEcJwk } from './signing-key.entity.js';
@@ -55,17 +54,16 @@ export class SigningKeys implements OnModuleInit, OnApplicationShutdown {
   private jwks: { keys: PublishedJwk[] } = { keys: [] };
   private lastReload = 0;
   private reloading: Promise<void> | null = null;
-  private timer: NodeJS.Timeout | null = null;
+  private readonly pruneMs: number;
+  private timers: NodeJS.Timeout[] = [];
+  private readonly withdrawnListeners: (() => void)[] = [];
 
-  constructor(
-    config: ConfigService<AppConfig, true>,
-    @InjectDataSource() dataSource: DataSource,
-    private readonly verified: VerifiedAccessTokens,
-  ) {
+  constructor(config: ConfigService<AppConfig, true>, @InjectDataSource() dataSource: DataSource) {
     const auth = config.get('auth', { infer: true });
     this.store = new SigningKeyStore(dataSource, auth.signingKeysSecret);
     this.reloadMs = auth.signingKeysReloadInterval * 1000;
     this.retainMs = signingKeyRetainMs(auth.accessTokenTtl, auth.signingKeysReloadInterval);
+    this.pruneMs = config.get('housekeeping', { infer: true }).interval * 1000;
   }
 
   async onModuleInit(): Promise<void> {
@@ -77,12 +75,17 @@ export class SigningKeys implements OnModuleInit, OnApplicationShutdown {
       throw new Error('No usable signing key: check SIGNING_KEYS_SECRET');
     }
     this.logger.log(`Signing access tokens with key ${signer.kid}`);
-    this.timer = setInterval(() => void this.reloadLogged(), this.reloadMs);
-    this.timer.unref();
+    this.timers = [
+      setInterval(() => void this.reloadLogged(), this.reloadMs),
+      // With the rest of the cleanup's cadence (HOUSEKEEPING_INTERVAL).
+      setInterval(() => void this.pruneLogged(), this.pruneMs),
+    ];
+    // A pending reload or prune never keeps the process alive on shutdown.
+    for (const timer of this.timers) timer.unref();
   }
 
   onApplicationShutdown(): void {
-    if (this.timer) clearInterval(this.timer);
+    for (const timer of this.timers) clearInterval(timer);
   }
 
   /** The key that signs now: the newest active key this instance can decrypt. */
@@ -109,13 +112,37 @@ export class SigningKeys implements OnModuleInit, OnApplicationShutdown {
     return this.verificationKey(kid);
   }
 
+  /**
+   * Calls `listener` whenever a key leaves the set (expired or withdrawn), so
+   * whoever remembers verifications can forget those the key made.
+   */
+  onKeysWithdrawn(listener: () => void): void {
+    this.withdrawnListeners.push(listener);
+  }
+
   /** The JWK Set of every key that verifies (RFC 7517 §5). */
   publishedKeys(): { keys: PublishedJwk[] } {
     return this.jwks;
   }
 
+  /**
+   * Deletes the keys past their verification window, and revoked ones, with
+   * their private halves; returns how many. Instances take turns through the
+   * store's lock.
+   */
   async prune(now: Date): Promise<number> {
     return this.store.prune(now, this.retainMs);
+  }
+
+  private async pruneLogged(): Promise<void> {
+    try {
+      const pruned = await this.prune(new Date());
+      if (pruned > 0) this.logger.log(`Removed ${pruned} signing keys past their verification`);
+    } catch (error) {
+      this.logger.warn(
+        `Signing keys not pruned: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
   }
 
   /** Re-reads the keys; one reload at a time, callers during one share it. */
@@ -186,7 +213,7 @@ export class SigningKeys implements OnModuleInit, OnApplicationShutdown {
     // not pass on the strength of an earlier verification either.
     const gone = [...this.byKid.keys()].filter((kid) => !byKid.has(kid));
     if (gone.length > 0) {
-      this.verified.clear();
+      for (const listener of this.withdrawnListeners) listener();
       this.logger.log(`Signing keys no longer verifying: ${gone.join(', ')}`);
     }
     this.keys = loaded;

@@ -4,8 +4,8 @@ import { ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagg
 import { Public } from '../../common/public.decorator.js';
 import type { AppConfig } from '../../config/configuration.js';
 import { JWKS_MAX_AGE_SECONDS } from './key-set.js';
+import { SIGNING_ALG } from './signing-key.store.js';
 import { SigningKeys } from './signing-keys.service.js';
-import { ACCESS_TOKEN_ALG } from '../tokens/token-claims.js';
 
 class JwkDto {
   @ApiProperty({ example: 'EC', enum: ['EC'] })
@@ -23,7 +23,7 @@ class JwkDto {
   @ApiProperty({ description: 'Key id (RFC 7638 thumbprint): the `kid` of the tokens it signed' })
   kid!: string;
 
-  @ApiProperty({ example: ACCESS_TOKEN_ALG, enum: [ACCESS_TOKEN_ALG] })
+  @ApiProperty({ example: SIGNING_ALG, enum: [SIGNING_ALG] })
   alg!: string;
 
   @ApiProperty({ example: 'sig', enum: ['sig'] })
@@ -49,7 +49,7 @@ class MetadataDto {
   })
   response_types_supported!: string[];
 
-  @ApiProperty({ type: [String], example: [ACCESS_TOKEN_ALG] })
+  @ApiProperty({ type: [String], example: [SIGNING_ALG] })
   access_token_signing_alg_values_supported!: string[];
 
   @ApiProperty({ example: 'http://localhost:8000/auth/register' })
@@ -89,7 +89,7 @@ export class WellKnownController {
       jwks_uri: `${base}/.well-known/jwks.json`,
       // RFC 8414 requires the member; this service has no authorization endpoint.
       response_types_supported: [],
-      access_token_signing_alg_values_supported: [ACCESS_TOKEN_ALG],
+      access_token_signing_alg_values_supported: [SIGNING_ALG],
       // Lineage's own JSON endpoints. Deliberately not `token_endpoint`: an
       // OAuth client would post form-encoded grants there, which they do not take.
       registration_endpoint: `${base}/auth/register`,

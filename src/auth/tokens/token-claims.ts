@@ -1,3 +1,5 @@
+import { SIGNING_ALG } from '../signing-keys/signing-key.store.js';
+
 /** `typ` header values (RFC 8725 §3.11 explicit typing; RFC 9068 §2.1 for access tokens). */
 export const ACCESS_TOKEN_TYP = 'at+jwt';
 export const REFRESH_TOKEN_TYP = 'rt+jwt';
@@ -7,7 +9,7 @@ export const REFRESH_TOKEN_TYP = 'rt+jwt';
  * ES256. Refresh tokens are verified only here: an HMAC (HS256) under a
  * server-private key.
  */
-export const ACCESS_TOKEN_ALG = 'ES256';
+export const ACCESS_TOKEN_ALG = SIGNING_ALG;
 export const REFRESH_TOKEN_ALG = 'HS256';
 
 const ALGORITHM_OF: Record<string, string> = {
@@ -15,7 +17,7 @@ const ALGORITHM_OF: Record<string, string> = {
   [REFRESH_TOKEN_TYP]: REFRESH_TOKEN_ALG,
 };
 
-/** Claims shared by both token types: who, which session (family), which token. */
+/** Claims shared by both token types: who, which session, which token. */
 export interface TokenClaims {
   sub: string;
   sid: string;

@@ -29,14 +29,14 @@ function service(): TokenService {
 }
 
 const USER = '0b6c2c6e-6d0c-4a55-9d77-6ad0c0a0f001';
-const FAMILY = '1b6c2c6e-6d0c-4a55-9d77-6ad0c0a0f002';
+const SESSION = '1b6c2c6e-6d0c-4a55-9d77-6ad0c0a0f002';
 const now = new Date('2026-03-01T10:00:00.750Z');
 
 describe('TokenService', () => {
   it('signs access tokens with typ at+jwt, ES256, the key id and the session claims', () => {
     const { token, claims } = service().signAccessToken(
       USER,
-      FAMILY,
+      SESSION,
       now,
       new Date(now.getTime() + 86400_000),
     );
@@ -48,7 +48,7 @@ describe('TokenService', () => {
     ).toEqual(claims);
     expect(claims).toMatchObject({
       sub: USER,
-      sid: FAMILY,
+      sid: SESSION,
       iss: 'http://localhost:8000',
       aud: 'lineage-api',
     });
@@ -61,7 +61,7 @@ describe('TokenService', () => {
     const salt = newTokenSalt();
     const spec = {
       userId: USER,
-      sessionId: FAMILY,
+      sessionId: SESSION,
       generation: 3,
       jti: generationJti(salt, 3),
       ...tokens.refreshLifetime(now, tokens.absoluteExpiry(now)),
@@ -92,7 +92,7 @@ describe('TokenService', () => {
 
   it('never lets an access token outlive its session', () => {
     const end = new Date(now.getTime() + 60_000);
-    const { claims } = service().signAccessToken(USER, FAMILY, now, end);
+    const { claims } = service().signAccessToken(USER, SESSION, now, end);
     expect(claims.exp).toBe(Math.floor(end.getTime() / 1000));
     expect(claims.exp - claims.iat).toBeLessThan(900);
   });
@@ -114,7 +114,7 @@ describe('TokenService', () => {
     const tokens = service();
     const refresh = tokens.signRefreshToken({
       userId: USER,
-      sessionId: FAMILY,
+      sessionId: SESSION,
       generation: 0,
       jti: generationJti(newTokenSalt(), 0),
       ...tokens.refreshLifetime(new Date(), tokens.absoluteExpiry(new Date())),
@@ -126,11 +126,11 @@ describe('TokenService', () => {
     expect(await tokens.verifyAccessTokenForRevocation(refresh)).toBeUndefined();
     expect(tokens.verifyRefreshTokenIgnoringExpiry(refresh)).toMatchObject({
       sub: USER,
-      sid: FAMILY,
+      sid: SESSION,
     });
     const access = tokens.signAccessToken(
       USER,
-      FAMILY,
+      SESSION,
       new Date(),
       new Date(Date.now() + 86400_000),
     ).token;
@@ -143,7 +143,7 @@ describe('TokenService', () => {
     const issuedAgo = (seconds: number) =>
       tokens.signAccessToken(
         USER,
-        FAMILY,
+        SESSION,
         new Date(Date.now() - seconds * 1000),
         new Date(Date.now() + 86400_000),
       ).token;
