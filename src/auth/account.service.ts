@@ -7,7 +7,8 @@ import type { Principal } from '../common/principal.js';
 import { PasswordService } from '../users/password.service.js';
 import { UsersService } from '../users/users.service.js';
 import { AuthErrors } from './auth-errors.js';
-import { type EndedSessions, SessionsService } from './sessions/sessions.service.js';
+import type { EndedSessions } from './sessions/ended-sessions.js';
+import { SessionsService } from './sessions/sessions.service.js';
 
 // Attempts at proving a password while it keeps changing under the proof.
 const PASSWORD_PROOF_ATTEMPTS = 3;

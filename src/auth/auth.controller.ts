@@ -27,7 +27,8 @@ import { Client, type ClientInfo } from '../common/client-info.js';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { Public } from '../common/public.decorator.js';
 import { AuthService } from './auth.service.js';
-import { type PresentedRefreshToken, SessionsService } from './sessions/sessions.service.js';
+import type { PresentedRefreshToken } from './sessions/refresh-outcomes.js';
+import { SessionRefresh } from './sessions/session-refresh.service.js';
 import { Authenticated } from '../common/authenticated.decorator.js';
 import { CredentialsDto, LoginDto } from './dto/credentials.dto.js';
 import { LogoutAllDto, LogoutDto, RefreshDto, RevokeTokenDto } from './dto/refresh.dto.js';
@@ -81,7 +82,7 @@ const clearCookieHeader = {
 export class AuthController {
   constructor(
     private readonly auth: AuthService,
-    private readonly sessions: SessionsService,
+    private readonly refreshes: SessionRefresh,
     private readonly cookie: RefreshCookie,
   ) {}
 
@@ -182,7 +183,7 @@ export class AuthController {
     @Req() request: FastifyRequest & { user: PresentedRefreshToken },
     @Res({ passthrough: true }) reply: FastifyReply,
   ): Promise<TokenResponseDto> {
-    const tokens = await this.sessions.refresh(request.user, client);
+    const tokens = await this.refreshes.refresh(request.user, client);
     return this.cookie.deliver(request, reply, tokens);
   }
 

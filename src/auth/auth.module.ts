@@ -17,6 +17,7 @@ import { SessionHousekeeping } from './sessions/session-housekeeping.service.js'
 import { SessionLiveness } from './sessions/session-liveness.service.js';
 import { SessionRepository } from './sessions/session.repository.js';
 import { SessionRevocations } from './sessions/session-revocations.js';
+import { SessionRefresh } from './sessions/session-refresh.service.js';
 import { SessionsService } from './sessions/sessions.service.js';
 import { SessionsController } from './sessions.controller.js';
 import { SigningKeys } from './signing-keys/signing-keys.service.js';
@@ -32,6 +33,7 @@ import { VerifiedAccessTokens } from './tokens/verified-access-tokens.js';
     AuthService,
     AccountService,
     SessionsService,
+    SessionRefresh,
     // The session store, its revocation view and its cleanup.
     SessionRepository,
     SessionRevocations,

@@ -10,7 +10,8 @@ import { PasswordService } from '../users/password.service.js';
 import { UsersService } from '../users/users.service.js';
 import { AuthErrors } from './auth-errors.js';
 import type { TokenResponseDto } from './dto/token-response.dto.js';
-import { type EndedSessions, SessionsService } from './sessions/sessions.service.js';
+import type { EndedSessions } from './sessions/ended-sessions.js';
+import { SessionsService } from './sessions/sessions.service.js';
 import { TokenService } from './tokens/token.service.js';
 
 export type LogoutScope = 'all' | 'others';

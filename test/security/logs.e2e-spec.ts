@@ -111,7 +111,7 @@ describe('security: what the logs may contain (ASVS 7.1.1, 7.1.2, 7.1.3)', () =>
 
     const lines = logs.parsed();
     const warning = lines.find((line) => line.msg?.includes('reuse detected'));
-    expect(warning).toMatchObject({ level: 'warn', context: 'AuthService' });
+    expect(warning).toMatchObject({ level: 'warn', context: 'SessionRefresh' });
     // Nest's lines inside a request carry that request's id too.
     expect(warning?.req_id).toBe(reuse.headers['x-request-id']);
 

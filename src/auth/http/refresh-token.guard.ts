@@ -2,7 +2,7 @@ import { type ExecutionContext, Injectable } from '@nestjs/common';
 import { AuthGuard } from '@nestjs/passport';
 import { AppError, ErrorCode, ValidationError } from '../../common/errors.js';
 import { MetricsService } from '../../observability/metrics.service.js';
-import { type PresentedRefreshToken, REFRESH_OUTCOMES } from '../sessions/sessions.service.js';
+import { type PresentedRefreshToken, OUTCOME_EFFECTS } from '../sessions/refresh-outcomes.js';
 import { RefreshCookie, type RefreshRequest } from './refresh-cookie.js';
 import { REFRESH_STRATEGY } from './refresh-token.strategy.js';
 import { passportFailure } from './passport-failure.js';
@@ -41,7 +41,7 @@ export class RefreshTokenGuard extends AuthGuard(REFRESH_STRATEGY) {
       // Tokens refused before the service sees them: bad signature or claims, or past expiry.
       if (failure instanceof AppError) {
         const outcome = failure.code === ErrorCode.SessionExpired ? 'expired' : 'invalid';
-        this.metrics.refresh(REFRESH_OUTCOMES[outcome].metric);
+        this.metrics.refresh(OUTCOME_EFFECTS[outcome].metric);
       }
       throw failure;
     }

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
 import { Strategy } from 'passport-jwt';
 import { AuthErrors } from '../auth-errors.js';
-import type { PresentedRefreshToken } from '../sessions/sessions.service.js';
+import type { PresentedRefreshToken } from '../sessions/refresh-outcomes.js';
 import {
   asPassportKey,
   type DecodedJwt,

@@ -1,100 +1,29 @@
-import { randomUUID, timingSafeEqual } from 'node:crypto';
-import { Injectable, Logger } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
+import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import type { EntityManager } from 'typeorm';
 import { AuditService, type NewAuthEvent } from '../../audit/audit.service.js';
 import type { ClientInfo } from '../../common/client-info.js';
 import { Clock } from '../../common/clock.js';
-import { type AppError, NotFoundError } from '../../common/errors.js';
+import { NotFoundError } from '../../common/errors.js';
 import type { RevocationReason } from '../../common/revocation-reasons.js';
 import type { AppConfig, AuthConfig } from '../../config/configuration.js';
 import { Transactions } from '../../database/transactions.js';
-import type { AuthEventType } from '../../audit/auth-event.entity.js';
-import { MetricsService, type RefreshOutcome } from '../../observability/metrics.service.js';
-import { AuthErrors } from '../auth-errors.js';
+import { MetricsService } from '../../observability/metrics.service.js';
 import type { TokenResponseDto } from '../dto/token-response.dto.js';
-import type { RefreshTokenClaims } from '../tokens/token-claims.js';
-import {
-  generationJti,
-  hashToken,
-  newTokenSalt,
-  toEpochSeconds,
-  TokenService,
-} from '../tokens/token.service.js';
-import { decideRotation, type RotationDecision } from './rotation.rules.js';
-import {
-  type LiveSession,
-  type Rotated,
-  type Rotation,
-  type RotationState,
-  SessionRepository,
-} from './session.repository.js';
+import { generationJti, newTokenSalt, TokenService } from '../tokens/token.service.js';
+import { EndedSessions } from './ended-sessions.js';
+import { type LiveSession, SessionRepository } from './session.repository.js';
 import { SessionRevocations } from './session-revocations.js';
 
-// Rounds of one refresh while concurrent requests keep moving its session.
-const ROTATION_ATTEMPTS = 3;
-
-/** What a verified refresh token brings to the rotation: its claims and its exact text. */
-export interface PresentedRefreshToken {
-  claims: RefreshTokenClaims;
-  token: string;
-}
-
-/** The refresh outcomes that answer with an error instead of tokens. */
-type Refusal = Exclude<RotationDecision['kind'], 'rotate' | 'reissue'>;
-
-interface OutcomeEffects {
-  /** Its label of `lineage_refresh_total`. */
-  metric: RefreshOutcome;
-  /** The audit event it records, besides the `session_revoked` of a reuse. */
-  event?: AuthEventType;
-}
-
 /**
- * What each outcome of a refresh is counted as, recorded as and answered
- * with. The guard counts from the same table the refusals it decides before
- * the service sees the token (`expired`, `invalid`).
- */
-export const REFRESH_OUTCOMES: Record<'rotate' | 'reissue', OutcomeEffects> &
-  Record<Refusal, OutcomeEffects & { error: () => AppError }> = {
-  rotate: { metric: 'rotated' },
-  reissue: { metric: 'reissued', event: 'refresh_reissued' },
-  superseded: {
-    metric: 'superseded',
-    event: 'refresh_superseded',
-    error: AuthErrors.refreshTokenSuperseded,
-  },
-  reuse: {
-    metric: 'reuse_detected',
-    event: 'reuse_detected',
-    error: AuthErrors.refreshTokenReused,
-  },
-  revoked: { metric: 'revoked', error: AuthErrors.sessionRevoked },
-  expired: { metric: 'expired', error: AuthErrors.sessionExpired },
-  invalid: { metric: 'invalid', error: AuthErrors.refreshTokenInvalid },
-};
-
-/** Sessions a transaction ended, acted on once it has committed. */
-export class EndedSessions {
-  readonly ids: string[] = [];
-  readonly revoked = new Map<RevocationReason, number>();
-
-  /** `reason` when they were revoked; without one they went with their account. */
-  add(ids: string[], reason?: RevocationReason): void {
-    this.ids.push(...ids);
-    if (reason && ids.length > 0)
-      this.revoked.set(reason, (this.revoked.get(reason) ?? 0) + ids.length);
-  }
-}
-
-/**
- * Starts, refreshes and ends sessions. Credentials are the callers' concern
+ * Starts and ends sessions, in the caller's transaction or its own; the
+ * refresh is SessionRefresh's. Credentials are the callers' concern
  * (AuthService, AccountService): they prove them before a transaction opens
  * and hand this service the locked user.
  */
 @Injectable()
 export class SessionsService {
-  private readonly logger = new Logger(SessionsService.name);
   private readonly auth: AuthConfig;
 
   constructor(
@@ -177,196 +106,7 @@ export class SessionsService {
       now,
       manager,
     );
-    return this.tokenResponse(userId, sessionId, refreshToken, first.expiresAt, now);
-  }
-
-  /**
-   * Rotates a refresh token by the rule of rotation.rules.ts (RFC 9700
-   * §4.14.2). The common case is one UPDATE in autocommit
-   * (SessionRepository.rotate). When it matches nothing, the row is read and
-   * the rule decides. That read takes no lock: a session's state only moves
-   * forward (its generation grows, an ended session stays ended), so a
-   * verdict of reuse, supersession or refusal stays true, and the two
-   * verdicts that hand out a token (rotate, re-issue) are re-checked by the
-   * conditional write that makes them so, and retried when the row moved.
-   */
-  async refresh(presented: PresentedRefreshToken, client: ClientInfo): Promise<TokenResponseDto> {
-    const { claims } = presented;
-    for (let attempt = 1; attempt <= ROTATION_ATTEMPTS; attempt += 1) {
-      const now = this.clock.now();
-      const lifetime = this.tokens.refreshLifetime(now);
-      const rotation: Rotation = {
-        sessionId: claims.sid,
-        userId: claims.sub,
-        generation: claims.gen ?? 0,
-        issuedAt: lifetime.issuedAt,
-        slidingExpiresAt: lifetime.expiresAt,
-        now,
-      };
-      if (claims.gen !== null) {
-        const rotated = await this.sessions.rotate(rotation, Buffer.from(claims.jti, 'base64url'));
-        if (rotated) return this.rotatedResponse(rotation, rotated, now);
-      }
-      const state = await this.sessions.findForRotation(claims.sid);
-      // A token we signed whose row is gone: its account was deleted, or its
-      // session cleaned up after it ended.
-      const decision: RotationDecision = state
-        ? decideRotation(
-            state,
-            presentedGeneration(state, presented),
-            now,
-            this.auth.refreshReuseGrace,
-          )
-        : { kind: 'revoked' };
-      const response = await this.apply(decision, presented, state, rotation, client);
-      // Null: the row moved between the read and the write; the next round decides anew.
-      if (response) return response;
-    }
-    throw AuthErrors.retryConcurrent('The session was refreshed concurrently');
-  }
-
-  /** Carries out a rotation decision: tokens, a refusal (thrown), or null to decide again. */
-  private async apply(
-    decision: RotationDecision,
-    { claims, token }: PresentedRefreshToken,
-    state: RotationState | null,
-    rotation: Rotation,
-    client: ClientInfo,
-  ): Promise<TokenResponseDto | null> {
-    const now = rotation.now;
-    switch (decision.kind) {
-      case 'rotate': {
-        // A v1 token (generation 0 of a session from before the upgrade). A
-        // v2 token only gets here when the row moved between the statements.
-        if (claims.gen !== null) return null;
-        const rotated = await this.sessions.rotateLegacy(rotation, hashToken(token));
-        return rotated && this.rotatedResponse(rotation, rotated, now);
-      }
-      case 'reissue':
-        return this.reissue(claims, state!, client, now);
-      case 'reuse': {
-        const revoked = await this.transaction(async (manager, ended) => {
-          // Session row first, then the audit rows (see lockAllForUser).
-          const ids = await this.end(
-            manager,
-            claims.sub,
-            [claims.sid],
-            'reuse_detected',
-            client,
-            ended,
-            now,
-          );
-          if (ids.length > 0) {
-            await this.record('reuse', claims, client, now, manager, decision.reason);
-          }
-          return ids.length > 0;
-        });
-        // Ended meanwhile by another request: the next round says how.
-        if (!revoked) return null;
-        this.logger.warn(
-          `Refresh token reuse detected (${decision.reason}); session ${claims.sid} revoked`,
-        );
-        return this.refuse('reuse');
-      }
-      case 'superseded':
-        await this.record('superseded', claims, client, now);
-        return this.refuse('superseded');
-      default:
-        return this.refuse(decision.kind);
-    }
-  }
-
-  /** Counts a refused refresh and throws its error. */
-  private refuse(refusal: Refusal): never {
-    const { metric, error } = REFRESH_OUTCOMES[refusal];
-    this.metrics.refresh(metric);
-    throw error();
-  }
-
-  /** The audit event of an outcome, in `manager`'s transaction when given. */
-  private record(
-    outcome: keyof typeof REFRESH_OUTCOMES,
-    claims: RefreshTokenClaims,
-    client: ClientInfo,
-    now: Date,
-    manager?: EntityManager,
-    reason?: string,
-  ): Promise<void> {
-    const type = REFRESH_OUTCOMES[outcome].event!;
-    return this.audit.record(
-      [{ type, userId: claims.sub, sessionId: claims.sid, reason }],
-      client,
-      now,
-      manager,
-    );
-  }
-
-  /**
-   * Answers the parent of the newest token with that token, byte for byte,
-   * and a new access token; recorded, with the client it went to. Null when
-   * the session moved on (rotated or ended) before the re-issue took hold.
-   */
-  private async reissue(
-    claims: RefreshTokenClaims,
-    state: RotationState,
-    client: ClientInfo,
-    now: Date,
-  ): Promise<TokenResponseDto | null> {
-    const generation = state.generation;
-    const refreshToken =
-      generation === 0 && state.legacyTokenId !== null
-        ? this.tokens.signLegacyRefreshToken({
-            userId: claims.sub,
-            sessionId: claims.sid,
-            jti: state.legacyTokenId,
-            issuedAt: state.rotatedAt,
-            expiresAt: state.expiresAt,
-          })
-        : this.tokens.signRefreshToken({
-            userId: claims.sub,
-            sessionId: claims.sid,
-            generation,
-            jti: generationJti(state.tokenSalt, generation),
-            issuedAt: state.rotatedAt,
-            expiresAt: state.expiresAt,
-          });
-    const sameClient = client.ip === state.ip && client.userAgent === state.userAgent;
-    const reissued = await this.transactions.run(async (manager) => {
-      if (!(await this.sessions.touchGeneration(manager, claims.sid, generation, now))) {
-        return false;
-      }
-      await this.record(
-        'reissue',
-        claims,
-        client,
-        now,
-        manager,
-        sameClient ? 'same_client' : 'other_client',
-      );
-      return true;
-    });
-    if (!reissued) return null;
-    this.metrics.refresh(REFRESH_OUTCOMES.reissue.metric);
-    return this.tokenResponse(claims.sub, claims.sid, refreshToken, state.expiresAt, now);
-  }
-
-  private rotatedResponse(rotation: Rotation, rotated: Rotated, now: Date): TokenResponseDto {
-    const refreshToken = this.tokens.signRefreshToken({
-      userId: rotation.userId,
-      sessionId: rotation.sessionId,
-      generation: rotated.generation,
-      jti: rotated.jti.toString('base64url'),
-      issuedAt: rotation.issuedAt,
-      expiresAt: rotated.expiresAt,
-    });
-    this.metrics.refresh(REFRESH_OUTCOMES.rotate.metric);
-    return this.tokenResponse(
-      rotation.userId,
-      rotation.sessionId,
-      refreshToken,
-      rotated.expiresAt,
-      now,
-    );
+    return this.tokens.response(userId, sessionId, refreshToken, first.expiresAt, now);
   }
 
   /**
@@ -429,46 +169,4 @@ export class SessionsService {
   revocationEvents(userId: string, sessionIds: string[], reason: RevocationReason): NewAuthEvent[] {
     return sessionIds.map((sessionId) => ({ type: 'session_revoked', userId, sessionId, reason }));
   }
-
-  /** The RFC 6749 §5.1 response; the access token never outlives the session's refresh token. */
-  private tokenResponse(
-    userId: string,
-    sessionId: string,
-    refreshToken: string,
-    refreshExpiresAt: Date,
-    now: Date,
-  ): TokenResponseDto {
-    const access = this.tokens.signAccessToken(userId, sessionId, now, refreshExpiresAt);
-    return {
-      access_token: access.token,
-      token_type: 'Bearer',
-      expires_in: access.claims.exp - access.claims.iat,
-      refresh_token: refreshToken,
-      refresh_expires_in: Math.max(0, toEpochSeconds(refreshExpiresAt) - access.claims.iat),
-    };
-  }
-}
-
-/**
- * The presented token's generation in `state`'s session, or `'foreign'` if
- * it is signed by us but was never issued for it (another subject, or a jti
- * that is not the digest of the session's salt and that generation: the
- * refresh key alone cannot make a token a session accepts).
- */
-function presentedGeneration(
-  state: RotationState,
-  { claims, token }: PresentedRefreshToken,
-): number | 'foreign' {
-  if (state.userId !== claims.sub) return 'foreign';
-  if (claims.gen !== null) {
-    const expected = Buffer.from(generationJti(state.tokenSalt, claims.gen), 'base64url');
-    return timingSafeEqual(expected, Buffer.from(claims.jti, 'base64url')) ? claims.gen : 'foreign';
-  }
-  // A v1 token: the session's generation 0, the token that one was rotated
-  // from, or one rotated away before the upgrade (older still).
-  if (state.legacyTokenId === null) return 'foreign';
-  const hash = hashToken(token);
-  if (state.legacyTokenHash && timingSafeEqual(hash, state.legacyTokenHash)) return 0;
-  if (state.legacyParentHash && timingSafeEqual(hash, state.legacyParentHash)) return -1;
-  return -Infinity;
 }

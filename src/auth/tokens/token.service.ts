@@ -16,6 +16,7 @@ import {
   type RefreshTokenClaims,
   type TokenClaims,
 } from './token-claims.js';
+import type { TokenResponseDto } from '../dto/token-response.dto.js';
 
 export interface SignedToken {
   token: string;
@@ -226,6 +227,24 @@ export class TokenService {
   /** When a session started now must end at the latest (whole seconds, like JWT times). */
   absoluteExpiry(now: Date): Date {
     return new Date((toEpochSeconds(now) + this.auth.sessionMaxAge) * 1000);
+  }
+
+  /** The RFC 6749 §5.1 response; the access token never outlives the session's refresh token. */
+  response(
+    userId: string,
+    sessionId: string,
+    refreshToken: string,
+    refreshExpiresAt: Date,
+    now: Date,
+  ): TokenResponseDto {
+    const access = this.signAccessToken(userId, sessionId, now, refreshExpiresAt);
+    return {
+      access_token: access.token,
+      token_type: 'Bearer',
+      expires_in: access.claims.exp - access.claims.iat,
+      refresh_token: refreshToken,
+      refresh_expires_in: Math.max(0, toEpochSeconds(refreshExpiresAt) - access.claims.iat),
+    };
   }
 }
 
