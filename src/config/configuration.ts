@@ -166,14 +166,14 @@ const trimmed = <T extends z.ZodType>(schema: T) =>
   );
 
 /** What the operator wrote, quoted, for a message. */
-const got = (issue: { input?: unknown }) => `(got "${String(issue.input)}")`;
+const got = (input: unknown) => `(got "${String(input)}")`;
 
 /** A whole number from min to max. */
 const integer = (min: number, max: number) =>
   given(
     z
       .string()
-      .regex(/^\d+$/, { error: (issue) => `must be an integer ${got(issue)}` })
+      .regex(/^\d+$/, { error: (issue) => `must be an integer ${got(issue.input)}` })
       .transform(Number)
       .refine((value) => value >= min && value <= max, {
         error: (issue) => `must be between ${min} and ${max} (got ${String(issue.input)})`,
@@ -188,7 +188,7 @@ const seconds = (min: number, max = Number.POSITIVE_INFINITY) =>
       .transform((raw, ctx) => {
         const value = parseDurationSeconds(raw);
         if (value === undefined) {
-          ctx.addIssue(`must be seconds or a duration like 15m, 7d ${got({ input: raw })}`);
+          ctx.addIssue(`must be seconds or a duration like 15m, 7d ${got(raw)}`);
           return z.NEVER;
         }
         return value;
@@ -207,7 +207,7 @@ const flag = given(
     truthy: ['true', '1'],
     falsy: ['false', '0'],
     case: 'sensitive',
-    error: (issue) => `must be true or false ${got(issue)}`,
+    error: (issue) => `must be true or false ${got(issue.input)}`,
   }),
 );
 
@@ -242,7 +242,7 @@ const publicUrl = trimmed(
     .string()
     .refine((raw) => isHttpOrigin(withoutTrailingSlash(raw)), {
       error: (issue) =>
-        `must be scheme://host[:port] without a path, like https://auth.example.com ${got(issue)}`,
+        `must be scheme://host[:port] without a path, like https://auth.example.com ${got(issue.input)}`,
     })
     .transform(withoutTrailingSlash),
 );
@@ -261,7 +261,7 @@ const trustProxy = trimmed(
         raw === 'false' ||
         HOP_COUNT.test(raw) ||
         proxyList(raw).every((entry) => ADDRESS_OR_CIDR.test(entry)),
-      { error: (issue) => `must be addresses or CIDRs separated by commas ${got(issue)}` },
+      { error: (issue) => `must be addresses or CIDRs separated by commas ${got(issue.input)}` },
     )
     .transform((raw) =>
       raw === 'false' ? false : HOP_COUNT.test(raw) ? Number(raw) : proxyList(raw),
@@ -277,7 +277,7 @@ const corsOrigins = trimmed(
       z.array(
         // "*" is never allowed with credentials.
         z.string().refine(isHttpOrigin, {
-          error: (issue) => `must list origins like https://app.example.com ${got(issue)}`,
+          error: (issue) => `must list origins like https://app.example.com ${got(issue.input)}`,
         }),
       ),
     ),
@@ -342,7 +342,7 @@ const environment = z.object({
   EVENT_RETENTION: seconds(0).default(90 * 86400),
   LOG_LEVEL: trimmed(
     z.enum(LOG_LEVELS, {
-      error: (issue) => `must be one of ${LOG_LEVELS.join(', ')} ${got(issue)}`,
+      error: (issue) => `must be one of ${LOG_LEVELS.join(', ')} ${got(issue.input)}`,
     }),
   ).default('info'),
   METRICS_TOKEN: given(
@@ -370,25 +370,23 @@ function toAppConfig(env: Environment, runtime: RuntimeOverrides, ctx: z.Refinem
     ctx.addIssue({ code: 'custom', path: [variable], message: problem });
     return z.NEVER;
   };
-  const missingSecret = production
-    ? 'is required when NODE_ENV=production (use 32+ random characters, e.g. `openssl rand -base64 48`)'
-    : 'is required (outside production a generated one is kept under .data/)';
+  /** Outside production a generated one stands in for a secret left unset. */
+  const secret = (variable: `${string}_SECRET` & keyof Environment, generatedValue?: string) =>
+    required(
+      variable,
+      env[variable] ?? generatedValue,
+      production
+        ? 'is required when NODE_ENV=production (use 32+ random characters, e.g. `openssl rand -base64 48`)'
+        : 'is required (outside production a generated one is kept under .data/)',
+    );
   const embedded = env.DATABASE_URL === undefined;
   const databaseUrl = required(
     'DATABASE_URL',
     env.DATABASE_URL ?? runtime.embeddedDatabaseUrl,
     'is required when the embedded database is not started',
   );
-  const refreshSecret = required(
-    'JWT_REFRESH_SECRET',
-    env.JWT_REFRESH_SECRET ?? generated?.refreshSecret,
-    missingSecret,
-  );
-  const signingKeysSecret = required(
-    'SIGNING_KEYS_SECRET',
-    env.SIGNING_KEYS_SECRET ?? generated?.signingKeysSecret,
-    missingSecret,
-  );
+  const refreshSecret = secret('JWT_REFRESH_SECRET', generated?.refreshSecret);
+  const signingKeysSecret = secret('SIGNING_KEYS_SECRET', generated?.signingKeysSecret);
   const publicUrl = required(
     'PUBLIC_URL',
     env.PUBLIC_URL ?? (production ? undefined : `http://localhost:${env.PORT}`),
