@@ -22,7 +22,13 @@ import { UsersModule } from './users/users.module.js';
 
 @Module({})
 export class AppModule {
-  /** The config is validated before Nest starts (see main.ts) and handed in whole. */
+  /**
+   * The config is validated before Nest starts (see main.ts) and handed in
+   * whole, rather than through ConfigModule's `validationSchema`: main.ts needs
+   * the values before Nest exists (log level, embedded database, port), the e2e
+   * suites start apps with different settings in one process, and that option
+   * reads and writes process.env.
+   */
   static forRoot(config: AppConfig, metrics: MetricsService): DynamicModule {
     return {
       module: AppModule,

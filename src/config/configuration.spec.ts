@@ -60,6 +60,67 @@ describe('buildConfig', () => {
     expect(errorOf(() => buildConfig({ ...base, [variable]: value })).variable).toBe(variable);
   });
 
+  it.each([
+    [
+      { ACCESS_TOKEN_TTL: 'abc' },
+      'ACCESS_TOKEN_TTL must be seconds or a duration like 15m, 7d (got "abc")',
+    ],
+    [{ ACCESS_TOKEN_TTL: '0' }, 'ACCESS_TOKEN_TTL must be at least 1 seconds'],
+    [{ REVOKE_ACCESS_TOKEN_GRACE: '2h' }, 'REVOKE_ACCESS_TOKEN_GRACE must be at most 3600 seconds'],
+    [{ PORT: '80.5' }, 'PORT must be an integer (got "80.5")'],
+    [{ PORT: '70000' }, 'PORT must be between 0 and 65535 (got 70000)'],
+    [{ COOKIE_SECURE: 'TRUE' }, 'COOKIE_SECURE must be true or false (got "TRUE")'],
+    [{ DATABASE_URL: 'not a url' }, 'DATABASE_URL is not a valid URL'],
+    [{ DATABASE_URL: 'mysql://h/db' }, 'DATABASE_URL must be a postgres:// or postgresql:// URL'],
+    [{ REDIS_URL: 'http://h' }, 'REDIS_URL must be a redis:// or rediss:// URL'],
+    [
+      { LOG_LEVEL: 'loud' },
+      'LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent (got "loud")',
+    ],
+    [
+      { TRUST_PROXY: 'proxy' },
+      'TRUST_PROXY must be addresses or CIDRs separated by commas (got "proxy")',
+    ],
+    [
+      { CORS_ORIGINS: 'https://a.example, *' },
+      'CORS_ORIGINS must list origins like https://app.example.com (got "*")',
+    ],
+    [{ METRICS_TOKEN: 'short' }, 'METRICS_TOKEN must be at least 16 characters'],
+    [
+      { RATE_LIMIT_FAILURE_DELAY: '20m' },
+      'RATE_LIMIT_FAILURE_DELAY must not exceed RATE_LIMIT_FAILURE_DELAY_MAX',
+    ],
+  ])('words the refusal of %o for the operator', (env, message) => {
+    expect(errorOf(() => buildConfig({ ...base, ...env })).message).toBe(
+      `Invalid configuration: ${message}`,
+    );
+  });
+
+  it('takes an empty variable as unset, and ignores blanks around lists and URLs', () => {
+    const config = buildConfig({
+      ...base,
+      PORT: '',
+      ACCESS_TOKEN_TTL: '',
+      COOKIE_SECURE: '',
+      LOG_LEVEL: ' ',
+      TRUST_PROXY: ' 10.0.0.0/8, ::1 ',
+      CORS_ORIGINS: ' https://a.example, http://b.example:3000 ',
+      REDIS_URL: ' rediss://cache:6380 ',
+    });
+    expect(config).toMatchObject({
+      port: 8000,
+      auth: { accessTokenTtl: 900, cookieSecure: true },
+      observability: { logLevel: 'info' },
+      http: {
+        trustProxy: ['10.0.0.0/8', '::1'],
+        corsOrigins: ['https://a.example', 'http://b.example:3000'],
+      },
+      rateLimit: { redisUrl: 'rediss://cache:6380' },
+    });
+    expect(buildConfig({ ...base, TRUST_PROXY: '2' }).http.trustProxy).toBe(2);
+    expect(buildConfig({ ...base, TRUST_PROXY: 'false' }).http.trustProxy).toBe(false);
+  });
+
   it('applies the session and housekeeping defaults', () => {
     const config = buildConfig(base);
     expect(config.auth).toMatchObject({
