@@ -14,7 +14,7 @@ import { DatabaseModule } from './database/database.module.js';
 import { dataSourceOptions } from './database/data-source-options.js';
 import { ENTITIES } from './entities.js';
 import { runMigrationsLocked } from './database/migrations.js';
-import { HealthController } from './health/health.controller.js';
+import { HealthModule } from './health/health.module.js';
 import type { MetricsService } from './observability/metrics.service.js';
 import { ObservabilityModule } from './observability/observability.module.js';
 import { TodosModule } from './todos/todos.module.js';
@@ -54,12 +54,12 @@ export class AppModule {
         ScheduleModule.forRoot(),
         ObservabilityModule.forRoot(metrics),
         RateLimitModule,
+        HealthModule,
         AuditModule,
         UsersModule,
         AuthModule,
         TodosModule,
       ],
-      controllers: [HealthController],
       providers: [
         { provide: APP_PIPE, useFactory: createValidationPipe },
         { provide: APP_FILTER, useClass: AllExceptionsFilter },

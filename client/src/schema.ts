@@ -631,9 +631,10 @@ export interface operations {
           'application/json': unknown;
         };
       };
-      /** @description Database unreachable */
+      /** @description Database unreachable, or the instance is shutting down (`service_unavailable`); retry after `Retry-After` seconds */
       503: {
         headers: {
+          'Retry-After'?: number;
           [name: string]: unknown;
         };
         content: {

@@ -1,25 +1,24 @@
-import { createRequire } from 'node:module';
-import { Worker } from 'node:worker_threads';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { Logger } from '@nestjs/common';
+import { Piscina } from 'piscina';
 
-// Runs in each worker thread. It lowers its own scheduling priority first
-// (on Linux the nice value is per thread), so bcrypt gets the CPU the event
-// loop and the database leave over: logins in flight do not stretch the
-// latency of other requests. Inside a worker the synchronous bcrypt calls are
-// the right ones: this thread exists only to do that work, and the event
-// loop is on another thread.
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-try { require('node:os').setPriority(0, 10); } catch {}
-const bcrypt = require(workerData.bcryptPath);
-parentPort.on('message', ({ op, password, arg }) => {
-  try {
-    const result = op === 'hash' ? bcrypt.hashSync(password, arg) : bcrypt.compareSync(password, arg);
-    parentPort.postMessage({ result });
-  } catch (error) {
-    parentPort.postMessage({ error: String(error && error.message || error) });
-  }
-});
-`;
+/**
+ * The worker module, next to this file: src/users/ when Jest runs the
+ * TypeScript sources, dist/src/users/ when Node runs the build (nest-cli.json
+ * copies it there). Either way it is plain JavaScript, which the worker
+ * thread loads without a compiler.
+ */
+const WORKER_FILE = fileURLToPath(new URL('./bcrypt.worker.mjs', import.meta.url));
+
+/**
+ * How far below the event loop the bcrypt threads run (nice(1) steps). Applied
+ * by the worker itself with os.setPriority rather than by piscina's
+ * `niceIncrement`: that option needs the optional native package
+ * @napi-rs/nice, and piscina silently skips it when the package is missing,
+ * as it is in an install with `--omit=optional` (the container image).
+ */
+const NICE_INCREMENT = 10;
 
 /** The pool was closed (the process is shutting down): the work was not done. */
 export class BcryptWorkersClosedError extends Error {
@@ -29,94 +28,57 @@ export class BcryptWorkersClosedError extends Error {
   }
 }
 
-interface Job {
-  op: 'hash' | 'compare';
-  password: string;
-  arg: string | number;
-  resolve: (value: string | boolean) => void;
-  reject: (error: Error) => void;
-}
-
-interface Slot {
-  worker: Worker;
-  job: Job | null;
-}
-
 /**
  * A fixed pool of low-priority threads for bcrypt: at most one computation
  * per thread, the rest queued in arrival order.
  */
 export class BcryptWorkers {
-  private readonly slots: Slot[] = [];
-  private readonly queue: Job[] = [];
-  private readonly bcryptPath = createRequire(import.meta.url).resolve('bcrypt');
+  private readonly logger = new Logger(BcryptWorkers.name);
+  private readonly pool: Piscina;
   private closed = false;
 
   constructor(size: number) {
-    for (let i = 0; i < size; i += 1) this.slots.push(this.spawn());
+    // Fail at boot, naming the file, rather than with a pool whose threads never start.
+    if (!existsSync(WORKER_FILE)) throw new Error(`bcrypt worker module not found: ${WORKER_FILE}`);
+    this.pool = new Piscina({
+      filename: WORKER_FILE,
+      workerData: { niceIncrement: NICE_INCREMENT },
+      // Every thread started up front and kept: a login never waits for one to spawn.
+      minThreads: size,
+      maxThreads: size,
+      idleTimeout: Infinity,
+      concurrentTasksPerWorker: 1,
+      // Unbounded: beyond the threads, logins wait their turn.
+      maxQueue: Infinity,
+    });
+    // A thread that dies while idle is replaced by the pool; with no task to
+    // fail, piscina reports it here (unheard, it would crash the process).
+    this.pool.on('error', (error: unknown) => {
+      if (!this.closed) this.logger.error(`bcrypt worker failed: ${String(error)}`);
+    });
   }
 
   hash(password: string, cost: number): Promise<string> {
-    return this.submit('hash', password, cost) as Promise<string>;
+    return this.run<string>('hash', { password, cost });
   }
 
   compare(password: string, hash: string): Promise<boolean> {
-    return this.submit('compare', password, hash) as Promise<boolean>;
+    return this.run<boolean>('compare', { password, hash });
   }
 
+  /** Fails what is queued or running with BcryptWorkersClosedError and stops the threads. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const job of this.queue.splice(0)) job.reject(new BcryptWorkersClosedError());
-    await Promise.all(this.slots.map((slot) => slot.worker.terminate()));
+    await this.pool.destroy();
   }
 
-  private submit(op: Job['op'], password: string, arg: string | number): Promise<string | boolean> {
-    if (this.closed) return Promise.reject(new BcryptWorkersClosedError());
-    return new Promise((resolve, reject) => {
-      this.queue.push({ op, password, arg, resolve, reject });
-      this.dispatch();
-    });
-  }
-
-  private dispatch(): void {
-    for (const slot of this.slots) {
-      if (slot.job || this.queue.length === 0) continue;
-      const job = this.queue.shift()!;
-      slot.job = job;
-      slot.worker.postMessage({ op: job.op, password: job.password, arg: job.arg });
+  private async run<T>(name: 'hash' | 'compare', task: object): Promise<T> {
+    // Checked here, not left to piscina: after destroy() it would start new threads.
+    if (this.closed) throw new BcryptWorkersClosedError();
+    try {
+      return (await this.pool.run(task, { name })) as T;
+    } catch (error) {
+      throw this.closed ? new BcryptWorkersClosedError() : error;
     }
-  }
-
-  private spawn(): Slot {
-    const worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: { bcryptPath: this.bcryptPath },
-    });
-    worker.unref();
-    const slot: Slot = { worker, job: null };
-    worker.on('message', (message: { result?: string | boolean; error?: string }) => {
-      const job = slot.job;
-      slot.job = null;
-      if (job) {
-        if (message.error !== undefined) job.reject(new Error(message.error));
-        else job.resolve(message.result!);
-      }
-      this.dispatch();
-    });
-    // A worker that dies fails its job and is replaced.
-    worker.on('error', (error) => this.replace(slot, error));
-    worker.on('exit', () => this.replace(slot, new Error('bcrypt worker exited')));
-    return slot;
-  }
-
-  private replace(slot: Slot, error: Error): void {
-    const job = slot.job;
-    slot.job = null;
-    job?.reject(this.closed ? new BcryptWorkersClosedError() : error);
-    if (this.closed) return;
-    const index = this.slots.indexOf(slot);
-    if (index === -1) return;
-    this.slots[index] = this.spawn();
-    this.dispatch();
   }
 }

@@ -1,15 +1,31 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
+import { HttpStatus } from '@nestjs/common';
 import type { ConfigService } from '@nestjs/config';
+import { AppError, ErrorCode } from '../common/errors.js';
 import type { AppConfig } from '../config/configuration.js';
 import { PasswordService } from './password.service.js';
 
 const started: PasswordService[] = [];
 
-async function service(): Promise<PasswordService> {
-  const config = { get: () => ({ bcryptCost: 4 }) } as unknown as ConfigService<AppConfig, true>;
+async function service(bcryptCost = 4): Promise<PasswordService> {
+  const config = { get: () => ({ bcryptCost }) } as unknown as ConfigService<AppConfig, true>;
   const passwords = new PasswordService(config);
   await passwords.onModuleInit();
   started.push(passwords);
   return passwords;
+}
+
+/** Each thread of this process by id, with its nice value (proc(5), /proc/pid/stat field 19). */
+function threadNiceValues(): Map<number, number> {
+  const values = new Map<number, number>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    // Fields after the parenthesised command name, which may contain spaces: state is field 3.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    values.set(Number(tid), Number(fields[19 - 3]));
+  }
+  return values;
 }
 
 afterAll(async () => {
@@ -52,8 +68,40 @@ describe('PasswordService', () => {
     await expect(passwords.verify(inputs[0], hashes[1])).resolves.toBe(false);
   });
 
+  // Linux only: there the nice value is per thread, and /proc shows each one.
+  const onLinux = process.platform === 'linux' ? it : it.skip;
+  onLinux('runs bcrypt on threads below the event loop in OS priority', async () => {
+    const eventLoop = getPriority(0);
+    const passwords = await service();
+    await Promise.all(Array.from({ length: 4 }, (_, i) => passwords.hash(`password ${i}`)));
+    const nice = threadNiceValues();
+    const lowered = [...nice.values()].filter((value) => value === Math.min(eventLoop + 10, 19));
+    expect(lowered.length).toBeGreaterThan(0);
+    // The event loop's own thread (the process's first, whose id is the pid) keeps its priority.
+    expect(nice.get(process.pid)).toBe(eventLoop);
+  });
+
   it('answers false, not an error, for an unknown user', async () => {
     const passwords = await service();
     await expect(passwords.verify('anything at all', undefined)).resolves.toBe(false);
+  });
+
+  it('fails work caught by shutdown, and work after it, as a 503 to retry', async () => {
+    // A real cost, so the hash is still running (or queued) when the pool closes.
+    const passwords = await service(12);
+    const shuttingDown = {
+      status: HttpStatus.SERVICE_UNAVAILABLE,
+      code: ErrorCode.ServiceUnavailable,
+      retryAfter: 5,
+    };
+    const inFlight = passwords.hash('caught by shutdown').then(
+      () => 'hashed',
+      (error: unknown) => error,
+    );
+    await passwords.onApplicationShutdown();
+    const outcome = await inFlight;
+    expect(outcome).toBeInstanceOf(AppError);
+    expect(outcome).toMatchObject(shuttingDown);
+    await expect(passwords.verify('after shutdown', undefined)).rejects.toMatchObject(shuttingDown);
   });
 });
