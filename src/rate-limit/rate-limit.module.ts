@@ -5,10 +5,11 @@ import {
   InjectThrottlerStorage,
   ThrottlerModule,
   type ThrottlerModuleOptions,
+  type ThrottlerOptions,
 } from '@nestjs/throttler';
 import type { FastifyRequest } from 'fastify';
 import { clientIp } from '../common/client-info.js';
-import type { AppConfig } from '../config/configuration.js';
+import type { AppConfig, RateLimitConfig } from '../config/configuration.js';
 import { rateLimitAddress } from './client-address.js';
 import { FailedAttemptsInterceptor } from './failed-attempts.interceptor.js';
 import {
@@ -19,24 +20,26 @@ import {
 import { FAILURE_COUNTERS, routeOf, type ThrottlerKind } from './rate-limit.kinds.js';
 import { RateLimitStorage } from './rate-limit.storage.js';
 
-/** One budget per window, counted per client address. */
-function throttlers(config: AppConfig['rateLimit']): ThrottlerModuleOptions {
+/** The `ip` and `refresh` throttlers: a budget per window, counted per client address. */
+function throttlerOptions(config: RateLimitConfig): ThrottlerModuleOptions {
   const ttl = config.window * 1000;
-  const named: Record<
-    ThrottlerKind,
-    { limit: number; key: (route: string, address: string) => string }
-  > = {
+  // The request over a budget blocks the address for a window: its Retry-After.
+  const window = { ttl, blockDuration: ttl };
+  const named: Record<ThrottlerKind, Omit<ThrottlerOptions, 'name'>> = {
     // Each route has its own budget: logins do not spend registrations.
-    ip: { limit: config.perIp, key: (route, address) => `ip:${route}:${address}` },
-    refresh: { limit: config.refreshPerIp, key: (_route, address) => `refresh:${address}` },
+    ip: {
+      ...window,
+      limit: config.perIp,
+      generateKey: (context, address) => `ip:${routeOf(context)}:${address}`,
+    },
+    refresh: {
+      ...window,
+      limit: config.refreshPerIp,
+      generateKey: (_context, address) => `refresh:${address}`,
+    },
   };
   return {
-    throttlers: Object.entries(named).map(([name, { limit, key }]) => ({
-      name,
-      ttl,
-      limit,
-      generateKey: (context, address) => key(routeOf(context), address),
-    })),
+    throttlers: Object.entries(named).map(([name, options]) => ({ name, ...options })),
     // What Fastify reports, which believes X-Forwarded-For only from
     // TRUST_PROXY, counted as rateLimitAddress says (an IPv6 client by its
     // /64). Unusable forwarded addresses share one counter rather than each
@@ -58,7 +61,7 @@ function throttlers(config: AppConfig['rateLimit']): ThrottlerModuleOptions {
     ThrottlerModule.forRootAsync({
       inject: [ConfigService],
       useFactory: (config: ConfigService<AppConfig, true>) =>
-        throttlers(config.get('rateLimit', { infer: true })),
+        throttlerOptions(config.get('rateLimit', { infer: true })),
     }),
   ],
   providers: [
