@@ -23,6 +23,9 @@ const shared = {
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform,
   transformIgnorePatterns: ['/node_modules/(?!content-disposition/)'],
+  // CommonJS packages that require() Nest get the instance the test imported.
+  resolver: '<rootDir>/test/support/nest-cjs/resolver.cjs',
+  setupFiles: ['<rootDir>/test/support/nest-cjs/setup.ts'],
 };
 
 export default {

@@ -16,13 +16,13 @@ import { MetricsService } from '../observability/metrics.service.js';
 import { usernameKey } from '../common/username.js';
 import { BackoffSchedule } from './backoff.js';
 import { rateLimitAddress } from './client-address.js';
+import type { FailureCounters } from './failure-counters.js';
 import {
+  FAILURE_COUNTERS,
   type FailureKind,
   isFailureKind,
-  RATE_LIMIT_STORE,
   rateLimitKinds,
 } from './rate-limit.kinds.js';
-import type { RateLimitStore } from './rate-limit.store.js';
 
 /** The answer that means "wrong password", per kind: only it stays counted. */
 const FAILURE_CODES: Record<FailureKind, ErrorCode> = {
@@ -47,7 +47,7 @@ export class FailedAttemptsInterceptor implements NestInterceptor {
 
   constructor(
     config: ConfigService<AppConfig, true>,
-    @Inject(RATE_LIMIT_STORE) private readonly store: RateLimitStore,
+    @Inject(FAILURE_COUNTERS) private readonly store: FailureCounters,
     private readonly metrics: MetricsService,
   ) {
     this.schedule = new BackoffSchedule(config.get('rateLimit', { infer: true }).account);

@@ -9,17 +9,23 @@ import type { ExecutionContext } from '@nestjs/common';
  * - `password`: consecutive wrong passwords on password change and account
  *   deletion per user (one counter for both), whatever the address.
  *
- * `ip` and `refresh` are fixed windows (RateLimitGuard); `account` and
- * `password` count failures with a growing wait (FailedAttemptsInterceptor).
+ * `ip` and `refresh` are @nestjs/throttler throttlers of those names
+ * (RateLimitGuard); `account` and `password` count failures with a growing
+ * wait (FailedAttemptsInterceptor; see FailureCounters for why they are not
+ * throttlers).
  */
 export type RateLimitKind = 'ip' | 'refresh' | 'account' | 'password';
 export type FailureKind = Extract<RateLimitKind, 'account' | 'password'>;
+export type ThrottlerKind = Exclude<RateLimitKind, FailureKind>;
+
+/** The named throttlers, each registered with ThrottlerModule (see RateLimitModule). */
+export const THROTTLER_KINDS: readonly ThrottlerKind[] = ['ip', 'refresh'];
 
 export const isFailureKind = (kind: RateLimitKind): kind is FailureKind =>
   kind === 'account' || kind === 'password';
 
 export const RATE_LIMITS = 'lineage:rate-limits';
-export const RATE_LIMIT_STORE = Symbol('RATE_LIMIT_STORE');
+export const FAILURE_COUNTERS = Symbol('FAILURE_COUNTERS');
 
 export function rateLimitKinds(context: ExecutionContext): RateLimitKind[] {
   return (

@@ -80,6 +80,11 @@ function expectRateLimited(res: Response, windowSeconds: number): void {
   expect(retryAfter).toMatch(/^\d+$/);
   expect(Number(retryAfter)).toBeGreaterThan(0);
   expect(Number(retryAfter)).toBeLessThanOrEqual(windowSeconds);
+  expect(res.body).toMatchObject({ message: `Too many attempts; retry in ${retryAfter} s` });
+  // Retry-After is the one rate-limit header: no X-RateLimit-* or per-limit variants.
+  expect(
+    Object.keys(res.headers).filter((name) => /^(x-)?rate-?limit|^retry-after-/.test(name)),
+  ).toEqual([]);
 }
 
 async function events(t: TestApp, accessToken: string) {
@@ -513,6 +518,22 @@ describeRedis(redisTitle, () => {
     await attempt(b, username, PASSWORD).expect(200);
   });
 
+  it('counts one address’s requests on every instance: after the budget, either refuses (ASVS 2.2.1, API4:2023)', async () => {
+    // Redis keeps counters for a window across test runs: an address of this run's own.
+    const group = () => Math.floor(Math.random() * 0x10000).toString(16);
+    const address = `2001:db8:${group()}:${group()}::1`;
+    const limited = { ...env, TRUST_PROXY: '127.0.0.1', RATE_LIMIT_PER_IP: '3' };
+    await withApp(limited, async (c) => {
+      await withApp(limited, async (d) => {
+        for (const t of [c, d, c]) {
+          await attempt(t, uniqueUsername(), WRONG, address).expect(401);
+        }
+        expectRateLimited(await attempt(d, uniqueUsername(), WRONG, address), WINDOW);
+        expectRateLimited(await attempt(c, uniqueUsername(), WRONG, address), WINDOW);
+      });
+    });
+  });
+
   it('keeps no username in Redis, only a digest', async () => {
     const username = uniqueUsername('Stored');
     await attempt(a, username, WRONG).expect(401);
@@ -545,6 +566,13 @@ describe('rate limits while Redis is unreachable (ASVS 2.2.1, API4:2023)', () =>
         await attempt(t, other.username, PASSWORD).expect(200);
       },
     );
+  });
+
+  it('keeps the per-address limits on per-instance memory counters, never a 5xx', async () => {
+    await withApp({ REDIS_URL: 'redis://127.0.0.1:1', RATE_LIMIT_PER_IP: '3' }, async (t) => {
+      for (let i = 0; i < 3; i++) await attempt(t, uniqueUsername(), WRONG).expect(401);
+      expectRateLimited(await attempt(t, uniqueUsername(), WRONG), WINDOW);
+    });
   });
 });
 

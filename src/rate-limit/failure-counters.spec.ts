@@ -1,18 +1,18 @@
 import { BackoffSchedule, FAILURE_MEMORY_MS } from './backoff.js';
-import { MemoryRateLimitStore } from './rate-limit.store.js';
+import { MemoryFailureCounters } from './failure-counters.js';
 
-describe('MemoryRateLimitStore failure counters', () => {
+describe('MemoryFailureCounters', () => {
   const schedule = new BackoffSchedule({
     freeFailures: 2,
     firstDelay: 10,
     maxDelay: 40,
     maxFailures: 6,
   });
-  let store: MemoryRateLimitStore;
+  let store: MemoryFailureCounters;
   const t0 = 1_000_000;
 
   beforeEach(() => {
-    store = new MemoryRateLimitStore();
+    store = new MemoryFailureCounters();
   });
 
   afterEach(async () => {

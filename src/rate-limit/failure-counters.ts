@@ -1,17 +1,18 @@
-import { Logger } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { type BackoffSchedule, FAILURE_MEMORY_MS } from './backoff.js';
 
-export interface RateLimitHit {
-  /** Requests counted in the current window, this one included. */
-  count: number;
-  /** Seconds until the window (and so the block) ends. */
-  resetSeconds: number;
-}
-
 /**
- * Fixed-window counters (`hit`: one window per key, started by its first hit),
- * and consecutive-failure counters with a growing wait (see BackoffSchedule).
+ * Consecutive-failure counters with a growing wait (see BackoffSchedule), for
+ * the `account` and `password` limits.
+ *
+ * These are not @nestjs/throttler throttlers, because its storage contract
+ * (`increment(key, ttl, limit, blockDuration)`) cannot carry them without
+ * losing behaviour: the wait depends on the count the same call produces
+ * (one fixed block duration per call cannot follow the schedule), a success
+ * must clear the count and an attempt that checked no password must be given
+ * back (the contract has no reset or decrement), and counting a refused
+ * attempt would let a guesser keep an owner waiting forever. They do share the
+ * throttler storage's Redis connection (see RateLimitStorage).
  *
  * A failure counter counts each attempt when it starts, not when its failure
  * is known: the check "is this key waiting" and the count are one atomic step,
@@ -19,8 +20,7 @@ export interface RateLimitHit {
  * counted; the schedule holds exactly, however many arrive at once. A success
  * then clears the counter, and an attempt that checked no password is given back.
  */
-export interface RateLimitStore {
-  hit(key: string, windowMs: number): Promise<RateLimitHit>;
+export interface FailureCounters {
   /** Counts an attempt and returns 0; while the key is waiting, counts nothing and returns the seconds left. */
   beginAttempt(key: string, schedule: BackoffSchedule): Promise<number>;
   /** The attempt succeeded: the key's failures are forgotten. */
@@ -42,29 +42,15 @@ interface FailureCount {
 const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
 
 /** Counters in this process's memory: limits hold per instance. */
-export class MemoryRateLimitStore implements RateLimitStore {
-  private readonly windows = new Map<string, { count: number; resetAt: number }>();
+export class MemoryFailureCounters implements FailureCounters {
   private readonly failures = new Map<string, FailureCount>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(sweepMs = 60_000) {
-    // Expired windows are dropped in the background, so memory stays bounded
-    // by the keys active within one window.
+    // Forgotten counters are dropped in the background, so memory stays
+    // bounded by the keys that failed within FAILURE_MEMORY_MS.
     this.sweeper = setInterval(() => this.sweep(Date.now()), sweepMs);
     this.sweeper.unref();
-  }
-
-  hit(key: string, windowMs: number, now = Date.now()): Promise<RateLimitHit> {
-    let window = this.windows.get(key);
-    if (!window || window.resetAt <= now) {
-      window = { count: 0, resetAt: now + windowMs };
-      this.windows.set(key, window);
-    }
-    window.count += 1;
-    return Promise.resolve({
-      count: window.count,
-      resetSeconds: Math.ceil((window.resetAt - now) / 1000),
-    });
   }
 
   beginAttempt(key: string, schedule: BackoffSchedule, now = Date.now()): Promise<number> {
@@ -94,7 +80,6 @@ export class MemoryRateLimitStore implements RateLimitStore {
   }
 
   private sweep(now: number): void {
-    for (const [key, window] of this.windows) if (window.resetAt <= now) this.windows.delete(key);
     for (const [key, entry] of this.failures) if (entry.forgetAt <= now) this.failures.delete(key);
   }
 
@@ -103,16 +88,6 @@ export class MemoryRateLimitStore implements RateLimitStore {
     return Promise.resolve();
   }
 }
-
-const KEY_PREFIX = 'lineage:rl:';
-
-// INCR and the window's expiry in one atomic step, so concurrent requests on
-// several instances count exactly once each. Returns [count, ms left].
-const HIT = `
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return {count, redis.call('PTTL', KEYS[1])}
-`;
 
 // A failure counter is one hash {n, until} (one key, so it also works on a
 // cluster). Check and count in one atomic step on Redis's own clock, so every
@@ -144,50 +119,19 @@ if now + delay < waitUntil then redis.call('HSET', KEYS[1], 'until', now + delay
 return 0
 `;
 
-const FAILURES_PREFIX = `${KEY_PREFIX}failures:`;
+const FAILURES_PREFIX = 'lineage:rl:failures:';
 
 /**
  * Counters in Redis, shared by every instance, so a limit holds however many
  * instances serve the traffic. While Redis is unreachable the counters fall
  * back to this instance's memory (limits then hold per instance) instead of
  * failing logins: an outage of the limiter must not become an outage of
- * authentication.
+ * authentication. The connection is the throttler storage's, which owns it.
  */
-export class RedisRateLimitStore implements RateLimitStore {
-  private readonly logger = new Logger(RedisRateLimitStore.name);
-  private readonly redis: Redis;
-  private readonly fallback = new MemoryRateLimitStore();
-  private degraded = false;
+export class RedisFailureCounters implements FailureCounters {
+  private readonly fallback = new MemoryFailureCounters();
 
-  constructor(url: string) {
-    this.redis = new Redis(url, {
-      // Fail fast instead of queueing requests while Redis is away.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      connectTimeout: 1000,
-      commandTimeout: 1000,
-    });
-    this.redis.on('error', (error: Error) => {
-      if (!this.degraded)
-        this.logger.warn(`Redis unavailable (${error.message}); rate limits per instance`);
-      this.degraded = true;
-    });
-    this.redis.on('ready', () => {
-      this.degraded = false;
-    });
-  }
-
-  async hit(key: string, windowMs: number): Promise<RateLimitHit> {
-    try {
-      const [count, msLeft] = (await this.redis.eval(HIT, 1, `${KEY_PREFIX}${key}`, windowMs)) as [
-        number,
-        number,
-      ];
-      return { count, resetSeconds: seconds(msLeft) };
-    } catch {
-      return this.fallback.hit(key, windowMs);
-    }
-  }
+  constructor(private readonly redis: Redis) {}
 
   async beginAttempt(key: string, schedule: BackoffSchedule): Promise<number> {
     try {
@@ -227,8 +171,7 @@ export class RedisRateLimitStore implements RateLimitStore {
     }
   }
 
-  async close(): Promise<void> {
-    await this.fallback.close();
-    await this.redis.quit().catch(() => this.redis.disconnect());
+  close(): Promise<void> {
+    return this.fallback.close();
   }
 }
