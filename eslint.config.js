@@ -75,6 +75,9 @@ export default defineConfig(
     files: ['src/**/*.ts'],
     plugins: { 'import-x': importX },
     settings: {
+      // TypeScript files are parsed for their imports (no-cycle follows them).
+      'import-x/extensions': ['.ts', '.js', '.mjs'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
       'import-x/resolver-next': [createTypeScriptImportResolver({ project: './tsconfig.json' })],
     },
     rules: {

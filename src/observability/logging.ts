@@ -5,7 +5,7 @@ import type { LoggerService } from '@nestjs/common';
 import { type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import { type DestinationStream, type Level, type Logger, pino } from 'pino';
 import { pathOf } from '../common/request-path.js';
-import type { LogLevelName } from '../config/configuration.js';
+import type { LogLevelName } from '../config/variables.js';
 
 /** The JSON field that carries the request id on every line of a request. */
 export const REQUEST_ID_LABEL = 'req_id';
