@@ -1,6 +1,8 @@
 // Jest runs in native ESM mode (Nest 12 packages are ESM); `npm test` passes
-// --experimental-vm-modules. Unit tests need nothing; e2e tests get a real
-// PostgreSQL from the global setup (embedded, or TEST_DATABASE_URL).
+// --experimental-vm-modules. Three tiers: unit tests need nothing; integration
+// tests run providers against a real PostgreSQL without HTTP; e2e tests drive
+// the whole app. The last two get the database from the global setup
+// (embedded, or TEST_DATABASE_URL).
 const transform = {
   '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: '<rootDir>/tsconfig.json' }],
   // @fastify/static (CommonJS, used by Swagger UI) require()s the ESM-only
@@ -34,6 +36,13 @@ export default {
   testTimeout: 30000,
   projects: [
     { ...shared, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.spec.ts'] },
+    {
+      ...shared,
+      displayName: 'integration',
+      testMatch: ['<rootDir>/test/integration/**/*.int-spec.ts'],
+      globalSetup: '<rootDir>/test/support/global-setup.ts',
+      globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+    },
     {
       ...shared,
       displayName: 'e2e',

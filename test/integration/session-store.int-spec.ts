@@ -6,7 +6,7 @@ import {
   SessionRepository,
 } from '../../src/auth/sessions/session.repository.js';
 import { generationJti } from '../../src/auth/tokens/token.service.js';
-import { claimsOf, register, startTestApp, type TestApp } from '../support/test-app.js';
+import { insertUser, type Integration, startIntegration } from '../support/integration.js';
 import { holdRowLock } from '../support/row-lock.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -45,17 +45,17 @@ const wholeSeconds = (ms: number) => new Date(Math.floor(ms / 1000) * 1000);
  * that would pass the UPDATE without it, and the digest the database computes
  * is shown to be the one the server signs.
  */
-describe('session store (e2e, PostgreSQL)', () => {
-  let t: TestApp;
+describe('session store (integration, PostgreSQL)', () => {
+  let t: Integration;
   let sessions: SessionRepository;
   let userId: string;
   let otherUserId: string;
 
   beforeAll(async () => {
-    t = await startTestApp();
-    sessions = t.app.get(SessionRepository);
-    userId = claimsOf((await register(t)).access_token).sub as string;
-    otherUserId = claimsOf((await register(t)).access_token).sub as string;
+    t = await startIntegration({ providers: [SessionRepository] });
+    sessions = t.get(SessionRepository);
+    userId = await insertUser(t.db);
+    otherUserId = await insertUser(t.db);
   });
 
   afterAll(async () => {
