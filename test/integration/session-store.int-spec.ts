@@ -68,25 +68,26 @@ describe('session store (integration, PostgreSQL)', () => {
     held = undefined;
   });
 
-  /** A session at generation 0, as a login starts it. */
+  /** A session at generation 0, as a login starts it (by default `userId`'s, now). */
   async function makeSession(
-    options: { lifetimeMs?: number; idleMs?: number } = {},
+    options: { lifetimeMs?: number; idleMs?: number; owner?: string; at?: Date } = {},
   ): Promise<Made> {
-    const now = wholeSeconds(Date.now());
+    const now = wholeSeconds((options.at ?? new Date()).getTime());
+    const owner = options.owner ?? userId;
     const absoluteExpiresAt = new Date(now.getTime() + (options.lifetimeMs ?? 30 * DAY_MS));
     const idle = new Date(
       Math.min(now.getTime() + (options.idleMs ?? 7 * DAY_MS), absoluteExpiresAt.getTime()),
     );
     const made = {
       sessionId: randomUUID(),
-      userId,
+      userId: owner,
       salt: randomBytes(32),
       now,
       absoluteExpiresAt,
     };
     await t.db.transaction((manager) =>
       sessions.create(manager, {
-        userId,
+        userId: owner,
         sessionId: made.sessionId,
         now,
         tokenSalt: made.salt,
@@ -351,6 +352,326 @@ describe('session store (integration, PostgreSQL)', () => {
       expect(await touch(made, 0, before.expires_at)).toBe(false);
       expect(await rawRow(made.sessionId)).toEqual(before);
       expect(await touch(made, 0, new Date(before.expires_at.getTime() - 1))).toBe(true);
+    });
+  });
+
+  /** The sessions as stored, by id (revocation columns and the row version). */
+  async function states(ids: string[]) {
+    const rows = await t.db.query<
+      { id: string; xmin: string; revoked_at: Date | null; revoked_reason: string | null }[]
+    >(
+      `SELECT id, xmin::text AS xmin, revoked_at, revoked_reason
+         FROM sessions WHERE id = ANY($1::uuid[])`,
+      [ids],
+    );
+    return Object.fromEntries(rows.map((row) => [row.id, row]));
+  }
+
+  const later = (made: Made, ms = 5000) => new Date(made.now.getTime() + ms);
+  const sorted = (ids: string[]) => [...ids].sort();
+
+  describe('create()', () => {
+    it('starts a session at generation 0 with what the login gave it', async () => {
+      const made = await makeSession({ idleMs: DAY_MS });
+      const row = await rawRow(made.sessionId);
+      expect(row).toMatchObject({
+        user_id: userId,
+        generation: 0,
+        rotated_at: made.now,
+        last_used_at: made.now,
+        expires_at: new Date(made.now.getTime() + DAY_MS),
+        absolute_expires_at: made.absoluteExpiresAt,
+        revoked_at: null,
+        revoked_reason: null,
+      });
+      expect(row.token_salt.equals(made.salt)).toBe(true);
+      expect(await sessions.findForRotation(made.sessionId)).toMatchObject({
+        userId,
+        generation: 0,
+        userAgent: 'session-store-spec',
+        ip: '127.0.0.1',
+        legacyTokenId: null,
+      });
+    });
+
+    it("writes in the caller's transaction: rolled back with it", async () => {
+      const sessionId = randomUUID();
+      const now = wholeSeconds(Date.now());
+      await expect(
+        t.db.transaction(async (manager) => {
+          await sessions.create(manager, {
+            userId,
+            sessionId,
+            now,
+            tokenSalt: randomBytes(32),
+            first: { issuedAt: now, expiresAt: new Date(now.getTime() + DAY_MS) },
+            absoluteExpiresAt: new Date(now.getTime() + DAY_MS),
+            userAgent: null,
+            ip: null,
+          });
+          // Inside the transaction the row exists ...
+          const inside = await manager.query<unknown[]>('SELECT 1 FROM sessions WHERE id = $1', [
+            sessionId,
+          ]);
+          expect(inside).toHaveLength(1);
+          throw new Error('roll back');
+        }),
+      ).rejects.toThrow('roll back');
+      // ... and the rollback took it away.
+      expect(await sessions.findSession(sessionId)).toBeNull();
+    });
+  });
+
+  describe('findSession()', () => {
+    it('reads the owner, revocation and expiry of one session, whoever owns it', async () => {
+      const mine = await makeSession();
+      const theirs = await makeSession({ owner: otherUserId, idleMs: DAY_MS });
+      expect(await sessions.findSession(mine.sessionId)).toEqual({
+        userId,
+        revokedAt: null,
+        expiresAt: new Date(mine.now.getTime() + 7 * DAY_MS),
+      });
+      // The caller compares the owner with the token's subject, so it must be the row's.
+      expect(await sessions.findSession(theirs.sessionId)).toEqual({
+        userId: otherUserId,
+        revokedAt: null,
+        expiresAt: new Date(theirs.now.getTime() + DAY_MS),
+      });
+      await sessions.revoke(userId, [mine.sessionId], 'logout', later(mine));
+      expect((await sessions.findSession(mine.sessionId))?.revokedAt).toEqual(later(mine));
+    });
+
+    it('is null for an unknown session', async () => {
+      expect(await sessions.findSession(randomUUID())).toBeNull();
+    });
+  });
+
+  describe('revoke()', () => {
+    it('revokes exactly the given live sessions of the user, with the time and reason, and returns their ids', async () => {
+      const [a, b, c] = [await makeSession(), await makeSession(), await makeSession()];
+      const at = later(a);
+      expect(
+        sorted(await sessions.revoke(userId, [a.sessionId, b.sessionId], 'logout', at)),
+      ).toEqual(sorted([a.sessionId, b.sessionId]));
+      const after = await states([a.sessionId, b.sessionId, c.sessionId]);
+      expect(after[a.sessionId]).toMatchObject({ revoked_at: at, revoked_reason: 'logout' });
+      expect(after[b.sessionId]).toMatchObject({ revoked_at: at, revoked_reason: 'logout' });
+      expect(after[c.sessionId]).toMatchObject({ revoked_at: null, revoked_reason: null });
+    });
+
+    it("never touches another user's session, even when its id is given", async () => {
+      const mine = await makeSession();
+      const theirs = await makeSession({ owner: otherUserId });
+      const before = await rawRow(theirs.sessionId);
+      expect(
+        await sessions.revoke(userId, [mine.sessionId, theirs.sessionId], 'logout', later(mine)),
+      ).toEqual([mine.sessionId]);
+      expect(await rawRow(theirs.sessionId)).toEqual(before);
+    });
+
+    it('a revoked session keeps its first time and reason: repeating matches nothing and writes nothing', async () => {
+      const made = await makeSession();
+      expect(await sessions.revoke(userId, [made.sessionId], 'logout', later(made))).toEqual([
+        made.sessionId,
+      ]);
+      const before = await rawRow(made.sessionId);
+      expect(
+        await sessions.revoke(userId, [made.sessionId], 'user_revoked', later(made, 9000)),
+      ).toEqual([]);
+      expect(await rawRow(made.sessionId)).toEqual(before);
+      expect(before).toMatchObject({ revoked_at: later(made), revoked_reason: 'logout' });
+    });
+
+    it('an expired session matches nothing and writes nothing', async () => {
+      const made = await makeSession({ idleMs: 60_000 });
+      const before = await rawRow(made.sessionId);
+      expect(await sessions.revoke(userId, [made.sessionId], 'logout', before.expires_at)).toEqual(
+        [],
+      );
+      expect(await rawRow(made.sessionId)).toEqual(before);
+    });
+
+    it('no ids: nothing to revoke', async () => {
+      expect(await sessions.revoke(userId, [], 'logout', new Date())).toEqual([]);
+    });
+
+    it("writes in the caller's transaction when given one", async () => {
+      const made = await makeSession();
+      await expect(
+        t.db.transaction(async (manager) => {
+          expect(
+            await sessions.revoke(userId, [made.sessionId], 'logout', later(made), manager),
+          ).toEqual([made.sessionId]);
+          throw new Error('roll back');
+        }),
+      ).rejects.toThrow('roll back');
+      expect((await rawRow(made.sessionId)).revoked_at).toBeNull();
+    });
+  });
+
+  describe('revokeAllForUser()', () => {
+    /** A user of its own with: two live sessions, a revoked one, an expired one. */
+    async function account() {
+      const owner = await insertUser(t.db);
+      const liveA = await makeSession({ owner });
+      const liveB = await makeSession({ owner });
+      const revoked = await makeSession({ owner });
+      await sessions.revoke(owner, [revoked.sessionId], 'logout', later(revoked, 1000));
+      const expired = await makeSession({
+        owner,
+        at: new Date(Date.now() - 2 * DAY_MS),
+        idleMs: DAY_MS,
+      });
+      return { owner, liveA, liveB, revoked, expired };
+    }
+
+    it("revokes every live session of the user and returns their ids; leaves ended ones and other users' alone", async () => {
+      const { owner, liveA, liveB, revoked, expired } = await account();
+      const theirs = await makeSession({ owner: otherUserId });
+      const untouched = [revoked, expired, theirs].map((m) => m.sessionId);
+      const before = await states(untouched);
+      const at = later(liveA);
+      const ids = await t.db.transaction((manager) =>
+        sessions.revokeAllForUser(manager, owner, 'logout_all', at, null),
+      );
+      expect(sorted(ids)).toEqual(sorted([liveA.sessionId, liveB.sessionId]));
+      const after = await states([liveA.sessionId, liveB.sessionId]);
+      for (const id of ids) {
+        expect(after[id]).toMatchObject({ revoked_at: at, revoked_reason: 'logout_all' });
+      }
+      expect(await states(untouched)).toEqual(before);
+    });
+
+    it('keeps the session it is told to keep', async () => {
+      const { owner, liveA, liveB } = await account();
+      const before = await rawRow(liveB.sessionId);
+      const ids = await t.db.transaction((manager) =>
+        sessions.revokeAllForUser(
+          manager,
+          owner,
+          'password_changed',
+          later(liveA),
+          liveB.sessionId,
+        ),
+      );
+      expect(ids).toEqual([liveA.sessionId]);
+      expect(await rawRow(liveB.sessionId)).toEqual(before);
+    });
+
+    it('a user with no live session: matches nothing', async () => {
+      const owner = await insertUser(t.db);
+      const ids = await t.db.transaction((manager) =>
+        sessions.revokeAllForUser(manager, owner, 'logout_all', new Date(), null),
+      );
+      expect(ids).toEqual([]);
+    });
+  });
+
+  describe('evictLeastRecentlyUsed()', () => {
+    /** Live sessions of a user of its own, used one minute apart: [0] least recently. */
+    async function usedInTurn(n: number) {
+      const owner = await insertUser(t.db);
+      const start = Date.now() - n * 60_000;
+      const made: Made[] = [];
+      for (let i = 0; i < n; i += 1) {
+        made.push(await makeSession({ owner, at: new Date(start + i * 60_000) }));
+      }
+      return { owner, made };
+    }
+
+    const evict = (owner: string, keep: number) =>
+      t.db.transaction((manager) =>
+        sessions.evictLeastRecentlyUsed(manager, owner, keep, new Date()),
+      );
+
+    it("keeps the `keep` most recently used live sessions and evicts the rest, as 'evicted'", async () => {
+      const { owner, made } = await usedInTurn(4);
+      const [oldest, older, newer, newest] = made.map((m) => m.sessionId);
+      expect(sorted(await evict(owner, 2))).toEqual(sorted([oldest, older]));
+      const after = await states([oldest, older, newer, newest]);
+      expect(after[oldest].revoked_reason).toBe('evicted');
+      expect(after[older].revoked_reason).toBe('evicted');
+      expect(after[newer].revoked_at).toBeNull();
+      expect(after[newest].revoked_at).toBeNull();
+    });
+
+    it('counts recent use, not creation: a rotation moves a session to the front', async () => {
+      const { owner, made } = await usedInTurn(3);
+      const [oldest, middle, newest] = made;
+      // The oldest session is refreshed now, after the others' last use.
+      expect(
+        await sessions.rotate(
+          rotation(oldest, 0, { issuedAt: wholeSeconds(Date.now()), now: new Date() }),
+          jtiOf(oldest.salt, 0),
+        ),
+      ).not.toBeNull();
+      expect(await evict(owner, 2)).toEqual([middle.sessionId]);
+      expect((await states([newest.sessionId]))[newest.sessionId].revoked_at).toBeNull();
+    });
+
+    it('ended sessions take no place and are not written', async () => {
+      const { owner, made } = await usedInTurn(2);
+      // Used most recently, but revoked: it does not count among the kept.
+      const revoked = await makeSession({ owner });
+      await sessions.revoke(owner, [revoked.sessionId], 'logout', later(revoked, 1000));
+      const before = await rawRow(revoked.sessionId);
+      expect(await evict(owner, 2)).toEqual([]);
+      expect(await rawRow(revoked.sessionId)).toEqual(before);
+      expect(await evict(owner, 1)).toEqual([made[0].sessionId]);
+    });
+
+    it("never touches another user's sessions", async () => {
+      const { owner, made } = await usedInTurn(2);
+      const other = await usedInTurn(3);
+      const before = await states(other.made.map((m) => m.sessionId));
+      expect(await evict(owner, 0)).toEqual(expect.arrayContaining(made.map((m) => m.sessionId)));
+      expect(await states(other.made.map((m) => m.sessionId))).toEqual(before);
+    });
+
+    it('room for all: matches nothing', async () => {
+      const { owner, made } = await usedInTurn(2);
+      const before = await states(made.map((m) => m.sessionId));
+      expect(await evict(owner, 2)).toEqual([]);
+      expect(await states(made.map((m) => m.sessionId))).toEqual(before);
+    });
+  });
+
+  describe('listLive()', () => {
+    it("lists the user's live sessions, most recently used first; not ended ones, not another user's", async () => {
+      const owner = await insertUser(t.db);
+      const start = Date.now() - 10 * 60_000;
+      const first = await makeSession({ owner, at: new Date(start) });
+      const second = await makeSession({ owner, at: new Date(start + 60_000) });
+      const revoked = await makeSession({ owner });
+      await sessions.revoke(owner, [revoked.sessionId], 'logout', later(revoked, 1000));
+      const shortLived = await makeSession({ owner, idleMs: 60 * 60_000 });
+      await makeSession({ owner: otherUserId });
+
+      const now = new Date();
+      const listed = await sessions.listLive(owner, now);
+      expect(listed.map((s) => s.id)).toEqual([
+        shortLived.sessionId,
+        second.sessionId,
+        first.sessionId,
+      ]);
+      expect(listed[2]).toEqual({
+        id: first.sessionId,
+        createdAt: first.now,
+        lastUsedAt: first.now,
+        expiresAt: new Date(first.now.getTime() + 7 * DAY_MS),
+        userAgent: 'session-store-spec',
+        ip: '127.0.0.1',
+      });
+      // From the instant of its expiry a session is no longer live.
+      const expiry = new Date(shortLived.now.getTime() + 60 * 60_000);
+      expect((await sessions.listLive(owner, expiry)).map((s) => s.id)).toEqual([
+        second.sessionId,
+        first.sessionId,
+      ]);
+    });
+
+    it('a user with no session: an empty list', async () => {
+      expect(await sessions.listLive(await insertUser(t.db), new Date())).toEqual([]);
     });
   });
 });
