@@ -92,7 +92,14 @@ export async function startIntegration(options: IntegrationOptions): Promise<Int
 }
 
 export interface PrivateDatabase {
+  name: string;
   url: string;
+  /**
+   * Refuses (or accepts again) new connections to it; open ones carry on. A
+   * database that is there but takes no new connection: an outage as a
+   * reconnecting client sees it.
+   */
+  allowConnections(allowed: boolean): Promise<void>;
   /** Drops it, ending whatever is still connected. */
   drop(): Promise<void>;
 }
@@ -111,12 +118,16 @@ export async function createPrivateDatabase(prefix: string): Promise<PrivateData
   const url = new URL(shared);
   url.pathname = `/${name}`;
   return {
+    name,
     url: url.toString(),
+    // From the shared database: a database's own sessions may not close it.
+    allowConnections: (allowed) =>
+      onServer(shared, `ALTER DATABASE "${name}" ALLOW_CONNECTIONS ${allowed}`),
     drop: () => onServer(shared, `DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`),
   };
 }
 
-/** One statement on the shared database's connection (CREATE/DROP DATABASE run outside a transaction). */
+/** One statement on a connection of its own to the shared database, outside a transaction. */
 async function onServer(url: URL, sql: string): Promise<void> {
   const client = new pg.Client({ connectionString: url.toString() });
   await client.connect();
