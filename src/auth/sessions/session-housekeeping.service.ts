@@ -9,7 +9,7 @@ import { SessionRevocations } from './session-revocations.js';
 
 export const HOUSEKEEPING_BATCH = 1000;
 // Arbitrary constant: with several instances, one cleans up at a time.
-const HOUSEKEEPING_LOCK_KEY = 7_356_102;
+export const HOUSEKEEPING_LOCK_KEY = 7_356_102;
 
 export interface HousekeepingResult {
   sessions: number;
