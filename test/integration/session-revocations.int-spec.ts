@@ -202,6 +202,7 @@ describe('session revocation feed (integration, PostgreSQL LISTEN/NOTIFY)', () =
     // No new connection succeeds until allowed again: the instances cannot
     // reconnect, so what ends now can only reach them through the resync.
     await database.allowConnections(false);
+    let resyncHeld = false;
     try {
       await admin.query('SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid', [before]);
       await eventually(() => !first.isReady && !second.isReady, 'both feeds lost');
@@ -211,11 +212,34 @@ describe('session revocation feed (integration, PostgreSQL LISTEN/NOTIFY)', () =
       );
       expect(first.isReady).toBe(false);
       expect(second.isReady).toBe(false);
+      // The resync reads deleted_sessions: holding it makes the moment
+      // between listening again and having resynced last until released.
+      await admin.query('BEGIN');
+      await admin.query('LOCK TABLE deleted_sessions IN ACCESS EXCLUSIVE MODE');
+      resyncHeld = true;
+      await database.allowConnections(true);
+      // Reconnect attempts back off (up to seconds): a longer bound. Watched
+      // from the pool: inside its transaction, the admin connection would
+      // keep seeing its first snapshot of pg_stat_activity.
+      await eventually(
+        async () =>
+          (
+            await t.db.query<unknown[]>(
+              `SELECT 1 FROM pg_stat_activity
+                WHERE application_name = 'lineage-session-feed' AND datname = current_database()
+                  AND wait_event_type = 'Lock'`,
+            )
+          ).length === 2,
+        'both feeds listening again, their resync waiting',
+        800,
+      );
+      expect(first.isReady).toBe(false);
+      expect(second.isReady).toBe(false);
     } finally {
+      if (resyncHeld) await admin.query('COMMIT');
       await database.allowConnections(true);
     }
-    // Reconnect attempts back off (up to seconds): a longer bound.
-    await eventually(() => first.isReady && second.isReady, 'both feeds back', 1200);
+    await eventually(() => first.isReady && second.isReady, 'both feeds back');
     // Resynced before ready: no NOTIFY could have carried it (nobody listened).
     expect(first.hasEnded(endedWhileDown)).toBe(true);
     expect(second.hasEnded(endedWhileDown)).toBe(true);
