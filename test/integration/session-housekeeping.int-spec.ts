@@ -8,8 +8,6 @@ import {
   SessionHousekeeping,
 } from '../../src/auth/sessions/session-housekeeping.service.js';
 import { SessionRevocations } from '../../src/auth/sessions/session-revocations.js';
-import { SigningKeys } from '../../src/auth/signing-keys/signing-keys.service.js';
-import { VerifiedAccessTokens } from '../../src/auth/tokens/verified-access-tokens.js';
 import {
   createPrivateDatabase,
   insertUser,
@@ -38,7 +36,7 @@ describe('session housekeeping (integration, PostgreSQL)', () => {
     database = await createPrivateDatabase('lineage_housekeeping');
     t = await startIntegration({
       imports: [ScheduleModule.forRoot()],
-      providers: [SessionHousekeeping, SessionRevocations, SigningKeys, VerifiedAccessTokens],
+      providers: [SessionHousekeeping, SessionRevocations],
       databaseUrl: database.url,
       env: {
         SESSION_RETENTION: `${SESSION_RETENTION_DAYS}d`,
@@ -123,12 +121,10 @@ describe('session housekeeping (integration, PostgreSQL)', () => {
     // Past the sessions' retention but within the events': kept.
     const recentEvent = await insertEvent(justBefore(sessionCutoff));
 
-    // The one signing key, created at start, is current: not pruned.
     expect(await housekeeping.run(now)).toEqual({
       sessions: 2,
       tombstones: 1,
       events: 1,
-      signingKeys: 0,
     });
     expect(await ids('SELECT id FROM sessions')).toEqual(
       [expiredAtCutoff, revokedAtCutoff, live].sort(),
@@ -149,7 +145,6 @@ describe('session housekeeping (integration, PostgreSQL)', () => {
       sessions: 0,
       tombstones: 0,
       events: 0,
-      signingKeys: 0,
     });
   });
 
