@@ -1,7 +1,8 @@
 import { ThrottlerStorageRedisService } from '@nest-lab/throttler-storage-redis';
 import { Logger } from '@nestjs/common';
-import { type ThrottlerStorage, ThrottlerStorageService } from '@nestjs/throttler';
+import type { ThrottlerStorage } from '@nestjs/throttler';
 import { Redis } from 'ioredis';
+import { FixedWindowStorage } from './fixed-window.storage.js';
 
 type ThrottlerStorageRecord = Awaited<ReturnType<ThrottlerStorage['increment']>>;
 
@@ -10,7 +11,7 @@ const KEY_PREFIX = 'lineage:rl:';
 /**
  * The storage behind the `ip` and `refresh` throttlers: @nest-lab's Redis
  * storage when REDIS_URL is set, so a limit holds however many instances serve
- * the traffic; @nestjs/throttler's memory storage otherwise.
+ * the traffic; this instance's memory (FixedWindowStorage) otherwise.
  *
  * While Redis is unreachable the throttlers count in this instance's memory
  * (limits then hold per instance) instead of failing the request: an outage
@@ -20,7 +21,7 @@ const KEY_PREFIX = 'lineage:rl:';
  */
 export class RateLimitStorage implements ThrottlerStorage {
   private readonly logger = new Logger(RateLimitStorage.name);
-  private readonly memory = new ThrottlerStorageService();
+  private readonly memory = new FixedWindowStorage();
   private readonly shared: ThrottlerStorageRedisService | null = null;
   readonly redis: Redis | null = null;
   private degraded = false;
@@ -64,11 +65,11 @@ export class RateLimitStorage implements ThrottlerStorage {
         // Counted below, in memory.
       }
     }
-    return this.memory.increment(key, ttl, limit, blockDuration, throttlerName);
+    return this.memory.increment(key, ttl, limit, blockDuration);
   }
 
   async close(): Promise<void> {
-    this.memory.onApplicationShutdown();
+    this.memory.close();
     await this.redis?.quit().catch(() => this.redis?.disconnect());
   }
 }
