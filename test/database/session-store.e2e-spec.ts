@@ -6,7 +6,8 @@ import {
   SessionRepository,
 } from '../../src/auth/session.repository.js';
 import { generationJti } from '../../src/auth/token.service.js';
-import { claimsOf, register, startTestApp, type TestApp } from '../support/test-app.js';
+import { claimsOf, register } from '../support/requests.js';
+import { useTestApp } from '../support/test-app.js';
 import { holdRowLock } from '../support/row-lock.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -46,20 +47,15 @@ const wholeSeconds = (ms: number) => new Date(Math.floor(ms / 1000) * 1000);
  * is shown to be the one the server signs.
  */
 describe('session store (e2e, PostgreSQL)', () => {
-  let t: TestApp;
+  const t = useTestApp();
   let sessions: SessionRepository;
   let userId: string;
   let otherUserId: string;
 
   beforeAll(async () => {
-    t = await startTestApp();
     sessions = t.app.get(SessionRepository);
     userId = claimsOf((await register(t)).access_token).sub as string;
     otherUserId = claimsOf((await register(t)).access_token).sub as string;
-  });
-
-  afterAll(async () => {
-    await t?.close();
   });
 
   let held: { release(): Promise<void> } | undefined;

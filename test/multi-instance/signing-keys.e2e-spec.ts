@@ -13,7 +13,7 @@ import {
   stopAppProcess,
 } from '../support/app-process.js';
 import { TEST_SECRETS } from '../support/secrets.js';
-import { PASSWORD, uniqueUsername } from '../support/test-app.js';
+import { PASSWORD, uniqueUsername } from '../support/requests.js';
 
 /**
  * Published keys and their rotation, seen the way another service sees them:

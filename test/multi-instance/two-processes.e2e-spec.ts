@@ -7,7 +7,7 @@ import {
   stopAppProcess,
 } from '../support/app-process.js';
 import { localPortsOf } from '../support/pg-backends.js';
-import { PASSWORD, uniqueUsername } from '../support/test-app.js';
+import { PASSWORD, uniqueUsername } from '../support/requests.js';
 
 /**
  * Two real Lineage processes on one PostgreSQL, as behind a load balancer:

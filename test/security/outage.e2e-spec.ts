@@ -6,17 +6,9 @@ import {
   type EmbeddedDatabase,
   startEmbeddedPostgres,
 } from '../../src/database/embedded-postgres.js';
-import {
-  bearer,
-  claimsOf,
-  expectError,
-  login,
-  PASSWORD,
-  register,
-  startTestApp,
-  type TestApp,
-  type Tokens,
-} from '../support/test-app.js';
+import { expectError } from '../support/errors.js';
+import { bearer, claimsOf, login, PASSWORD, register, type Tokens } from '../support/requests.js';
+import { startTestApp, type TestApp } from '../support/test-app.js';
 import {
   type CookieTokens,
   expectClearedCookie,
