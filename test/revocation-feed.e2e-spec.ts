@@ -95,7 +95,7 @@ describe('session revocation feed across instances (e2e)', () => {
     );
     // Whether b is still reconnecting (it asks the database) or has resynced, it refuses.
     await todos(b, user.access_token).expect(401);
-    expect(await eventually('the feed to resync', () => feed.isReady || undefined)).toBe(true);
+    expect(await eventually('the feed to resync', () => feed.isReady)).toBe(true);
     await todos(b, user.access_token).expect(401);
     await todos(b, other.access_token).expect(200);
   });
@@ -208,7 +208,7 @@ describeOnLinux('a hung session feed (its backend frozen)', () => {
 
       // A new connection, to another backend, resynced: the view is back in use.
       expect(
-        await eventually('the feed to be back', () => feed.isReady || undefined, {
+        await eventually('the feed to be back', () => feed.isReady, {
           timeoutMs: 20_000,
           intervalMs: 100,
         }),

@@ -43,22 +43,22 @@ export async function waitForWallClock(epochSeconds: number, marginMs = 50): Pro
 }
 
 /**
- * Polls `probe` until it returns something other than undefined, and returns
- * that: for what happens asynchronously (a notification delivered, a timer
- * fired). Bounded by `timeoutMs`, after which it throws with `what`; not a
- * timing assertion, only a guard against waiting forever.
+ * Polls `probe` until it returns something other than undefined or false,
+ * and returns that: for what happens asynchronously (a notification
+ * delivered, a timer fired, a connection re-established). Bounded by
+ * `timeoutMs`, after which it throws naming `what`; a guard against waiting
+ * forever, not a timing assertion.
  */
 export async function eventually<T>(
   what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
+  probe: () => Promise<T | undefined | false> | T | undefined | false,
   { timeoutMs = 10_000, intervalMs = 20 }: { timeoutMs?: number; intervalMs?: number } = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() >= deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() >= deadline) throw new Error(`not within ${timeoutMs} ms: ${what}`);
     await sleep(intervalMs);
   }
 }
