@@ -22,7 +22,7 @@ describe('audit trail (e2e)', () => {
 
   describe('audit trail (GET /users/me/events)', () => {
     it('shows a reuse-detected revocation to the user, newest first, without secrets', async () => {
-      const agent = `cookies-audit/${uniqueUsername('ua')}`;
+      const agent = `audit/${uniqueUsername('ua')}`;
       const username = uniqueUsername();
       const regRes = await t
         .http()
@@ -95,7 +95,7 @@ describe('audit trail (e2e)', () => {
     });
 
     it('a failed login with an unknown username is recorded without a user', async () => {
-      const agent = `cookies-audit/${uniqueUsername('ghost-ua')}`;
+      const agent = `audit/${uniqueUsername('ghost-ua')}`;
       const ghost = uniqueUsername('ghost');
       const attempted = 'ghost password guess';
       expectError(
