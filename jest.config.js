@@ -34,6 +34,13 @@ export default {
   // Global only: Jest ignores testTimeout inside a project. Generous, because
   // e2e tests wait out real token lifetimes on shared, noisy machines.
   testTimeout: 30000,
+  // With --coverage (as .ci/run's first `npm test`): V8's own coverage of the
+  // application code the tests load in process, no instrumenting transform.
+  // The processes the e2e suites spawn (dist/) are not counted.
+  coverageProvider: 'v8',
+  collectCoverageFrom: ['<rootDir>/src/**/*.ts', '!<rootDir>/src/**/*.spec.ts'],
+  coverageDirectory: '<rootDir>/coverage',
+  coverageReporters: ['text-summary'],
   projects: [
     { ...shared, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.spec.ts'] },
     {

@@ -1,40 +1,29 @@
 import { createHash } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { jest } from '@jest/globals';
-import { Clock } from '../src/common/clock.js';
+import { expectError } from './support/errors.js';
 import {
-  bearer,
   claimsOf,
   login,
+  logout,
+  me,
   PASSWORD,
+  refresh,
   register,
-  startTestApp,
-  type TestApp,
+  todos,
   type Tokens,
   uniqueUsername,
-  expectError,
-} from './support/test-app.js';
+} from './support/requests.js';
+import { useTestApp } from './support/test-app.js';
+import { restoreClock, setClock, waitForWallClock } from './support/time.js';
 
 describe('auth (e2e)', () => {
-  let t: TestApp;
+  // SEED_DEMO_USER: the demo account, as on the embedded default.
+  const t = useTestApp({ SEED_DEMO_USER: 'true' });
 
-  beforeAll(async () => {
-    // SEED_DEMO_USER: the demo account, as on the embedded default.
-    t = await startTestApp({ SEED_DEMO_USER: 'true' });
-  });
-
-  afterAll(async () => {
-    await t.close();
-  });
-
-  const refresh = (refreshToken: unknown) =>
-    t.http().post('/auth/refresh').send({ refresh_token: refreshToken });
-  const todos = (accessToken: string) => t.http().get('/todos').set(bearer(accessToken));
   /** `first` followed by `rotations` rotations, each presenting the newest token. */
   async function chain(first: Tokens, rotations: number): Promise<Tokens[]> {
     const tokens = [first];
     for (let i = 0; i < rotations; i += 1) {
-      const res = await refresh(tokens[tokens.length - 1].refresh_token).expect(200);
+      const res = await refresh(t, tokens[tokens.length - 1].refresh_token).expect(200);
       tokens.push(res.body as Tokens);
     }
     return tokens;
@@ -58,28 +47,25 @@ describe('auth (e2e)', () => {
       expect(accessToken).toEqual(expect.any(String));
       expect(refreshToken).toEqual(expect.any(String));
 
-      const refreshRes = await refresh(refreshToken).expect(200);
+      const refreshRes = await refresh(t, refreshToken).expect(200);
       const refreshed = refreshRes.body as Tokens;
       expect(refreshed.access_token).not.toBe(accessToken);
       expect(refreshed.refresh_token).not.toBe(refreshToken);
 
-      const todosRes = await todos(refreshed.access_token).expect(200);
+      const todosRes = await todos(t, refreshed.access_token).expect(200);
       expect(Array.isArray(todosRes.body)).toBe(true);
 
       // The script logs out with the new access token and the *login-time* refresh token.
-      const logoutRes = await t
-        .http()
-        .post('/auth/logout')
-        .set(bearer(refreshed.access_token))
-        .send({ refresh_token: refreshToken })
-        .expect(200);
+      const logoutRes = await logout(t, refreshed.access_token, {
+        refresh_token: refreshToken,
+      }).expect(200);
       expect(Object.keys(logoutRes.body as object)).toEqual(['message']);
       expect(typeof (logoutRes.body as { message: unknown }).message).toBe('string');
 
-      expectError(await todos(refreshed.access_token), 401, 'session_revoked');
-      expectError(await refresh(refreshToken), 401, 'session_revoked');
+      expectError(await todos(t, refreshed.access_token), 401, 'session_revoked');
+      expectError(await refresh(t, refreshToken), 401, 'session_revoked');
       // The newest refresh token of that session is dead too.
-      expectError(await refresh(refreshed.refresh_token), 401, 'session_revoked');
+      expectError(await refresh(t, refreshed.refresh_token), 401, 'session_revoked');
     });
   });
 
@@ -114,8 +100,8 @@ describe('auth (e2e)', () => {
       expect(claims).toMatchObject({ iss: 'http://localhost:8000', aud: 'lineage-api' });
       for (const claim of ['sub', 'sid', 'jti', 'iat', 'exp']) expect(claims).toHaveProperty(claim);
       expect((claims.exp as number) - (claims.iat as number)).toBe(tokens.expires_in);
-      const me = await t.http().get('/users/me').set(bearer(tokens.access_token)).expect(200);
-      expect((me.body as { id: string }).id).toBe(claims.sub);
+      const profile = await me(t, tokens.access_token).expect(200);
+      expect((profile.body as { id: string }).id).toBe(claims.sub);
     });
 
     it('login and refresh responses are uncacheable too', async () => {
@@ -126,7 +112,7 @@ describe('auth (e2e)', () => {
         .send({ username, password: PASSWORD })
         .expect(200);
       expect(res.headers['cache-control']).toBe('no-store');
-      const refreshed = await refresh((res.body as Tokens).refresh_token).expect(200);
+      const refreshed = await refresh(t, (res.body as Tokens).refresh_token).expect(200);
       expect(refreshed.headers['cache-control']).toBe('no-store');
       expect((refreshed.body as Tokens).token_type).toBe('Bearer');
     });
@@ -211,38 +197,38 @@ describe('auth (e2e)', () => {
       let current: Tokens = first;
       const seen = new Set<string>([first.refresh_token]);
       for (let i = 0; i < 5; i += 1) {
-        const res = await refresh(current.refresh_token).expect(200);
+        const res = await refresh(t, current.refresh_token).expect(200);
         current = res.body as Tokens;
         expect(seen.has(current.refresh_token)).toBe(false);
         seen.add(current.refresh_token);
         expect(claimsOf(current.access_token).sid).toBe(sid);
         expect(claimsOf(current.refresh_token).sid).toBe(sid);
-        await todos(current.access_token).expect(200);
+        await todos(t, current.access_token).expect(200);
       }
     });
 
     it('re-presenting the immediate predecessor returns the same child, byte for byte, and issues nothing new', async () => {
       const first = await register(t);
       const sid = claimsOf(first.access_token).sid;
-      const child = (await refresh(first.refresh_token).expect(200)).body as Tokens;
-      const again = (await refresh(first.refresh_token).expect(200)).body as Tokens;
+      const child = (await refresh(t, first.refresh_token).expect(200)).body as Tokens;
+      const again = (await refresh(t, first.refresh_token).expect(200)).body as Tokens;
       expect(again.refresh_token).toBe(child.refresh_token);
       // A re-issue is not a rotation: the session is still at the child's generation.
       expect(await generationOf(sid)).toBe(1);
       // The session goes on: the child still rotates normally.
-      await refresh(child.refresh_token).expect(200);
+      await refresh(t, child.refresh_token).expect(200);
       expect(await generationOf(sid)).toBe(2);
     });
 
     it('reuse of an older token revokes the whole session, newest tokens included', async () => {
       const [first, , , fourth] = await chain(await register(t), 3);
-      await todos(fourth.access_token).expect(200);
+      await todos(t, fourth.access_token).expect(200);
 
       // `first` is three generations behind: no grace reaches back that far, this is theft.
-      expectError(await refresh(first.refresh_token), 401, 'refresh_token_reused');
-      expectError(await refresh(fourth.refresh_token), 401, 'session_revoked');
-      expectError(await todos(fourth.access_token), 401, 'session_revoked');
-      expectError(await todos(first.access_token), 401, 'session_revoked');
+      expectError(await refresh(t, first.refresh_token), 401, 'refresh_token_reused');
+      expectError(await refresh(t, fourth.refresh_token), 401, 'session_revoked');
+      expectError(await todos(t, fourth.access_token), 401, 'session_revoked');
+      expectError(await todos(t, first.access_token), 401, 'session_revoked');
 
       const session = await t.db.query<{ revoked_reason: string }[]>(
         'SELECT revoked_reason FROM sessions WHERE id = $1',
@@ -255,9 +241,9 @@ describe('auth (e2e)', () => {
       const registered = await register(t);
       const b = await login(t, registered.username);
       const [a] = await chain(registered, 3);
-      expectError(await refresh(a.refresh_token), 401, 'refresh_token_reused');
-      await todos(b.access_token).expect(200);
-      await refresh(b.refresh_token).expect(200);
+      expectError(await refresh(t, a.refresh_token), 401, 'refresh_token_reused');
+      await todos(t, b.access_token).expect(200);
+      await refresh(t, b.refresh_token).expect(200);
     });
 
     it('stores no refresh token, nor anything from which one could be presented', async () => {
@@ -302,31 +288,31 @@ describe('auth (e2e)', () => {
 
     it('refuses garbage and tampered refresh tokens', async () => {
       const tokens = await register(t);
-      expectError(await refresh('not.a.jwt'), 401, 'token_invalid');
+      expectError(await refresh(t, 'not.a.jwt'), 401, 'token_invalid');
       const [h, p, s] = tokens.refresh_token.split('.');
       const flipped = `${h}.${p}.${s.slice(0, -2)}${s.endsWith('AA') ? 'BB' : 'AA'}`;
-      expectError(await refresh(flipped), 401, 'token_invalid');
+      expectError(await refresh(t, flipped), 401, 'token_invalid');
       // The untouched token still works: a forged one must not have harmed the family.
-      await refresh(tokens.refresh_token).expect(200);
+      await refresh(t, tokens.refresh_token).expect(200);
     });
   });
 
   describe('token kinds are not interchangeable (RFC 8725 §3.11)', () => {
     it('an access token is not a refresh token', async () => {
       const tokens = await register(t);
-      expectError(await refresh(tokens.access_token), 401, 'token_invalid');
+      expectError(await refresh(t, tokens.access_token), 401, 'token_invalid');
     });
 
     it('a refresh token is not an access token', async () => {
       const tokens = await register(t);
-      expectError(await todos(tokens.refresh_token), 401, 'token_invalid');
+      expectError(await todos(t, tokens.refresh_token), 401, 'token_invalid');
     });
 
     it('refuses alg none and a missing bearer token', async () => {
       const tokens = await register(t);
       const [, payload] = tokens.access_token.split('.');
       const none = `${Buffer.from(JSON.stringify({ alg: 'none', typ: 'at+jwt' })).toString('base64url')}.${payload}.`;
-      expectError(await todos(none), 401, 'token_invalid');
+      expectError(await todos(t, none), 401, 'token_invalid');
       expectError(await t.http().get('/todos'), 401, 'token_missing');
     });
   });
@@ -335,31 +321,22 @@ describe('auth (e2e)', () => {
     it('kills both tokens of the session at once; another session of the user survives', async () => {
       const a = await register(t);
       const b = await login(t, a.username);
-      await t.http().post('/auth/logout').set(bearer(a.access_token)).send({}).expect(200);
+      await logout(t, a.access_token, {}).expect(200);
 
-      expectError(await todos(a.access_token), 401, 'session_revoked');
-      expectError(await refresh(a.refresh_token), 401, 'session_revoked');
-      await todos(b.access_token).expect(200);
-      await refresh(b.refresh_token).expect(200);
+      expectError(await todos(t, a.access_token), 401, 'session_revoked');
+      expectError(await refresh(t, a.refresh_token), 401, 'session_revoked');
+      await todos(t, b.access_token).expect(200);
+      await refresh(t, b.refresh_token).expect(200);
     });
 
     it('is harmless to repeat, and works without a body', async () => {
       const a = await register(t);
       const b = await login(t, a.username);
-      await t.http().post('/auth/logout').set(bearer(a.access_token)).expect(200);
+      await logout(t, a.access_token).expect(200);
       // The revoked access token cannot log out again: its session is gone.
-      expectError(
-        await t.http().post('/auth/logout').set(bearer(a.access_token)),
-        401,
-        'session_revoked',
-      );
+      expectError(await logout(t, a.access_token), 401, 'session_revoked');
       // Logging out the other session with the first one's refresh token changes nothing for it.
-      await t
-        .http()
-        .post('/auth/logout')
-        .set(bearer(b.access_token))
-        .send({ refresh_token: a.refresh_token })
-        .expect(200);
+      await logout(t, b.access_token, { refresh_token: a.refresh_token }).expect(200);
       const reasons = await t.db.query<{ revoked_reason: string }[]>(
         'SELECT revoked_reason FROM sessions WHERE user_id = $1 ORDER BY created_at',
         [claimsOf(a.access_token).sub],
@@ -370,27 +347,17 @@ describe('auth (e2e)', () => {
     it('also ends the session of a given refresh token of the same user', async () => {
       const a = await register(t);
       const b = await login(t, a.username);
-      await t
-        .http()
-        .post('/auth/logout')
-        .set(bearer(a.access_token))
-        .send({ refresh_token: b.refresh_token })
-        .expect(200);
-      expectError(await todos(b.access_token), 401, 'session_revoked');
-      expectError(await refresh(b.refresh_token), 401, 'session_revoked');
+      await logout(t, a.access_token, { refresh_token: b.refresh_token }).expect(200);
+      expectError(await todos(t, b.access_token), 401, 'session_revoked');
+      expectError(await refresh(t, b.refresh_token), 401, 'session_revoked');
     });
 
     it("ignores another user's refresh token", async () => {
       const a = await register(t);
       const other = await register(t);
-      await t
-        .http()
-        .post('/auth/logout')
-        .set(bearer(a.access_token))
-        .send({ refresh_token: other.refresh_token })
-        .expect(200);
-      await todos(other.access_token).expect(200);
-      await refresh(other.refresh_token).expect(200);
+      await logout(t, a.access_token, { refresh_token: other.refresh_token }).expect(200);
+      await todos(t, other.access_token).expect(200);
+      await refresh(t, other.refresh_token).expect(200);
     });
 
     it('requires an access token', async () => {
@@ -399,72 +366,45 @@ describe('auth (e2e)', () => {
   });
 
   describe('with short lifetimes', () => {
-    let short: TestApp;
-
-    beforeAll(async () => {
-      // Two seconds, not one: exp has one-second resolution, so a one-second
-      // token issued late in a second can expire a few milliseconds later.
-      short = await startTestApp({ ACCESS_TOKEN_TTL: '2', REFRESH_REUSE_GRACE: '1' });
-    });
-
-    afterAll(async () => {
-      await short.close();
-    });
+    // Two seconds, not one: exp has one-second resolution, so a one-second
+    // token issued late in a second can expire a few milliseconds later.
+    const short = useTestApp({ ACCESS_TOKEN_TTL: '2', REFRESH_REUSE_GRACE: '1' });
 
     it('an expired access token gets token_expired with its own message; refresh recovers', async () => {
-      const tokens = (
-        await short
-          .http()
-          .post('/auth/register')
-          .send({ username: uniqueUsername(), password: PASSWORD })
-      ).body as Tokens;
+      const tokens = await register(short);
       expect(tokens.expires_in).toBe(2);
       // Used once while valid, so the guard has remembered it as verified:
       // expiry must still be enforced on the remembered token.
-      await short.http().get('/todos').set(bearer(tokens.access_token)).expect(200);
-      // exp has one-second resolution: past it for certain after three seconds.
-      await sleep(3100);
-      const res = await short.http().get('/todos').set(bearer(tokens.access_token));
+      await todos(short, tokens.access_token).expect(200);
+      // Access-token expiry is judged by the real clock (see waitForWallClock).
+      await waitForWallClock(claimsOf(tokens.access_token).exp as number);
+      const res = await todos(short, tokens.access_token);
       expectError(res, 401, 'token_expired');
       expect((res.body as { message: string }).message).toBe('Access token has expired');
       expect(res.headers['www-authenticate']).toContain('error="invalid_token"');
 
-      const refreshed = (
-        await short
-          .http()
-          .post('/auth/refresh')
-          .send({ refresh_token: tokens.refresh_token })
-          .expect(200)
-      ).body as Tokens;
-      await short.http().get('/todos').set(bearer(refreshed.access_token)).expect(200);
+      const refreshed = (await refresh(short, tokens.refresh_token).expect(200)).body as Tokens;
+      await todos(short, refreshed.access_token).expect(200);
     });
 
     it('after the grace window the predecessor still gets its unused child; once that child was used, the predecessor revokes the session', async () => {
-      const shortRefresh = (refreshToken: string) =>
-        short.http().post('/auth/refresh').send({ refresh_token: refreshToken });
-      const first = (
-        await short
-          .http()
-          .post('/auth/register')
-          .send({ username: uniqueUsername(), password: PASSWORD })
-      ).body as Tokens;
-      const child = (await shortRefresh(first.refresh_token).expect(200)).body as Tokens;
-      const clock = jest.spyOn(short.app.get(Clock), 'now');
+      const first = await register(short);
+      const child = (await refresh(short, first.refresh_token).expect(200)).body as Tokens;
       try {
         // Well past the 1 s grace: the child is unused, so this is a lost response, not theft.
         const start = Date.now();
-        clock.mockReturnValue(new Date(start + 5000));
-        const again = (await shortRefresh(first.refresh_token).expect(200)).body as Tokens;
+        setClock(short, new Date(start + 5000));
+        const again = (await refresh(short, first.refresh_token).expect(200)).body as Tokens;
         expect(again.refresh_token).toBe(child.refresh_token);
 
-        const grandchild = (await shortRefresh(child.refresh_token).expect(200)).body as Tokens;
+        const grandchild = (await refresh(short, child.refresh_token).expect(200)).body as Tokens;
         // Past the grace after the child's use: `first` is now reuse.
-        clock.mockReturnValue(new Date(start + 10_000));
-        expectError(await shortRefresh(first.refresh_token), 401, 'refresh_token_reused');
-        expectError(await shortRefresh(grandchild.refresh_token), 401, 'session_revoked');
-        expectError(await shortRefresh(child.refresh_token), 401, 'session_revoked');
+        setClock(short, new Date(start + 10_000));
+        expectError(await refresh(short, first.refresh_token), 401, 'refresh_token_reused');
+        expectError(await refresh(short, grandchild.refresh_token), 401, 'session_revoked');
+        expectError(await refresh(short, child.refresh_token), 401, 'session_revoked');
       } finally {
-        clock.mockRestore();
+        restoreClock(short);
       }
     });
   });

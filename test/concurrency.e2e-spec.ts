@@ -3,13 +3,15 @@ import {
   bearer,
   claimsOf,
   login,
+  logout,
   PASSWORD,
+  refresh,
   register,
-  startTestApp,
-  type TestApp,
+  todos,
   type Tokens,
   uniqueUsername,
-} from './support/test-app.js';
+} from './support/requests.js';
+import { useTestApp } from './support/test-app.js';
 
 /**
  * Races through the real HTTP stack into real PostgreSQL. Requests are fired
@@ -17,17 +19,8 @@ import {
  * not the order they happen to arrive in, must make the outcome correct.
  */
 describe('concurrency (e2e)', () => {
-  let t: TestApp;
+  const t = useTestApp();
 
-  beforeAll(async () => {
-    t = await startTestApp();
-  });
-
-  afterAll(async () => {
-    await t.close();
-  });
-
-  const refresh = (token: string) => t.http().post('/auth/refresh').send({ refresh_token: token });
   const statuses = (responses: Response[]) => responses.map((r) => r.status);
 
   /** The session's row: one per session, whatever its rotations. */
@@ -43,7 +36,7 @@ describe('concurrency (e2e)', () => {
     const sid = claimsOf(first.access_token).sid;
 
     const responses = await Promise.all(
-      Array.from({ length: 20 }, () => refresh(first.refresh_token)),
+      Array.from({ length: 20 }, () => refresh(t, first.refresh_token)),
     );
 
     expect(statuses(responses).filter((s) => s >= 500)).toEqual([]);
@@ -57,8 +50,8 @@ describe('concurrency (e2e)', () => {
 
     // The one child goes on rotating and its access tokens work.
     const [child] = children;
-    const next = (await refresh(child).expect(200)).body as Tokens;
-    await t.http().get('/todos').set(bearer(next.access_token)).expect(200);
+    const next = (await refresh(t, child).expect(200)).body as Tokens;
+    await todos(t, next.access_token).expect(200);
   });
 
   it('parallel refreshes of the current token and a reused older token: the session ends revoked, never forked', async () => {
@@ -66,13 +59,13 @@ describe('concurrency (e2e)', () => {
     let current: Tokens = first;
     // Three rotations: `first` is reuse whenever presented, whatever the grace.
     for (let i = 0; i < 3; i += 1) {
-      current = (await refresh(current.refresh_token).expect(200)).body as Tokens;
+      current = (await refresh(t, current.refresh_token).expect(200)).body as Tokens;
     }
     const newest = current;
 
     const responses = await Promise.all([
-      ...Array.from({ length: 5 }, () => refresh(newest.refresh_token)),
-      refresh(first.refresh_token),
+      ...Array.from({ length: 5 }, () => refresh(t, newest.refresh_token)),
+      refresh(t, first.refresh_token),
     ]);
     expect(statuses(responses).filter((s) => s >= 500)).toEqual([]);
     expect(responses[5].status).toBe(401);
@@ -95,12 +88,8 @@ describe('concurrency (e2e)', () => {
     expect(rows[0].revoked_reason).toBe('reuse_detected');
     // Whatever the winners received is dead now.
     for (const r of winners) {
-      await refresh((r.body as Tokens).refresh_token).expect(401);
-      await t
-        .http()
-        .get('/todos')
-        .set(bearer((r.body as Tokens).access_token))
-        .expect(401);
+      await refresh(t, (r.body as Tokens).refresh_token).expect(401);
+      await todos(t, (r.body as Tokens).access_token).expect(401);
     }
   });
 
@@ -108,12 +97,8 @@ describe('concurrency (e2e)', () => {
     for (let round = 0; round < 5; round += 1) {
       const tokens = await register(t);
       const [refreshRes, logoutRes] = await Promise.all([
-        refresh(tokens.refresh_token),
-        t
-          .http()
-          .post('/auth/logout')
-          .set(bearer(tokens.access_token))
-          .send({ refresh_token: tokens.refresh_token }),
+        refresh(t, tokens.refresh_token),
+        logout(t, tokens.access_token, { refresh_token: tokens.refresh_token }),
       ]);
       expect(logoutRes.status).toBe(200);
       expect([200, 401]).toContain(refreshRes.status);
@@ -122,10 +107,10 @@ describe('concurrency (e2e)', () => {
       } else {
         // It won the race, but what it got must not outlive the logout.
         const won = refreshRes.body as Tokens;
-        await refresh(won.refresh_token).expect(401);
-        await t.http().get('/todos').set(bearer(won.access_token)).expect(401);
+        await refresh(t, won.refresh_token).expect(401);
+        await todos(t, won.access_token).expect(401);
       }
-      await refresh(tokens.refresh_token).expect(401);
+      await refresh(t, tokens.refresh_token).expect(401);
       const rows = await sessionRows(claimsOf(tokens.access_token).sid);
       // One row, rotated at most once, ended by the logout.
       expect(rows).toHaveLength(1);
@@ -139,11 +124,7 @@ describe('concurrency (e2e)', () => {
     const other = await login(t, tokens.username);
     const responses = await Promise.all(
       Array.from({ length: 10 }, () =>
-        t
-          .http()
-          .post('/auth/logout')
-          .set(bearer(tokens.access_token))
-          .send({ refresh_token: tokens.refresh_token }),
+        logout(t, tokens.access_token, { refresh_token: tokens.refresh_token }),
       ),
     );
     expect(statuses(responses).filter((s) => s >= 500)).toEqual([]);
@@ -153,8 +134,8 @@ describe('concurrency (e2e)', () => {
       if (r.status === 401) expect((r.body as { code: string }).code).toBe('session_revoked');
     }
     expect(responses.some((r) => r.status === 200)).toBe(true);
-    await t.http().get('/todos').set(bearer(tokens.access_token)).expect(401);
-    await t.http().get('/todos').set(bearer(other.access_token)).expect(200);
+    await todos(t, tokens.access_token).expect(401);
+    await todos(t, other.access_token).expect(200);
   });
 
   it('concurrent registrations of one username: exactly one account', async () => {
@@ -203,7 +184,7 @@ describe('concurrency (e2e)', () => {
       const a = await register(t);
       const b = await login(t, a.username);
       const [refreshRes, logoutAllRes] = await Promise.all([
-        refresh(b.refresh_token),
+        refresh(t, b.refresh_token),
         t.http().post('/auth/logout-all').set(bearer(a.access_token)).send({ scope: 'all' }),
       ]);
       expect(logoutAllRes.status).toBe(200);
@@ -211,8 +192,8 @@ describe('concurrency (e2e)', () => {
       const candidates: Tokens[] = [a, b];
       if (refreshRes.status === 200) candidates.push(refreshRes.body as Tokens);
       for (const tokens of candidates) {
-        await t.http().get('/todos').set(bearer(tokens.access_token)).expect(401);
-        await refresh(tokens.refresh_token).expect(401);
+        await todos(t, tokens.access_token).expect(401);
+        await refresh(t, tokens.refresh_token).expect(401);
       }
       const live = await t.db.query<{ n: string }[]>(
         'SELECT count(*) AS n FROM sessions WHERE user_id = $1 AND revoked_at IS NULL',
@@ -227,7 +208,7 @@ describe('concurrency (e2e)', () => {
       const a = await register(t);
       const b = await login(t, a.username);
       const [refreshRes, changeRes] = await Promise.all([
-        refresh(b.refresh_token),
+        refresh(t, b.refresh_token),
         t
           .http()
           .patch('/users/me/password')
@@ -238,10 +219,10 @@ describe('concurrency (e2e)', () => {
       expect([200, 401]).toContain(refreshRes.status);
       if (refreshRes.status === 200) {
         const won = refreshRes.body as Tokens;
-        await t.http().get('/todos').set(bearer(won.access_token)).expect(401);
-        await refresh(won.refresh_token).expect(401);
+        await todos(t, won.access_token).expect(401);
+        await refresh(t, won.refresh_token).expect(401);
       }
-      await t.http().get('/todos').set(bearer(a.access_token)).expect(200);
+      await todos(t, a.access_token).expect(200);
     }
   });
 
@@ -250,17 +231,13 @@ describe('concurrency (e2e)', () => {
       const a = await register(t);
       const b = await login(t, a.username);
       const [refreshRes, deleteRes] = await Promise.all([
-        refresh(b.refresh_token),
+        refresh(t, b.refresh_token),
         t.http().delete('/users/me').set(bearer(a.access_token)).send({ password: PASSWORD }),
       ]);
       expect(deleteRes.status).toBe(204);
       expect([200, 401]).toContain(refreshRes.status);
       if (refreshRes.status === 200) {
-        await t
-          .http()
-          .get('/todos')
-          .set(bearer((refreshRes.body as Tokens).access_token))
-          .expect(401);
+        await todos(t, (refreshRes.body as Tokens).access_token).expect(401);
       }
       const rows = await t.db.query<{ n: string }[]>(
         'SELECT count(*) AS n FROM sessions WHERE user_id = $1',
@@ -271,19 +248,11 @@ describe('concurrency (e2e)', () => {
   });
 
   describe('with a session cap of 3', () => {
-    let capped: TestApp;
-
-    beforeAll(async () => {
-      capped = await startTestApp({ MAX_SESSIONS_PER_USER: '3' });
-    });
-
-    afterAll(async () => {
-      await capped.close();
-    });
+    const capped = useTestApp({ MAX_SESSIONS_PER_USER: '3' });
 
     it('10 concurrent logins of one user leave exactly 3 live sessions, the rest evicted', async () => {
       const username = uniqueUsername('cap');
-      await capped.http().post('/auth/register').send({ username, password: PASSWORD }).expect(201);
+      await register(capped, username);
       const responses = await Promise.all(
         Array.from({ length: 10 }, () =>
           capped.http().post('/auth/login').send({ username, password: PASSWORD }),
@@ -300,10 +269,7 @@ describe('concurrency (e2e)', () => {
       expect(rows.filter((r) => r.revoked_reason === 'evicted')).toHaveLength(8);
       let usable = 0;
       for (const r of responses) {
-        const res = await capped
-          .http()
-          .get('/todos')
-          .set(bearer((r.body as Tokens).access_token));
+        const res = await todos(capped, (r.body as Tokens).access_token);
         if (res.status === 200) usable += 1;
       }
       expect(usable).toBeLessThanOrEqual(3);

@@ -1,15 +1,17 @@
 import pg from 'pg';
 import type { Response } from 'supertest';
+import { expectError } from './support/errors.js';
 import {
   bearer,
   claimsOf,
-  expectError,
   login,
+  logout,
+  me,
   PASSWORD,
   register,
-  startTestApp,
-  type TestApp,
-} from './support/test-app.js';
+  todos,
+} from './support/requests.js';
+import { useTestApp } from './support/test-app.js';
 import { type HeldRowLock, holdRowLock } from './support/row-lock.js';
 
 const NEW_PASSWORD = 'a brand new passphrase';
@@ -24,15 +26,7 @@ const NEW_PASSWORD = 'a brand new passphrase';
  * picks, the outcome must be right.
  */
 describe('credential races (e2e)', () => {
-  let t: TestApp;
-
-  beforeAll(async () => {
-    t = await startTestApp();
-  });
-
-  afterAll(async () => {
-    await t.close();
-  });
+  const t = useTestApp();
 
   // Released even when a test fails half-way, or the database stays locked.
   let held: HeldRowLock | undefined;
@@ -82,7 +76,7 @@ describe('credential races (e2e)', () => {
 
     // Only the session that changed the password is left, and only the new password works.
     expect(await liveSessions(userId)).toBe(1);
-    await t.http().get('/todos').set(bearer(owner.access_token)).expect(200);
+    await todos(t, owner.access_token).expect(200);
     expectError(
       await t.http().post('/auth/login').send({ username: owner.username, password: PASSWORD }),
       401,
@@ -121,37 +115,19 @@ describe('credential races (e2e)', () => {
       t.http().delete('/users/me').set(bearer(other.access_token)).send({ password: PASSWORD }),
     );
     await holder.waitForWaiters(1);
-    const logout = send(
-      t
-        .http()
-        .post('/auth/logout')
-        .set(bearer(owner.access_token))
-        .send({ refresh_token: owner.refresh_token }),
-    );
+    const logoutSent = send(logout(t, owner.access_token, { refresh_token: owner.refresh_token }));
     await holder.waitForWaiters(2);
     await holder.release();
-    const [deleted, loggedOut] = await Promise.all([deletion, logout]);
+    const [deleted, loggedOut] = await Promise.all([deletion, logoutSent]);
     expect(deleted.status).toBe(204);
     expect(loggedOut.status).toBe(200);
     const rows = await t.db.query<unknown[]>('SELECT 1 FROM users WHERE id = $1', [userId]);
     expect(rows).toHaveLength(0);
-    expectError(
-      await t.http().get('/todos').set(bearer(owner.access_token)),
-      401,
-      'session_revoked',
-    );
+    expectError(await todos(t, owner.access_token), 401, 'session_revoked');
   });
 
   describe('with a real bcrypt cost', () => {
-    let slow: TestApp;
-
-    beforeAll(async () => {
-      slow = await startTestApp({ BCRYPT_COST: '10' });
-    });
-
-    afterAll(async () => {
-      await slow.close();
-    });
+    const slow = useTestApp({ BCRYPT_COST: '10' });
 
     it('wrong-password changes and deletions never hold the user row lock while bcrypt runs', async () => {
       const res = await slow
@@ -213,7 +189,7 @@ describe('credential races (e2e)', () => {
       // The probe ran all along, and never found the row locked.
       expect(probes).toBeGreaterThan(0);
       expect(locked).toBe(0);
-      await slow.http().get('/users/me').set(bearer(token)).expect(200);
+      await me(slow, token).expect(200);
     });
   });
 });

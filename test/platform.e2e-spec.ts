@@ -2,7 +2,9 @@ import type { Response } from 'supertest';
 import { BODY_LIMIT_BYTES } from '../src/app.factory.js';
 import { ErrorCode } from '../src/common/errors.js';
 import { pendingSchemaChanges } from '../src/database/migrations.js';
-import { bearer, claimsOf, register, startTestApp, type TestApp } from './support/test-app.js';
+import { bearer, claimsOf, me, register } from './support/requests.js';
+import { expectError } from './support/errors.js';
+import { useTestApp } from './support/test-app.js';
 
 interface OpenApiOperation {
   security?: Record<string, string[]>[];
@@ -42,30 +44,7 @@ const UNDOCUMENTED_OPERATIONS = new Set(['GET /metrics']);
 
 const HTTP_METHODS = new Set(['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']);
 
-let t: TestApp;
-
-beforeAll(async () => {
-  t = await startTestApp();
-});
-
-afterAll(async () => {
-  await t?.close();
-});
-
-/** The one error shape: exactly these keys (details optional), and nothing internal. */
-function expectErrorBody(res: Response, status: number, code: string): void {
-  expect(res.status).toBe(status);
-  expect(res.headers['content-type']).toMatch(/^application\/json/);
-  const body = res.body as Record<string, unknown>;
-  const keys = Object.keys(body).filter((key) => key !== 'details');
-  expect(keys.sort()).toEqual(['code', 'error', 'message', 'statusCode']);
-  expect(body).toMatchObject({ statusCode: status, code });
-  expect(typeof body.error).toBe('string');
-  expect(typeof body.message).toBe('string');
-  expect(body).not.toHaveProperty('stack');
-  // No stack frame or source path leaks into the message either.
-  expect(body.message).not.toMatch(/\n\s+at |node_modules|\.ts:\d+|\.js:\d+/);
-}
+const t = useTestApp();
 
 describe('GET /health', () => {
   it('is public and reports the database up', async () => {
@@ -77,7 +56,7 @@ describe('GET /health', () => {
 describe('GET /users/me', () => {
   it('returns exactly id, username and created_at of the token’s user', async () => {
     const { access_token, username } = await register(t);
-    const res = await t.http().get('/users/me').set(bearer(access_token)).expect(200);
+    const res = await me(t, access_token).expect(200);
 
     const body = res.body as { id: string; username: string; created_at: string };
     expect(Object.keys(body).sort()).toEqual(['created_at', 'id', 'username']);
@@ -89,7 +68,7 @@ describe('GET /users/me', () => {
 
   it('needs a token', async () => {
     const res = await t.http().get('/users/me');
-    expectErrorBody(res, 401, 'token_missing');
+    expectError(res, 401, 'token_missing');
     expect(res.headers['www-authenticate']).toMatch(/^Bearer /);
   });
 });
@@ -274,12 +253,12 @@ describe('OpenAPI document', () => {
 describe('error responses', () => {
   it('an unknown route is 404 not_found', async () => {
     const res = await t.http().get('/no-such-route');
-    expectErrorBody(res, 404, 'not_found');
+    expectError(res, 404, 'not_found');
   });
 
   it('an unregistered method on a known path is 404 not_found', async () => {
     const res = await t.http().delete('/health');
-    expectErrorBody(res, 404, 'not_found');
+    expectError(res, 404, 'not_found');
   });
 
   it('malformed JSON is 400 bad_request without internals', async () => {
@@ -288,7 +267,7 @@ describe('error responses', () => {
       .post('/auth/login')
       .set('Content-Type', 'application/json')
       .send('{"username": "a", "password": ');
-    expectErrorBody(res, 400, 'bad_request');
+    expectError(res, 400, 'bad_request');
   });
 
   it('a non-JSON content type is 415 unsupported_media_type', async () => {
@@ -297,7 +276,7 @@ describe('error responses', () => {
       .post('/auth/login')
       .set('Content-Type', 'text/plain')
       .send('username=a&password=b');
-    expectErrorBody(res, 415, 'unsupported_media_type');
+    expectError(res, 415, 'unsupported_media_type');
   });
 
   it('a body over 16 KiB is 413 payload_too_large', async () => {
@@ -306,7 +285,7 @@ describe('error responses', () => {
       .http()
       .post('/auth/login')
       .send({ username: 'someone', password: 'p'.repeat(BODY_LIMIT_BYTES) });
-    expectErrorBody(res, 413, 'payload_too_large');
+    expectError(res, 413, 'payload_too_large');
   });
 
   it('a body just under 16 KiB reaches validation instead', async () => {
@@ -314,7 +293,7 @@ describe('error responses', () => {
       .http()
       .post('/auth/login')
       .send({ username: 'someone', password: 'p'.repeat(BODY_LIMIT_BYTES - 100) });
-    expectErrorBody(res, 400, 'validation_failed');
+    expectError(res, 400, 'validation_failed');
     expect((res.body as { details?: { field: string }[] }).details).toEqual([
       expect.objectContaining({ field: 'password' }),
     ]);
@@ -322,7 +301,7 @@ describe('error responses', () => {
 
   it('a validation error carries details in the same shape', async () => {
     const res = await t.http().post('/auth/login').send({ username: 'someone' });
-    expectErrorBody(res, 400, 'validation_failed');
+    expectError(res, 400, 'validation_failed');
     const { details } = res.body as { details?: { field: string; messages: string[] }[] };
     expect(details?.map((detail) => detail.field)).toEqual(['password']);
     expect(details?.[0].messages.length).toBeGreaterThan(0);

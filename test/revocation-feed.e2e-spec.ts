@@ -3,15 +3,9 @@ import { jest } from '@jest/globals';
 import { SessionRevocations } from '../src/auth/sessions/session-revocations.js';
 import { SessionRepository } from '../src/auth/sessions/session.repository.js';
 import { localPortsOf } from './support/pg-backends.js';
-import {
-  bearer,
-  claimsOf,
-  login,
-  PASSWORD,
-  register,
-  startTestApp,
-  type TestApp,
-} from './support/test-app.js';
+import { bearer, claimsOf, login, logout, PASSWORD, register, todos } from './support/requests.js';
+import { eventually } from './support/time.js';
+import { startTestApp, type TestApp, useTestApp } from './support/test-app.js';
 
 /**
  * Each instance keeps an in-memory view of ended sessions (no database round
@@ -19,29 +13,15 @@ import {
  * PostgreSQL LISTEN/NOTIFY for the others, resynced at start and on reconnect.
  */
 describe('session revocation feed across instances (e2e)', () => {
-  let a: TestApp;
-  let b: TestApp;
+  const a = useTestApp();
+  const b = useTestApp();
 
-  beforeAll(async () => {
-    a = await startTestApp();
-    b = await startTestApp();
-  });
-
-  afterAll(async () => {
-    await b.close();
-    await a.close();
-  });
-
-  const todos = (t: TestApp, token: string) => t.http().get('/todos').set(bearer(token));
-
-  /** Polls until the instance refuses the token; the feed is asynchronous, but bounded. */
+  /** Polls until the instance refuses the token: the feed is asynchronous. */
   async function refusedBy(t: TestApp, token: string): Promise<number> {
-    for (let i = 0; i < 100; i += 1) {
-      const res = await todos(t, token);
-      if (res.status === 401) return 401;
-      await sleep(50);
-    }
-    return (await todos(t, token)).status;
+    return eventually('the token to be refused', async () => {
+      const { status } = await todos(t, token);
+      return status === 401 ? status : undefined;
+    });
   }
 
   it('answers from memory: the session is read from the database once, not per request', async () => {
@@ -59,14 +39,14 @@ describe('session revocation feed across instances (e2e)', () => {
     const user = await register(a);
     await todos(a, user.access_token).expect(200);
     await todos(b, user.access_token).expect(200);
-    await a.http().post('/auth/logout').set(bearer(user.access_token)).expect(200);
+    await logout(a, user.access_token).expect(200);
     await todos(a, user.access_token).expect(401);
     expect(await refusedBy(b, user.access_token)).toBe(401);
   });
 
   it('an instance that starts later learns earlier revocations and deletions (resync at start)', async () => {
     const revokedUser = await register(a);
-    await a.http().post('/auth/logout').set(bearer(revokedUser.access_token)).expect(200);
+    await logout(a, revokedUser.access_token).expect(200);
     const deletedUser = await register(a);
     await a
       .http()
@@ -115,8 +95,7 @@ describe('session revocation feed across instances (e2e)', () => {
     );
     // Whether b is still reconnecting (it asks the database) or has resynced, it refuses.
     await todos(b, user.access_token).expect(401);
-    for (let i = 0; i < 200 && !feed.isReady; i += 1) await sleep(50);
-    expect(feed.isReady).toBe(true);
+    expect(await eventually('the feed to resync', () => feed.isReady)).toBe(true);
     await todos(b, user.access_token).expect(401);
     await todos(b, other.access_token).expect(200);
   });
@@ -152,8 +131,6 @@ describeOnLinux('a hung session feed (its backend frozen)', () => {
   afterEach(thaw);
   afterAll(thaw);
 
-  const todos = (t: TestApp, token: string) => t.http().get('/todos').set(bearer(token));
-
   async function feedBackendOf(t: TestApp): Promise<number> {
     const ports = await localPortsOf(process.pid);
     const rows = await t.db.query<{ pid: number; client_port: number }[]>(
@@ -177,21 +154,6 @@ describeOnLinux('a hung session feed (its backend frozen)', () => {
       `UPDATE sessions SET revoked_at = now(), revoked_reason = 'logout' WHERE id = $1`,
       [claimsOf(accessToken).sid],
     );
-  }
-
-  /** Polls until `done` holds or `giveUpMs` has passed; returns the last value seen. */
-  async function eventually<T>(
-    probe: () => Promise<T> | T,
-    done: (value: T) => boolean,
-    giveUpMs = 20_000,
-  ): Promise<T> {
-    const deadline = Date.now() + giveUpMs;
-    let value = await probe();
-    while (!done(value) && Date.now() < deadline) {
-      await sleep(100);
-      value = await probe();
-    }
-    return value;
   }
 
   it('with no heartbeat due, the instance keeps accepting a session revoked behind its frozen feed', async () => {
@@ -231,9 +193,14 @@ describeOnLinux('a hung session feed (its backend frozen)', () => {
       const stopped = await freezeFeedOf(t);
       await revokeInSql(t, user.access_token);
 
+      // Bounded well past SESSION_FEED_TIMEOUT, the time this should take.
       const status = await eventually(
-        async () => (await todos(t, user.access_token)).status,
-        (s) => s !== 200,
+        'the revoked session to be refused',
+        async () => {
+          const res = await todos(t, user.access_token);
+          return res.status === 200 ? undefined : res.status;
+        },
+        { timeoutMs: 20_000, intervalMs: 100 },
       );
       expect(status).toBe(401);
       // The instance still answers (from the database) and says it is healthy.
@@ -241,10 +208,10 @@ describeOnLinux('a hung session feed (its backend frozen)', () => {
 
       // A new connection, to another backend, resynced: the view is back in use.
       expect(
-        await eventually(
-          () => feed.isReady,
-          (ready) => ready,
-        ),
+        await eventually('the feed to be back', () => feed.isReady, {
+          timeoutMs: 20_000,
+          intervalMs: 100,
+        }),
       ).toBe(true);
       expect(await feedBackendOf(t)).not.toBe(stopped);
       await todos(t, user.access_token).expect(401);

@@ -11,16 +11,9 @@ import {
   REFRESH_COOKIE,
 } from './support/cookies.js';
 import { TEST_SECRETS } from './support/secrets.js';
-import {
-  bearer,
-  claimsOf,
-  expectError,
-  PASSWORD,
-  startTestApp,
-  type TestApp,
-  type Tokens,
-  uniqueUsername,
-} from './support/test-app.js';
+import { expectError } from './support/errors.js';
+import { bearer, claimsOf, me, PASSWORD, type Tokens, uniqueUsername } from './support/requests.js';
+import { useTestApp } from './support/test-app.js';
 import { type HeldRowLock, holdRowLock } from './support/row-lock.js';
 
 /**
@@ -115,16 +108,11 @@ function sample(text: string, series: string): number {
 const send = (test: PromiseLike<Response>): Promise<Response> => Promise.resolve(test);
 
 describe('refresh rotation rule (e2e)', () => {
-  let t: TestApp;
+  const t = useTestApp();
   let clock: Clock;
 
-  beforeAll(async () => {
-    t = await startTestApp();
+  beforeAll(() => {
     clock = t.app.get(Clock);
-  });
-
-  afterAll(async () => {
-    await t?.close();
   });
 
   // The Clock moves forward from the real time, by `offsetMs`.
@@ -147,7 +135,6 @@ describe('refresh rotation rule (e2e)', () => {
 
   const refresh = (token: string, ua = UA) =>
     t.http().post('/auth/refresh').set('User-Agent', ua).send({ refresh_token: token });
-  const me = (accessToken: string) => t.http().get('/users/me').set(bearer(accessToken));
 
   async function startSession(ua = UA): Promise<Session> {
     const username = uniqueUsername('rot');
@@ -220,7 +207,7 @@ describe('refresh rotation rule (e2e)', () => {
   async function expectAllRefused(tokens: Tokens[]): Promise<void> {
     for (const token of tokens) {
       expectError(await refresh(token.refresh_token), 401, 'session_revoked');
-      expectError(await me(token.access_token), 401, 'session_revoked');
+      expectError(await me(t, token.access_token), 401, 'session_revoked');
     }
   }
 
@@ -246,7 +233,7 @@ describe('refresh rotation rule (e2e)', () => {
       expect(claimsOf(again.access_token).iat).toBeGreaterThanOrEqual(
         (claimsOf(lost.access_token).iat as number) + LATER_SECONDS,
       );
-      await me(again.access_token).expect(200);
+      await me(t, again.access_token).expect(200);
 
       const row = await sessionRow(login.sid);
       expect(row.revoked_at).toBeNull();
@@ -265,7 +252,7 @@ describe('refresh rotation rule (e2e)', () => {
       expect(next.refresh_token).not.toBe(lost.refresh_token);
       expect(refreshClaimsOf(next.refresh_token).gen).toBe(2);
       await expectLive(login.sid, 2);
-      await me(next.access_token).expect(200);
+      await me(t, next.access_token).expect(200);
     });
 
     it('a re-issue to another client than the one that logged in is recorded as other_client', async () => {
@@ -291,7 +278,7 @@ describe('refresh rotation rule (e2e)', () => {
       expect(await eventsOf(login.sid, 'refresh_superseded')).toHaveLength(1);
       expect(await eventsOf(login.sid, 'reuse_detected')).toEqual([]);
 
-      await me(c.access_token).expect(200);
+      await me(t, c.access_token).expect(200);
       // C is still the newest: its parent gets it back, and it rotates.
       const reissued = (await refresh(b.refresh_token).expect(200)).body as Tokens;
       expect(reissued.refresh_token).toBe(c.refresh_token);
@@ -305,7 +292,7 @@ describe('refresh rotation rule (e2e)', () => {
       const [a, b, c] = await chain(login, 2);
       // Inside the grace first: refused, nothing ended.
       expectError(await refresh(a.refresh_token), 409, 'refresh_token_superseded');
-      await me(c.access_token).expect(200);
+      await me(t, c.access_token).expect(200);
 
       advanceClock(GRACE_SECONDS + 1);
       expectError(await refresh(a.refresh_token), 401, 'refresh_token_reused');
@@ -353,7 +340,7 @@ describe('refresh rotation rule (e2e)', () => {
 
       const accessTokens = new Set(bodies.map((body) => body.access_token));
       expect(accessTokens.size).toBe(50);
-      const calls = await Promise.all([...accessTokens].map((token) => send(me(token))));
+      const calls = await Promise.all([...accessTokens].map((token) => send(me(t, token))));
       for (const res of calls) expect(res.status).toBe(200);
 
       const next = (await refresh(child).expect(200)).body as Tokens;
@@ -440,7 +427,7 @@ describe('refresh rotation rule (e2e)', () => {
           await expectRevoked(session.sid, 'password_changed');
           await expectAllRefused(obtained);
           // Kept by design (OWASP ASVS 3.3.3): the session that changed the password.
-          await me(other.access_token).expect(200);
+          await me(t, other.access_token).expect(200);
           await refresh(other.refresh_token).expect(200);
         }
       },
@@ -526,7 +513,7 @@ describe('refresh rotation rule (e2e)', () => {
       });
       expectError(await refresh(forged), 401, 'token_invalid');
       await expectUntouched(login.sid, before);
-      await me(d.access_token).expect(200);
+      await me(t, d.access_token).expect(200);
       await refresh(d.refresh_token).expect(200);
       // The same generation with its issued jti is the grandparent itself: reuse.
       expectError(await refresh(a.refresh_token), 401, 'refresh_token_reused');

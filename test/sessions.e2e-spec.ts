@@ -1,17 +1,21 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { expectError } from './support/errors.js';
 import {
   bearer,
   claimsOf,
+  listEvents,
   login,
+  logout,
   PASSWORD,
+  refresh,
   register,
-  startTestApp,
-  type TestApp,
+  todos,
   type Tokens,
   uniqueUsername,
-  expectError,
-} from './support/test-app.js';
+} from './support/requests.js';
+import { startTestApp, type TestApp, useTestApp } from './support/test-app.js';
+import { moveClock, restoreClock, waitForWallClock } from './support/time.js';
 
 interface SessionBody {
   id: string;
@@ -21,14 +25,6 @@ interface SessionBody {
   user_agent: string | null;
   ip: string | null;
   current: boolean;
-}
-
-interface EventBody {
-  id: string;
-  type: string;
-  occurred_at: string;
-  session_id: string | null;
-  reason: string | null;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -44,17 +40,6 @@ const refreshExp = (tokens: Tokens) => claimsOf(tokens.refresh_token).exp as num
  */
 const tick = () => sleep(20);
 
-/** Sleeps until the wall clock passes `epochSeconds` (JWT times) by `marginMs`. */
-async function sleepUntil(epochSeconds: number, marginMs = 100) {
-  const wait = epochSeconds * 1000 + marginMs - Date.now();
-  if (wait > 0) await sleep(wait);
-}
-
-const refresh = (app: TestApp, refreshToken: string) =>
-  app.http().post('/auth/refresh').send({ refresh_token: refreshToken });
-const todos = (app: TestApp, accessToken: string) =>
-  app.http().get('/todos').set(bearer(accessToken));
-
 async function loginAs(app: TestApp, username: string, userAgent: string): Promise<Tokens> {
   const res = await app
     .http()
@@ -68,15 +53,6 @@ async function loginAs(app: TestApp, username: string, userAgent: string): Promi
 async function listSessions(app: TestApp, accessToken: string): Promise<SessionBody[]> {
   const res = await app.http().get('/auth/sessions').set(bearer(accessToken)).expect(200);
   return res.body as SessionBody[];
-}
-
-async function listEvents(app: TestApp, accessToken: string): Promise<EventBody[]> {
-  const res = await app
-    .http()
-    .get('/users/me/events?limit=100')
-    .set(bearer(accessToken))
-    .expect(200);
-  return res.body as EventBody[];
 }
 
 /** Both tokens of an ended session are refused with `code`. */
@@ -101,15 +77,7 @@ async function revokedReasons(app: TestApp, userId: string) {
 }
 
 describe('sessions (e2e)', () => {
-  let t: TestApp;
-
-  beforeAll(async () => {
-    t = await startTestApp();
-  });
-
-  afterAll(async () => {
-    await t.close();
-  });
+  const t = useTestApp();
 
   describe('GET /auth/sessions', () => {
     it('lists the live sessions with their fields; each token sees its own as current', async () => {
@@ -172,7 +140,7 @@ describe('sessions (e2e)', () => {
       const theirs = await listSessions(t, other.access_token);
       expect(theirs.map((s) => [s.id, s.current])).toEqual([[sid(other), true]]);
 
-      await t.http().post('/auth/logout').set(bearer(a2.access_token)).expect(200);
+      await logout(t, a2.access_token).expect(200);
       const afterLogout = await listSessions(t, a.access_token);
       expect(afterLogout.map((s) => [s.id, s.current])).toEqual([[sid(a), true]]);
     });
@@ -531,20 +499,13 @@ describe('sessions (e2e)', () => {
     });
 
     describe('absolute lifetime (SESSION_MAX_AGE=3s, REFRESH_TOKEN_TTL=1h)', () => {
-      let short: TestApp;
-
-      beforeAll(async () => {
-        short = await startTestApp({
-          SESSION_MAX_AGE: '3',
-          // 2 s: a 1 s token issued late in a second can expire before its next use.
-          ACCESS_TOKEN_TTL: '2',
-          REFRESH_TOKEN_TTL: '3600',
-        });
+      const short = useTestApp({
+        SESSION_MAX_AGE: '3',
+        // 2 s: a 1 s token issued late in a second can expire before its next use.
+        ACCESS_TOKEN_TTL: '2',
+        REFRESH_TOKEN_TTL: '3600',
       });
-
-      afterAll(async () => {
-        await short.close();
-      });
+      afterEach(() => restoreClock(short));
 
       it('rotation never extends a session past its absolute end', async () => {
         const first = await register(short);
@@ -560,8 +521,9 @@ describe('sessions (e2e)', () => {
         expect(session.absolute_expires_at.getTime()).toBe(absoluteEnd * 1000);
         expect(session.expires_at.getTime()).toBe(absoluteEnd * 1000);
 
-        // One second later, inside the window: the refresh works, but only up to the same end.
-        await sleepUntil(loginAt + 1, 20);
+        // One second later (by the Clock the rotation judges by), inside the
+        // window: the refresh works, but only up to the same end.
+        moveClock(short, 1);
         const rotated = (await refresh(short, first.refresh_token).expect(200)).body as Tokens;
         expect(refreshExp(rotated)).toBe(absoluteEnd);
         const rotatedAt = claimsOf(rotated.access_token).iat as number;
@@ -570,8 +532,14 @@ describe('sessions (e2e)', () => {
         expect(rotated.refresh_expires_in).toBeLessThan(first.refresh_expires_in);
         expect(rotated.refresh_expires_in).toBeGreaterThan(0);
 
-        // Past the absolute end, the token rotated a moment ago is refused too.
-        await sleepUntil(absoluteEnd);
+        // Past the absolute end, the token rotated a moment ago is refused too:
+        // by the session's row at the Clock's time...
+        moveClock(short, absoluteEnd + 0.1 - Date.now() / 1000);
+        expectError(await refresh(short, rotated.refresh_token), 401, 'session_expired');
+        restoreClock(short);
+        // ...and by its own exp once the real time is there, which is also
+        // the time the session list is judged by.
+        await waitForWallClock(absoluteEnd);
         expectError(await refresh(short, rotated.refresh_token), 401, 'session_expired');
 
         // The expired session is no longer listed.
@@ -583,42 +551,30 @@ describe('sessions (e2e)', () => {
     });
 
     describe('inactivity timeout (REFRESH_TOKEN_TTL=2s)', () => {
-      let short: TestApp;
-
-      beforeAll(async () => {
-        short = await startTestApp({ REFRESH_TOKEN_TTL: '2', ACCESS_TOKEN_TTL: '1' });
-      });
-
-      afterAll(async () => {
-        await short.close();
-      });
+      const short = useTestApp({ REFRESH_TOKEN_TTL: '2', ACCESS_TOKEN_TTL: '1' });
+      afterEach(() => restoreClock(short));
 
       it('each refresh slides the window; an idle session expires', async () => {
         const first = await register(short);
         expect(first.refresh_expires_in).toBe(2);
         const loginAt = claimsOf(first.access_token).iat as number;
 
-        await sleepUntil(loginAt + 1, 20);
+        // A second later by the Clock (the time the rotation judges by).
+        moveClock(short, 1);
         const rotated = (await refresh(short, first.refresh_token).expect(200)).body as Tokens;
         expect(rotated.refresh_expires_in).toBe(2);
         expect(refreshExp(rotated)).toBeGreaterThan(refreshExp(first));
+        expect(claimsOf(rotated.access_token).iat).toBeGreaterThan(loginAt);
 
-        await sleepUntil(refreshExp(rotated));
+        // Idle past the slid window: the session's row refuses the token.
+        moveClock(short, refreshExp(rotated) + 0.1 - Date.now() / 1000);
         expectError(await refresh(short, rotated.refresh_token), 401, 'session_expired');
       });
     });
   });
 
   describe('session cap (MAX_SESSIONS_PER_USER=3)', () => {
-    let capped: TestApp;
-
-    beforeAll(async () => {
-      capped = await startTestApp({ MAX_SESSIONS_PER_USER: '3' });
-    });
-
-    afterAll(async () => {
-      await capped.close();
-    });
+    const capped = useTestApp({ MAX_SESSIONS_PER_USER: '3' });
 
     it('a fourth login evicts the least recently used session, not the oldest', async () => {
       const a = await register(capped);

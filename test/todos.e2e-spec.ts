@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { Response } from 'supertest';
-import { bearer, register, startTestApp, type TestApp } from './support/test-app.js';
+import { bearer, register, todos } from './support/requests.js';
+import { expectError, expectValidationFailed } from './support/errors.js';
+import { useTestApp } from './support/test-app.js';
 
 interface TodoBody {
   id: string;
@@ -11,28 +12,12 @@ interface TodoBody {
   updated_at: string;
 }
 
-interface ErrorBody {
-  statusCode: number;
-  error: string;
-  code: string;
-  message: string;
-  details?: { field: string; messages: string[] }[];
-}
-
 const TODO_KEYS = ['completed', 'created_at', 'description', 'id', 'title', 'updated_at'];
 /** `n` times "a" followed by VARIATION SELECTOR-16: 2n code points. */
 const VS16_PAIRS = (n: number) => 'a\uFE0F'.repeat(n);
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-let t: TestApp;
-
-beforeAll(async () => {
-  t = await startTestApp();
-});
-
-afterAll(async () => {
-  await t?.close();
-});
+const t = useTestApp();
 
 /** A fresh user's access token. */
 async function newUser(): Promise<string> {
@@ -47,25 +32,6 @@ async function createTodo(token: string, body: Record<string, unknown>): Promise
 async function getTodo(token: string, id: string): Promise<TodoBody> {
   const res = await t.http().get(`/todos/${id}`).set(bearer(token)).expect(200);
   return res.body as TodoBody;
-}
-
-function expectError(res: Response, status: number, code: string): ErrorBody {
-  expect(res.status).toBe(status);
-  const body = res.body as ErrorBody;
-  expect(body).toMatchObject({ statusCode: status, code });
-  expect(typeof body.error).toBe('string');
-  expect(typeof body.message).toBe('string');
-  return body;
-}
-
-/** 400 validation_failed whose details name `field`. */
-function expectValidationFailed(res: Response, field: string): void {
-  const body = expectError(res, 400, 'validation_failed');
-  expect(body.details?.map((detail) => detail.field)).toContain(field);
-  for (const detail of body.details ?? []) {
-    expect(detail.messages.length).toBeGreaterThan(0);
-    for (const message of detail.messages) expect(typeof message).toBe('string');
-  }
 }
 
 describe('CRUD', () => {
@@ -251,10 +217,10 @@ describe('validation', () => {
     ['unknown field', { title: 'ok', priority: 'high' }, 'priority'],
     ['client-chosen id', { title: 'ok', id: randomUUID() }, 'id'],
   ])('POST with %s is 400 validation_failed and creates nothing', async (_name, body, field) => {
-    const before = await t.http().get('/todos').set(bearer(token)).expect(200);
+    const before = await todos(t, token).expect(200);
     const res = await t.http().post('/todos').set(bearer(token)).send(body);
     expectValidationFailed(res, field);
-    const after = await t.http().get('/todos').set(bearer(token)).expect(200);
+    const after = await todos(t, token).expect(200);
     expect(after.headers['x-total-count']).toBe(before.headers['x-total-count']);
   });
 
@@ -354,7 +320,7 @@ describe('listing', () => {
   it('returns 20 items by default', async () => {
     const busy = await newUser();
     for (let i = 0; i < 21; i++) await createTodo(busy, { title: `bulk ${i}` });
-    const res = await t.http().get('/todos').set(bearer(busy)).expect(200);
+    const res = await todos(t, busy).expect(200);
     expect(res.body).toHaveLength(20);
     expect(res.headers['x-total-count']).toBe('21');
   });
@@ -414,11 +380,11 @@ describe('isolation between users', () => {
   it('lists contain only the caller’s own todos', async () => {
     const theirs = await createTodo(otherToken, { title: 'Theirs' });
 
-    const other = await t.http().get('/todos').set(bearer(otherToken)).expect(200);
+    const other = await todos(t, otherToken).expect(200);
     expect((other.body as TodoBody[]).map((todo) => todo.id)).toEqual([theirs.id]);
     expect(other.headers['x-total-count']).toBe('1');
 
-    const owner = await t.http().get('/todos').set(bearer(ownerToken)).expect(200);
+    const owner = await todos(t, ownerToken).expect(200);
     expect((owner.body as TodoBody[]).map((todo) => todo.id)).toEqual([owned.id]);
     expect(owner.headers['x-total-count']).toBe('1');
   });
@@ -460,7 +426,7 @@ describe('authentication', () => {
 
   it('a refresh token is not accepted as an access token', async () => {
     const { refresh_token } = await register(t);
-    const res = await t.http().get('/todos').set(bearer(refresh_token));
+    const res = await todos(t, refresh_token);
     expectError(res, 401, 'token_invalid');
     expect(res.headers['www-authenticate']).toMatch(/^Bearer /);
   });

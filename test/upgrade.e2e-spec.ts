@@ -11,17 +11,16 @@ import { buildConfig } from '../src/config/configuration.js';
 import { MIGRATIONS } from '../src/database/data-source-options.js';
 import { usernameKey } from '../src/common/username.js';
 import { TEST_SECRETS } from './support/secrets.js';
+import { expectError } from './support/errors.js';
 import {
   bearer,
   claimsOf,
-  expectError,
   login,
   PASSWORD,
-  startTestApp,
-  type TestApp,
   type Tokens,
   uniqueUsername,
-} from './support/test-app.js';
+} from './support/requests.js';
+import { startTestApp, type TestApp } from './support/test-app.js';
 
 /**
  * A deployment upgrading to token store v2 logs nobody out. The test builds

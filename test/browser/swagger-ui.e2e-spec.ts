@@ -1,10 +1,10 @@
 import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
-import { PASSWORD, register, startTestApp, type TestApp } from '../support/test-app.js';
+import { PASSWORD, register } from '../support/requests.js';
+import { useTestApp } from '../support/test-app.js';
 
 // Debian's Chromium (`apt-get install chromium`), not a Playwright-downloaded
 // build: CI installs it from the distribution, so nothing is fetched at test time.
@@ -26,7 +26,7 @@ if (!HAS_CHROMIUM && !IN_CI) {
 const STEP_MS = 15_000;
 
 (HAS_CHROMIUM || IN_CI ? describe : describe.skip)('Swagger UI in a real browser', () => {
-  let t: TestApp;
+  const t = useTestApp({}, { listen: true });
   let browser: Browser;
   let page: Page;
   let baseUrl: string;
@@ -40,10 +40,7 @@ const STEP_MS = 15_000;
           '`apt-get install -y --no-install-recommends chromium`.',
       );
     }
-    t = await startTestApp();
-    await t.app.listen({ port: 0, host: '127.0.0.1' });
-    const { port } = t.app.getHttpServer().address() as AddressInfo;
-    baseUrl = `http://127.0.0.1:${port}`;
+    baseUrl = t.baseUrl;
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
@@ -59,7 +56,6 @@ const STEP_MS = 15_000;
 
   afterAll(async () => {
     await browser?.close();
-    await t?.close();
   });
 
   /** The operation block of `method path`, found by Swagger UI's own classes and data-path. */

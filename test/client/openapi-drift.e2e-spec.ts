@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startTestApp, type TestApp } from '../support/test-app.js';
+import { useTestApp } from '../support/test-app.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const DOCUMENT = join(ROOT, 'client', 'openapi.json');
@@ -23,15 +23,7 @@ async function run(bin: string, args: string[], input?: string): Promise<string>
  * the API: a route or DTO change without `npm run client:generate` fails here.
  */
 describe('client SDK: OpenAPI document and generated types do not drift (e2e)', () => {
-  let t: TestApp;
-
-  beforeAll(async () => {
-    t = await startTestApp();
-  });
-
-  afterAll(async () => {
-    await t.close();
-  });
+  const t = useTestApp();
 
   it('the document the app serves at /docs-json is the committed client/openapi.json', async () => {
     const served = (await t.http().get('/docs-json').expect(200)).body as unknown;

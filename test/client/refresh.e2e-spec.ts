@@ -1,13 +1,7 @@
 import { createLineageClient, type TokenStorage } from '../../client/src/lineage-client.js';
-import { bearer, startTestApp, type TestApp } from '../support/test-app.js';
-import {
-  countRequests,
-  listen,
-  rejection,
-  signedUp,
-  storedTokens,
-  waitForExpiry,
-} from './support.js';
+import { bearer, me, refresh, revoke } from '../support/requests.js';
+import { useTestApp } from '../support/test-app.js';
+import { countRequests, expireAccessToken, rejection, signedUp, storedTokens } from './support.js';
 
 /**
  * The SDK's refresh flow against the real server
@@ -15,20 +9,17 @@ import {
  * would expire 50 ms later (exp has one-second resolution), and the retry
  * could meet `token_expired` again. No reuse grace, so presenting a token
  * whose child was already used is a `refresh_token_reused`, never forgiven.
+ * An expired access token is issued as of the past (expireAccessToken),
+ * not waited for.
  */
 describe('client SDK: refresh on token_expired or token_invalid (e2e)', () => {
-  let t: TestApp;
+  const t = useTestApp({ ACCESS_TOKEN_TTL: '2', REFRESH_REUSE_GRACE: '0' }, { listen: true });
   let baseUrl: string;
   let refreshes: { count: number };
 
-  beforeAll(async () => {
-    t = await startTestApp({ ACCESS_TOKEN_TTL: '2', REFRESH_REUSE_GRACE: '0' });
-    baseUrl = await listen(t);
+  beforeAll(() => {
+    baseUrl = t.baseUrl;
     refreshes = countRequests(t, 'POST', '/auth/refresh');
-  });
-
-  afterAll(async () => {
-    await t.close();
   });
 
   const eventCount = async (userId: string) => {
@@ -49,13 +40,13 @@ describe('client SDK: refresh on token_expired or token_invalid (e2e)', () => {
 
   it('10 parallel calls with an expired access token: exactly one refresh, all 10 succeed with their own data', async () => {
     const { client, storage } = await signedUp(baseUrl);
-    const me = await client.users.me();
+    const profile = await client.users.me();
     const created = [];
     for (let i = 0; i < 10; i++) created.push(await client.todos.create({ title: `todo ${i}` }));
-    await waitForExpiry(storage);
+    await expireAccessToken(t, storage);
     const expired = await storedTokens(storage);
-    const eventsBefore = await eventCount(me.id);
-    const generationBefore = await generationOf(me.id);
+    const eventsBefore = await eventCount(profile.id);
+    const generationBefore = await generationOf(profile.id);
     refreshes.count = 0;
 
     const results = await Promise.all(created.map((todo) => client.todos.get(todo.id)));
@@ -63,28 +54,28 @@ describe('client SDK: refresh on token_expired or token_invalid (e2e)', () => {
     expect(results).toEqual(created);
     expect(refreshes.count).toBe(1);
     // One rotation, which writes no audit event, and no re-issue (that would write one).
-    expect(await generationOf(me.id)).toBe(generationBefore + 1);
-    expect(await eventCount(me.id)).toBe(eventsBefore);
+    expect(await generationOf(profile.id)).toBe(generationBefore + 1);
+    expect(await eventCount(profile.id)).toBe(eventsBefore);
     // Rotation: both tokens were replaced, and the new pair works.
     const fresh = await storedTokens(storage);
     expect(fresh.access_token).not.toBe(expired.access_token);
     expect(fresh.refresh_token).not.toBe(expired.refresh_token);
-    await t.http().get('/users/me').set(bearer(fresh.access_token)).expect(200);
+    await me(t, fresh.access_token).expect(200);
   });
 
   it('shares the refresh among different resources too, and later calls use the new token', async () => {
     const { client, storage, username } = await signedUp(baseUrl);
     const todo = await client.todos.create({ title: 'milk', description: 'oat' });
-    await waitForExpiry(storage);
+    await expireAccessToken(t, storage);
     refreshes.count = 0;
 
-    const [me, list, one] = await Promise.all([
+    const [profile, list, one] = await Promise.all([
       client.users.me(),
       client.todos.list({ limit: 5 }),
       client.todos.get(todo.id),
     ]);
 
-    expect(me.username).toBe(username);
+    expect(profile.username).toBe(username);
     expect(list).toEqual({ items: [todo], total: 1 });
     expect(one).toEqual(todo);
     expect(refreshes.count).toBe(1);
@@ -96,12 +87,8 @@ describe('client SDK: refresh on token_expired or token_invalid (e2e)', () => {
     const { client, storage } = await signedUp(baseUrl);
     const tokens = await storedTokens(storage);
     // Logout with the same session from another client (e.g. another tab).
-    await t
-      .http()
-      .post('/auth/revoke')
-      .send({ token: tokens.refresh_token, token_type_hint: 'refresh_token' })
-      .expect(200);
-    await waitForExpiry(storage);
+    await revoke(t, { token: tokens.refresh_token, token_type_hint: 'refresh_token' }).expect(200);
+    await expireAccessToken(t, storage);
     refreshes.count = 0;
 
     const error = await rejection(client.todos.list());
@@ -122,17 +109,9 @@ describe('client SDK: refresh on token_expired or token_invalid (e2e)', () => {
     const tokens = await storedTokens(storage);
     // Someone else rotates the SDK's refresh token first, and uses the child
     // it got (RFC 9700 §4.14.2): the SDK's token is then two generations behind.
-    const stolen = await t
-      .http()
-      .post('/auth/refresh')
-      .send({ refresh_token: tokens.refresh_token })
-      .expect(200);
-    await t
-      .http()
-      .post('/auth/refresh')
-      .send({ refresh_token: (stolen.body as { refresh_token: string }).refresh_token })
-      .expect(200);
-    await waitForExpiry(storage);
+    const stolen = await refresh(t, tokens.refresh_token).expect(200);
+    await refresh(t, (stolen.body as { refresh_token: string }).refresh_token).expect(200);
+    await expireAccessToken(t, storage);
     refreshes.count = 0;
 
     const results = await Promise.allSettled([client.users.me(), client.todos.list()]);
@@ -190,7 +169,7 @@ describe('client SDK: refresh on token_expired or token_invalid (e2e)', () => {
   });
 
   it.each([
-    ['an expired', async (storage: TokenStorage) => waitForExpiry(storage)],
+    ['an expired', async (storage: TokenStorage) => expireAccessToken(t, storage)],
     [
       'a refused (token_invalid)',
       async (storage: TokenStorage) => {
@@ -210,10 +189,7 @@ describe('client SDK: refresh on token_expired or token_invalid (e2e)', () => {
 
       expect(await storage.get()).toBeNull();
       expect(refreshes.count).toBe(0);
-      const res = await t
-        .http()
-        .post('/auth/refresh')
-        .send({ refresh_token: tokens.refresh_token });
+      const res = await refresh(t, tokens.refresh_token);
       expect(res.status).toBe(401);
       expect((res.body as { code: string }).code).toBe('session_revoked');
     },
@@ -222,10 +198,10 @@ describe('client SDK: refresh on token_expired or token_invalid (e2e)', () => {
   it('stores the rotated pair: the refresh token that was replaced is not presented again', async () => {
     const { client, storage } = await signedUp(baseUrl);
     const first = await storedTokens(storage);
-    await waitForExpiry(storage);
+    await expireAccessToken(t, storage);
     await client.users.me();
     const second = await storedTokens(storage);
-    await waitForExpiry(storage);
+    await expireAccessToken(t, storage);
     refreshes.count = 0;
 
     await client.users.me();

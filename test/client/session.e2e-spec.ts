@@ -1,21 +1,17 @@
 import { createLineageClient, memoryTokenStorage } from '../../client/src/lineage-client.js';
-import { bearer, PASSWORD, startTestApp, type TestApp } from '../support/test-app.js';
-import { countRequests, listen, rejection, signedUp, storedTokens } from './support.js';
+import { bearer, logout, me, PASSWORD, refresh } from '../support/requests.js';
+import { useTestApp } from '../support/test-app.js';
+import { countRequests, rejection, signedUp, storedTokens } from './support.js';
 
 /** The SDK's calls and errors with default token lifetimes: nothing expires here. */
 describe('client SDK: session, resources and errors (e2e)', () => {
-  let t: TestApp;
+  const t = useTestApp({}, { listen: true });
   let baseUrl: string;
   let refreshes: { count: number };
 
-  beforeAll(async () => {
-    t = await startTestApp();
-    baseUrl = await listen(t);
+  beforeAll(() => {
+    baseUrl = t.baseUrl;
     refreshes = countRequests(t, 'POST', '/auth/refresh');
-  });
-
-  afterAll(async () => {
-    await t.close();
   });
 
   it('login stores the tokens; users/me and the todos resource round-trip typed bodies', async () => {
@@ -80,12 +76,7 @@ describe('client SDK: session, resources and errors (e2e)', () => {
     const { client, storage } = await signedUp(baseUrl);
     const tokens = await storedTokens(storage);
     // Another tab logs this session out.
-    await t
-      .http()
-      .post('/auth/logout')
-      .set(bearer(tokens.access_token))
-      .send({ refresh_token: tokens.refresh_token })
-      .expect(200);
+    await logout(t, tokens.access_token, { refresh_token: tokens.refresh_token }).expect(200);
     refreshes.count = 0;
 
     const error = await rejection(client.users.me());
@@ -103,10 +94,10 @@ describe('client SDK: session, resources and errors (e2e)', () => {
 
     expect(await storage.get()).toBeNull();
     expect(await client.isLoggedIn()).toBe(false);
-    const me = await t.http().get('/users/me').set(bearer(tokens.access_token));
-    expect(me.status).toBe(401);
-    expect((me.body as { code: string }).code).toBe('session_revoked');
-    const res = await t.http().post('/auth/refresh').send({ refresh_token: tokens.refresh_token });
+    const profile = await me(t, tokens.access_token);
+    expect(profile.status).toBe(401);
+    expect((profile.body as { code: string }).code).toBe('session_revoked');
+    const res = await refresh(t, tokens.refresh_token);
     expect((res.body as { code: string }).code).toBe('session_revoked');
     // Logging out again, with nothing stored, is a no-op.
     await client.logout();

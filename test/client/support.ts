@@ -1,6 +1,4 @@
 import type { IncomingMessage } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   createLineageClient,
   type LineageClient,
@@ -8,17 +6,9 @@ import {
   memoryTokenStorage,
   type TokenStorage,
 } from '../../client/src/lineage-client.js';
-import { claimsOf, PASSWORD, type TestApp, uniqueUsername } from '../support/test-app.js';
-
-/**
- * Makes the test app listen on an ephemeral loopback port, so the SDK talks
- * real HTTP through fetch, and returns its base URL.
- */
-export async function listen(t: TestApp): Promise<string> {
-  await t.app.listen({ port: 0, host: '127.0.0.1' });
-  const { port } = t.app.getHttpServer().address() as AddressInfo;
-  return `http://127.0.0.1:${port}`;
-}
+import { PASSWORD, uniqueUsername } from '../support/requests.js';
+import type { TestApp } from '../support/test-app.js';
+import { expiredAccessToken } from '../support/tokens.js';
 
 /**
  * Counts the requests the server receives for `method path`. A second
@@ -66,11 +56,11 @@ export async function storedTokens(storage: TokenStorage) {
 }
 
 /**
- * Waits until the stored access token is past its `exp` (one-second
- * resolution: expired once floor(now) >= exp, RFC 7519 §4.1.4).
+ * Replaces the stored access token with one of the same session that has
+ * expired (see expiredAccessToken), as for a client that comes back after a
+ * while, instead of waiting. The stored refresh token is left as it is.
  */
-export async function waitForExpiry(storage: TokenStorage): Promise<void> {
-  const { access_token } = await storedTokens(storage);
-  const exp = claimsOf(access_token).exp as number;
-  await sleep(Math.max(0, exp * 1000 - Date.now()) + 50);
+export async function expireAccessToken(t: TestApp, storage: TokenStorage): Promise<void> {
+  const stored = await storedTokens(storage);
+  await storage.set({ ...stored, access_token: expiredAccessToken(t, stored.access_token) });
 }

@@ -13,7 +13,8 @@ import {
   stopAppProcess,
 } from '../support/app-process.js';
 import { TEST_SECRETS } from '../support/secrets.js';
-import { PASSWORD, uniqueUsername } from '../support/test-app.js';
+import { PASSWORD, uniqueUsername } from '../support/requests.js';
+import { eventually } from '../support/time.js';
 
 /**
  * Published keys and their rotation, seen the way another service sees them:
@@ -128,15 +129,6 @@ describe('published signing keys and rotation (e2e, two processes)', () => {
 
   const kidOf = (token: string) => decodeProtectedHeader(token).kid;
 
-  /** Polls until `check` holds (every 100 ms), failing after `ms`. */
-  const eventually = async (what: string, ms: number, check: () => Promise<boolean>) => {
-    const start = Date.now();
-    while (!(await check())) {
-      if (Date.now() - start > ms) throw new Error(`not within ${ms} ms: ${what}`);
-      await sleep(100);
-    }
-  };
-
   beforeAll(async () => {
     ({ url: databaseUrl, drop: dropDatabase } = await createDatabase());
     const ports = [await freePort(), await freePort()];
@@ -237,10 +229,14 @@ describe('published signing keys and rotation (e2e, two processes)', () => {
     const newKey = { kid: created![1], activeFrom: Date.parse(created![2]) };
     expect(newKey.kid).not.toBe(oldKey.kid);
     const activeFrom = newKey.activeFrom;
-    await eventually('both instances publish the pending key', 3000, async () => {
-      const [onA, onB] = await Promise.all([publishedKids(a!), publishedKids(b!)]);
-      return onA.includes(newKey.kid) && onB.includes(newKey.kid);
-    });
+    await eventually(
+      'both instances publish the pending key',
+      async () => {
+        const [onA, onB] = await Promise.all([publishedKids(a!), publishedKids(b!)]);
+        return onA.includes(newKey.kid) && onB.includes(newKey.kid);
+      },
+      { timeoutMs: 3000, intervalMs: 100 },
+    );
     expect(await publishedKids(a!)).toEqual([newKey.kid, oldKey.kid]);
     // Until it activates, tokens are still signed with the old key: no
     // token carries the new kid with an `iat` before the key's activation.
@@ -256,10 +252,14 @@ describe('published signing keys and rotation (e2e, two processes)', () => {
     let newToken = '';
     // Each login is a session (at most MAX_SESSIONS_PER_USER): few attempts.
     await sleep(Math.max(0, activeFrom - Date.now()));
-    await eventually('tokens carry the new kid', 3000, async () => {
-      newToken = await login(a!, username);
-      return kidOf(newToken) === newKey.kid;
-    });
+    await eventually(
+      'tokens carry the new kid',
+      async () => {
+        newToken = await login(a!, username);
+        return kidOf(newToken) === newKey.kid;
+      },
+      { timeoutMs: 3000, intervalMs: 100 },
+    );
     const fromB = await login(b!, username);
     expect(kidOf(fromB)).toBe(newKey.kid);
     expect((await verify(newToken)).payload.sub).toBe(verified.payload.sub);
@@ -279,10 +279,14 @@ describe('published signing keys and rotation (e2e, two processes)', () => {
     await sleep(Math.max(0, oldExpiryMs - Date.now() + 100));
     await expect(verify(oldToken)).rejects.toBeInstanceOf(joseErrors.JWTExpired);
     expect((await statusWith(a!, oldToken)).body.code).toBe('token_expired');
-    await eventually('the old key leaves the JWKS', RETAIN_MS + 5000, async () => {
-      const [onA, onB] = await Promise.all([publishedKids(a!), publishedKids(b!)]);
-      return !onA.includes(oldKey.kid) && !onB.includes(oldKey.kid);
-    });
+    await eventually(
+      'the old key leaves the JWKS',
+      async () => {
+        const [onA, onB] = await Promise.all([publishedKids(a!), publishedKids(b!)]);
+        return !onA.includes(oldKey.kid) && !onB.includes(oldKey.kid);
+      },
+      { timeoutMs: RETAIN_MS + 5000, intervalMs: 100 },
+    );
     expect(Date.now()).toBeGreaterThanOrEqual(oldExpiryMs);
     expect(await publishedKids(a!)).toEqual([newKey.kid]);
     expect((await listKeys()).find((key) => key.kid === oldKey.kid)?.state).toBe('expired');
@@ -305,12 +309,16 @@ describe('published signing keys and rotation (e2e, two processes)', () => {
     const revoked = await keysCli(['revoke', leaked]);
     expect(revoked).toMatchObject({ code: 0, stderr: '' });
     for (const instance of [a!, b!]) {
-      await eventually('the revoked key is refused', RELOAD_INTERVAL * 1000 + 2000, async () => {
-        const { status, body } = await statusWith(instance, token);
-        if (status === 200) return false;
-        expect({ status, code: body.code }).toEqual({ status: 401, code: 'token_invalid' });
-        return true;
-      });
+      await eventually(
+        'the revoked key is refused',
+        async () => {
+          const { status, body } = await statusWith(instance, token);
+          if (status === 200) return false;
+          expect({ status, code: body.code }).toEqual({ status: 401, code: 'token_invalid' });
+          return true;
+        },
+        { timeoutMs: RELOAD_INTERVAL * 1000 + 2000, intervalMs: 100 },
+      );
       // Refused because the key is gone, not because the token ran out.
       expect(Date.now()).toBeLessThan(expiresMs);
       expect(await publishedKids(instance)).not.toContain(leaked);

@@ -7,7 +7,8 @@ import {
   stopAppProcess,
 } from '../support/app-process.js';
 import { localPortsOf } from '../support/pg-backends.js';
-import { PASSWORD, uniqueUsername } from '../support/test-app.js';
+import { PASSWORD, uniqueUsername } from '../support/requests.js';
+import { eventually } from '../support/time.js';
 
 /**
  * Two real Lineage processes on one PostgreSQL, as behind a load balancer:
@@ -132,16 +133,17 @@ describeOnLinux('two Lineage processes on one PostgreSQL (e2e)', () => {
     );
 
     // Restored: B listens again on a new connection...
-    let restored = false;
-    for (let i = 0; i < 150 && !restored; i += 1) {
-      const now = await db.query<{ client_port: number }>(
-        `SELECT client_port FROM pg_stat_activity WHERE application_name = 'lineage-session-feed'`,
-      );
-      const bPorts = await localPortsOf(instanceB().process.pid!);
-      restored = now.rows.some((row) => bPorts.has(row.client_port));
-      if (!restored) await sleep(100);
-    }
-    expect(restored).toBe(true);
+    await eventually(
+      "B's feed connection",
+      async () => {
+        const now = await db.query<{ client_port: number }>(
+          `SELECT client_port FROM pg_stat_activity WHERE application_name = 'lineage-session-feed'`,
+        );
+        const bPorts = await localPortsOf(instanceB().process.pid!);
+        return now.rows.some((row) => bPorts.has(row.client_port));
+      },
+      { timeoutMs: 15_000, intervalMs: 100 },
+    );
     // ...still refuses what it missed, and follows A's next logout within the bound.
     expect((await call(instanceB(), 'GET', '/todos', missed.access_token)).status).toBe(401);
     expect((await call(instanceB(), 'GET', '/todos', later.access_token)).status).toBe(200);

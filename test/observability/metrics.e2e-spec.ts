@@ -1,13 +1,14 @@
+import { expectError } from '../support/errors.js';
 import {
   bearer,
-  expectError,
   login,
+  logout,
   PASSWORD,
+  refresh,
   register,
-  startTestApp,
-  type TestApp,
   type Tokens,
-} from '../support/test-app.js';
+} from '../support/requests.js';
+import { startTestApp, type TestApp, useTestApp } from '../support/test-app.js';
 
 /** One sample's value from the exposition text; 0 when the series is absent. */
 function sample(text: string, series: string): number {
@@ -22,31 +23,15 @@ async function scrape(t: TestApp): Promise<string> {
 }
 
 describe('observability: GET /metrics', () => {
-  let t: TestApp;
-
-  beforeAll(async () => {
-    t = await startTestApp({ REFRESH_REUSE_GRACE: '0' });
-  });
-
-  afterAll(async () => {
-    await t.close();
-  });
+  const t = useTestApp({ REFRESH_REUSE_GRACE: '0' });
 
   it('counts a detected reuse and the session it revoked', async () => {
     const user = await register(t);
-    const child = await t
-      .http()
-      .post('/auth/refresh')
-      .send({ refresh_token: user.refresh_token })
-      .expect(200);
+    const child = await refresh(t, user.refresh_token).expect(200);
     // The child used: with no grace, the login token is now reuse.
-    await t
-      .http()
-      .post('/auth/refresh')
-      .send({ refresh_token: (child.body as Tokens).refresh_token })
-      .expect(200);
+    await refresh(t, (child.body as Tokens).refresh_token).expect(200);
     const before = await scrape(t);
-    await t.http().post('/auth/refresh').send({ refresh_token: user.refresh_token }).expect(401);
+    await refresh(t, user.refresh_token).expect(401);
     const after = await scrape(t);
     const reuse = 'lineage_refresh_total{outcome="reuse_detected"}';
     const revoked = 'lineage_sessions_revoked_total{reason="reuse_detected"}';
@@ -65,15 +50,11 @@ describe('observability: GET /metrics', () => {
       .post('/auth/login')
       .send({ username: user.username, password: `${PASSWORD}!` })
       .expect(401);
-    await t.http().post('/auth/refresh').send({ refresh_token: fresh.refresh_token }).expect(200);
+    await refresh(t, fresh.refresh_token).expect(200);
     // The parent of an unused child: its child again, not a rotation.
-    await t.http().post('/auth/refresh').send({ refresh_token: fresh.refresh_token }).expect(200);
-    await t.http().post('/auth/refresh').send({ refresh_token: 'not.a.jwt' }).expect(401);
-    await t
-      .http()
-      .post('/auth/logout')
-      .set(bearer((user as Tokens).access_token))
-      .expect(200);
+    await refresh(t, fresh.refresh_token).expect(200);
+    await refresh(t, 'not.a.jwt').expect(401);
+    await logout(t, (user as Tokens).access_token).expect(200);
     const after = await scrape(t);
     const delta = (series: string) => sample(after, series) - sample(before, series);
     expect(delta('lineage_login_total{outcome="success"}')).toBe(1);
@@ -104,15 +85,7 @@ describe('observability: GET /metrics', () => {
 
 describe('observability: METRICS_TOKEN', () => {
   const token = 'metrics-token-0123456789abcdef';
-  let t: TestApp;
-
-  beforeAll(async () => {
-    t = await startTestApp({ METRICS_TOKEN: token });
-  });
-
-  afterAll(async () => {
-    await t.close();
-  });
+  const t = useTestApp({ METRICS_TOKEN: token });
 
   it('requires the bearer token when one is configured', async () => {
     await t.http().get('/metrics').expect(401);

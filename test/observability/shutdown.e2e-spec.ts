@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startAppProcess } from '../support/app-process.js';
-import { PASSWORD, uniqueUsername } from '../support/test-app.js';
+import { PASSWORD, uniqueUsername } from '../support/requests.js';
 
 /**
  * Graceful shutdown of the real process (`npm test` builds it first): on

@@ -1,19 +1,22 @@
 import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import type { Response } from 'supertest';
 import { buildConfig, ConfigError } from '../../src/config/configuration.js';
 import { usernameKey } from '../../src/common/username.js';
 import {
   bearer,
+  listEvents,
   PASSWORD,
+  refresh,
   register,
-  startTestApp,
-  type TestApp,
+  revoke,
   type Tokens,
   uniqueUsername,
-} from '../support/test-app.js';
+} from '../support/requests.js';
+import { expectError } from '../support/errors.js';
+import { startTestApp, type TestApp, useTestApp } from '../support/test-app.js';
+import { eventually } from '../support/time.js';
 
 /**
  * Abuse resistance: throttling (per IP, per refresh, per account), which
@@ -31,15 +34,7 @@ const DAY = 86400;
 const WRONG = 'wrong password 123';
 const TEST_REDIS_URL = process.env.TEST_REDIS_URL;
 
-let setup: TestApp;
-
-beforeAll(async () => {
-  setup = await startTestApp();
-});
-
-afterAll(async () => {
-  await setup?.close();
-});
+const setup = useTestApp();
 
 /** Starts an app with `env`, runs `fn`, and always closes the app (its pool and timers). */
 async function withApp(env: Record<string, string>, fn: (t: TestApp) => Promise<void>) {
@@ -57,24 +52,9 @@ function attempt(t: TestApp, username: string, password: string, forwardedFor?: 
   return req.send({ username, password });
 }
 
-/** The one error shape, nothing internal, never cached. */
-function expectErrorShape(res: Response, status: number, code: string): void {
-  expect(res.status).toBe(status);
-  expect(res.headers['content-type']).toMatch(/^application\/json/);
-  expect(Object.keys(res.body as object).sort()).toEqual([
-    'code',
-    'error',
-    'message',
-    'statusCode',
-  ]);
-  expect(res.body).toMatchObject({ statusCode: status, code });
-  expect(res.text).not.toMatch(/stack|\n\s+at |node_modules|\.ts:\d+|\.js:\d+/);
-  expect(res.headers['cache-control']).toBe('no-store');
-}
-
 /** 429 `rate_limited` with an integer Retry-After within the limit's window (RFC 6585 §4). */
 function expectRateLimited(res: Response, windowSeconds: number): void {
-  expectErrorShape(res, 429, 'rate_limited');
+  expectError(res, 429, 'rate_limited');
   expect(res.body).toMatchObject({ error: 'Too Many Requests' });
   const retryAfter = res.headers['retry-after'];
   expect(retryAfter).toMatch(/^\d+$/);
@@ -85,11 +65,6 @@ function expectRateLimited(res: Response, windowSeconds: number): void {
   expect(
     Object.keys(res.headers).filter((name) => /^(x-)?rate-?limit|^retry-after-/.test(name)),
   ).toEqual([]);
-}
-
-async function events(t: TestApp, accessToken: string) {
-  const res = await t.http().get('/users/me/events').set(bearer(accessToken)).expect(200);
-  return res.body as { type: string; ip: string | null }[];
 }
 
 describe('throttling per client address (ASVS 2.2.1, API4:2023)', () => {
@@ -103,13 +78,13 @@ describe('throttling per client address (ASVS 2.2.1, API4:2023)', () => {
     const user = await register(setup);
     await withApp(limited, async (t) => {
       for (let i = 0; i < 5; i++) {
-        expectErrorShape(await attempt(t, user.username, WRONG), 401, 'invalid_credentials');
+        expectError(await attempt(t, user.username, WRONG), 401, 'invalid_credentials');
       }
       // The right password changes nothing: a throttled request never reaches the check.
       expectRateLimited(await attempt(t, user.username, PASSWORD), WINDOW);
       expectRateLimited(await attempt(t, uniqueUsername(), WRONG), WINDOW);
     });
-    const types = (await events(setup, user.access_token)).map((e) => e.type);
+    const types = (await listEvents(setup, user.access_token)).map((e) => e.type);
     expect(types.filter((type) => type === 'login_failed')).toHaveLength(5);
     expect(types).not.toContain('login_succeeded');
   });
@@ -137,7 +112,7 @@ describe('throttling per client address (ASVS 2.2.1, API4:2023)', () => {
           .set(bearer(user.access_token))
           .send({ current_password: current, new_password: 'a brand new password' });
       for (let i = 0; i < 5; i++) {
-        expectErrorShape(await change(WRONG), 403, 'invalid_password');
+        expectError(await change(WRONG), 403, 'invalid_password');
       }
       expectRateLimited(await change(PASSWORD), WINDOW);
     });
@@ -148,35 +123,28 @@ describe('throttling per client address (ASVS 2.2.1, API4:2023)', () => {
   it('throttles token revocation per address: the 6th revoke is 429 and ends no session (ASVS 2.2.1, API4:2023)', async () => {
     const user = await register(setup);
     await withApp(limited, async (t) => {
-      const revoke = (token: string) => t.http().post('/auth/revoke').send({ token });
-      for (let i = 0; i < 5; i++) await revoke(`garbage-${i}`).expect(200);
-      expectRateLimited(await revoke(user.refresh_token), WINDOW);
+      for (let i = 0; i < 5; i++) await revoke(t, { token: `garbage-${i}` }).expect(200);
+      expectRateLimited(await revoke(t, { token: user.refresh_token }), WINDOW);
     });
-    await setup
-      .http()
-      .post('/auth/refresh')
-      .send({ refresh_token: user.refresh_token })
-      .expect(200);
+    await refresh(setup, user.refresh_token).expect(200);
   });
 
   it('gives refresh its own budget, spent before the token is verified: garbage counts, a throttled valid token is not consumed (ASVS 2.2.1, API4:2023)', async () => {
     const user = await register(setup);
     await withApp(limited, async (t) => {
-      const refresh = (token: string) =>
-        t.http().post('/auth/refresh').send({ refresh_token: token });
       // The login budget spent to the end leaves refresh untouched.
       for (let i = 0; i < 5; i++) await attempt(t, user.username, WRONG).expect(401);
       expectRateLimited(await attempt(t, user.username, WRONG), WINDOW);
 
-      expectErrorShape(await refresh('garbage'), 401, 'token_invalid');
-      expectErrorShape(await refresh('not.a.jwt'), 401, 'token_invalid');
-      const rotated = await refresh(user.refresh_token).expect(200);
+      expectError(await refresh(t, 'garbage'), 401, 'token_invalid');
+      expectError(await refresh(t, 'not.a.jwt'), 401, 'token_invalid');
+      const rotated = await refresh(t, user.refresh_token).expect(200);
       const next = (rotated.body as Tokens).refresh_token;
       // Over the budget a garbage token is 429, not 401: no token work happens first.
-      expectRateLimited(await refresh('garbage'), WINDOW);
-      expectRateLimited(await refresh(next), WINDOW);
+      expectRateLimited(await refresh(t, 'garbage'), WINDOW);
+      expectRateLimited(await refresh(t, next), WINDOW);
       // The throttled request did not consume the token: it still rotates elsewhere.
-      await setup.http().post('/auth/refresh').send({ refresh_token: next }).expect(200);
+      await refresh(setup, next).expect(200);
     });
   });
 });
@@ -220,7 +188,7 @@ describe('per-account backoff on wrong passwords, whatever the client address (N
       expectRateLimited(await attempt(t, victim.username, PASSWORD, '198.51.100.99'), DELAY);
       await attempt(t, bystander.username, PASSWORD, '203.0.113.5').expect(200);
     });
-    const types = (await events(setup, victim.access_token)).map((e) => e.type);
+    const types = (await listEvents(setup, victim.access_token)).map((e) => e.type);
     expect(types.filter((type) => type === 'login_failed')).toHaveLength(4);
   });
 
@@ -248,13 +216,17 @@ describe('per-account backoff on wrong passwords, whatever the client address (N
     await withApp(shortDelay, async (t) => {
       await attempt(t, owner.username, WRONG, '203.0.113.1').expect(401);
       await attempt(t, owner.username, WRONG, '203.0.113.2').expect(401);
-      const deadline = Date.now() + 15_000;
-      let res = await attempt(t, owner.username, PASSWORD, '198.51.100.1');
-      while (res.status === 429 && Date.now() < deadline) {
-        expectRateLimited(res, 1);
-        await sleep(200);
-        res = await attempt(t, owner.username, PASSWORD, '198.51.100.1');
-      }
+      // Refused with 429 until the one-second delay has passed (the limiter's own time).
+      const res = await eventually(
+        'the delay to pass',
+        async () => {
+          const answer = await attempt(t, owner.username, PASSWORD, '198.51.100.1');
+          if (answer.status !== 429) return answer;
+          expectRateLimited(answer, 1);
+          return undefined;
+        },
+        { timeoutMs: 15_000, intervalMs: 200 },
+      );
       expect(res.status).toBe(200);
       // Counted from zero again: one free failure, answered at once.
       await attempt(t, owner.username, WRONG, '203.0.113.3').expect(401);
@@ -335,7 +307,7 @@ describe('per-account backoff on wrong passwords, whatever the client address (N
           .set(bearer(access))
           .send({ current_password: current, new_password: 'a brand new password' });
       for (let i = 1; i <= 4; i++) {
-        expectErrorShape(
+        expectError(
           await change(user.access_token, WRONG, `203.0.113.${i}`),
           403,
           'invalid_password',
@@ -393,7 +365,7 @@ describe('which client address is believed (ASVS 2.2.1, API4:2023)', () => {
         .set('X-Forwarded-For', '198.51.100.7')
         .send({ username: uniqueUsername(), password: PASSWORD })
         .expect(201);
-      const [registered] = await events(t, (res.body as Tokens).access_token);
+      const [registered] = await listEvents(t, (res.body as Tokens).access_token);
       expect(registered).toMatchObject({ type: 'registered', ip: '198.51.100.7' });
     });
     const res = await setup
@@ -402,7 +374,7 @@ describe('which client address is believed (ASVS 2.2.1, API4:2023)', () => {
       .set('X-Forwarded-For', '198.51.100.8')
       .send({ username: uniqueUsername(), password: PASSWORD })
       .expect(201);
-    const [registered] = await events(setup, (res.body as Tokens).access_token);
+    const [registered] = await listEvents(setup, (res.body as Tokens).access_token);
     expect(registered.type).toBe('registered');
     expect(registered.ip).toMatch(LOCALHOST);
   });
@@ -420,7 +392,7 @@ describe('which client address is believed (ASVS 2.2.1, API4:2023)', () => {
         const user = await register(setup);
         await attempt(t, user.username, WRONG, forwarded).expect(401);
         const ok = await attempt(t, user.username, PASSWORD, forwarded).expect(200);
-        const recorded = await events(t, (ok.body as Tokens).access_token);
+        const recorded = await listEvents(t, (ok.body as Tokens).access_token);
         expect(recorded.slice(0, 2).map((e) => [e.type, e.ip])).toEqual([
           ['login_succeeded', recordedIp],
           ['login_failed', recordedIp],
@@ -474,24 +446,14 @@ const redisTitle = TEST_REDIS_URL
   : 'limits shared by instances through Redis — SKIPPED: set TEST_REDIS_URL (e.g. redis://127.0.0.1:6379)';
 
 describeRedis(redisTitle, () => {
-  let a: TestApp;
-  let b: TestApp;
   const DELAY = 60;
   const env = {
     REDIS_URL: TEST_REDIS_URL ?? '',
     RATE_LIMIT_FREE_FAILURES: '3',
     RATE_LIMIT_FAILURE_DELAY: `${DELAY}s`,
   };
-
-  beforeAll(async () => {
-    a = await startTestApp(env);
-    b = await startTestApp(env);
-  });
-
-  afterAll(async () => {
-    await a?.close();
-    await b?.close();
-  });
+  const a = useTestApp(env);
+  const b = useTestApp(env);
 
   it('counts one account’s failures on every instance: after the 4th overall either refuses, the right password too (ASVS 2.2.1, API4:2023)', async () => {
     // Fresh, because Redis keeps counters across test runs for a day.
@@ -608,7 +570,7 @@ describe('no user enumeration through login (ASVS V2, API2:2023, OWASP WSTG-IDNT
       for (let i = 0; i < 30; i++) {
         const existing = await time(known, username);
         const missing = await time(unknown, uniqueUsername());
-        expectErrorShape(existing, 401, 'invalid_credentials');
+        expectError(existing, 401, 'invalid_credentials');
         expect(comparable(missing)).toEqual(comparable(existing));
       }
       const knownMs = median(known);
@@ -663,14 +625,10 @@ describe('security headers (ASVS 14.4, API8:2023)', () => {
     const ok = await attempt(setup, user.username, PASSWORD).expect(200);
     expect(ok.headers['cache-control']).toBe('no-store');
     expect(ok.headers.pragma).toBe('no-cache');
-    const refreshed = await setup
-      .http()
-      .post('/auth/refresh')
-      .send({ refresh_token: (ok.body as Tokens).refresh_token })
-      .expect(200);
+    const refreshed = await refresh(setup, (ok.body as Tokens).refresh_token).expect(200);
     expect(refreshed.headers['cache-control']).toBe('no-store');
-    expectErrorShape(await attempt(setup, user.username, WRONG), 401, 'invalid_credentials');
-    expectErrorShape(await setup.http().get('/users/me'), 401, 'token_missing');
+    expectError(await attempt(setup, user.username, WRONG), 401, 'invalid_credentials');
+    expectError(await setup.http().get('/users/me'), 401, 'token_missing');
   });
 });
 

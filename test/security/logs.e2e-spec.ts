@@ -3,12 +3,14 @@ import { createRootLogger } from '../../src/observability/logging.js';
 import { UsersService } from '../../src/users/users.service.js';
 import {
   bearer,
+  logout,
   PASSWORD,
+  refresh,
   register,
-  startTestApp,
-  type TestApp,
+  todos,
   type Tokens,
-} from '../support/test-app.js';
+} from '../support/requests.js';
+import { useTestApp } from '../support/test-app.js';
 
 interface LogLine {
   level: string;
@@ -30,15 +32,7 @@ function captureLogs() {
 
 describe('security: what the logs may contain (ASVS 7.1.1, 7.1.2, 7.1.3)', () => {
   const logs = captureLogs();
-  let t: TestApp;
-
-  beforeAll(async () => {
-    t = await startTestApp({}, undefined, { pino: logs.logger });
-  });
-
-  afterAll(async () => {
-    await t.close();
-  });
+  const t = useTestApp({}, { pino: logs.logger });
 
   it('never logs a password, a token or a cookie, through failures, reuse and logout', async () => {
     const ids: string[] = [];
@@ -64,39 +58,15 @@ describe('security: what the logs may contain (ASVS 7.1.1, 7.1.2, 7.1.3)', () =>
         .expect(200),
     );
     const cookie = String(cookieLogin.headers['set-cookie']).split(';')[0];
-    const rotated = seen(
-      await t.http().post('/auth/refresh').send({ refresh_token: user.refresh_token }).expect(200),
-    ).body as Tokens;
-    const rotatedTwice = seen(
-      await t
-        .http()
-        .post('/auth/refresh')
-        .send({ refresh_token: rotated.refresh_token })
-        .expect(200),
-    ).body as Tokens;
-    const rotatedThrice = seen(
-      await t
-        .http()
-        .post('/auth/refresh')
-        .send({ refresh_token: rotatedTwice.refresh_token })
-        .expect(200),
-    ).body as Tokens;
+    const rotated = seen(await refresh(t, user.refresh_token).expect(200)).body as Tokens;
+    const rotatedTwice = seen(await refresh(t, rotated.refresh_token).expect(200)).body as Tokens;
+    const rotatedThrice = seen(await refresh(t, rotatedTwice.refresh_token).expect(200))
+      .body as Tokens;
     // Reuse of a token three generations behind: revokes the session and logs a warning.
-    const reuse = seen(
-      await t.http().post('/auth/refresh').send({ refresh_token: user.refresh_token }).expect(401),
-    );
+    const reuse = seen(await refresh(t, user.refresh_token).expect(401));
+    seen(await todos(t, `${user.access_token}tampered`).expect(401));
     seen(
-      await t
-        .http()
-        .get('/todos')
-        .set(bearer(`${user.access_token}tampered`))
-        .expect(401),
-    );
-    seen(
-      await t
-        .http()
-        .post('/auth/logout')
-        .set(bearer((cookieLogin.body as Tokens).access_token))
+      await logout(t, (cookieLogin.body as Tokens).access_token)
         .set('Cookie', cookie)
         .expect(200),
     );

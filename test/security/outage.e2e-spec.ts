@@ -6,17 +6,10 @@ import {
   type EmbeddedDatabase,
   startEmbeddedPostgres,
 } from '../../src/database/embedded-postgres.js';
-import {
-  bearer,
-  claimsOf,
-  expectError,
-  login,
-  PASSWORD,
-  register,
-  startTestApp,
-  type TestApp,
-  type Tokens,
-} from '../support/test-app.js';
+import { expectError } from '../support/errors.js';
+import { bearer, claimsOf, login, PASSWORD, register, type Tokens } from '../support/requests.js';
+import { startTestApp, type TestApp } from '../support/test-app.js';
+import { eventually } from '../support/time.js';
 import {
   type CookieTokens,
   expectClearedCookie,
@@ -448,14 +441,17 @@ describe('database outage (e2e)', () => {
       expect((await untilHealthy()).status).toBe(200);
       expect(poolBackends.length).toBeGreaterThan(0);
       // A backend leaves pg_stat_activity once it notices its client is gone.
-      let left: unknown[] = poolBackends;
-      for (let i = 0; i < 40 && left.length > 0; i += 1) {
-        await sleep(250);
-        left = await app().db.query(`SELECT pid FROM pg_stat_activity WHERE pid = ANY($1)`, [
-          poolBackends,
-        ]);
-      }
-      expect(left).toEqual([]);
+      await eventually(
+        'the silent backends to leave pg_stat_activity',
+        async () => {
+          const left = await app().db.query<unknown[]>(
+            `SELECT pid FROM pg_stat_activity WHERE pid = ANY($1)`,
+            [poolBackends],
+          );
+          return left.length === 0;
+        },
+        { timeoutMs: 10_000, intervalMs: 250 },
+      );
     });
 
     it(

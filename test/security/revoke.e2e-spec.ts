@@ -1,13 +1,7 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  bearer,
-  claimsOf,
-  expectError,
-  register,
-  startTestApp,
-  type TestApp,
-  type Tokens,
-} from '../support/test-app.js';
+import { expectError } from '../support/errors.js';
+import { me, refresh, register, revoke, type Tokens } from '../support/requests.js';
+import { type TestApp, useTestApp } from '../support/test-app.js';
+import { expiredAccessToken } from '../support/tokens.js';
 
 /**
  * RFC 7009 revocation with an expired access token. §2.1 leaves to the server
@@ -16,62 +10,50 @@ import {
  * access token cannot end a live session. Refused tokens still get 200 (§2.2).
  */
 
-/** Sleeps until the wall clock passes `epochSeconds` (JWT times) by `marginMs`. */
-async function sleepUntil(epochSeconds: number, marginMs = 1100) {
-  const wait = epochSeconds * 1000 + marginMs - Date.now();
-  if (wait > 0) await sleep(wait);
-}
+const revokeAccess = (t: TestApp, token: string) =>
+  revoke(t, { token, token_type_hint: 'access_token' });
 
-async function withApp(env: Record<string, string>, fn: (t: TestApp) => Promise<void>) {
-  const t = await startTestApp(env);
-  try {
-    await fn(t);
-  } finally {
-    await t.close();
-  }
-}
-
-const revoke = (t: TestApp, token: string) =>
-  t.http().post('/auth/revoke').send({ token, token_type_hint: 'access_token' });
-const refresh = (t: TestApp, refreshToken: string) =>
-  t.http().post('/auth/refresh').send({ refresh_token: refreshToken });
-
-async function expiredAccessToken(t: TestApp): Promise<Tokens> {
+/**
+ * A live session, with an access token of it that expired `agoSeconds` ago
+ * (see support/tokens.ts: minted as of the past rather than waited for).
+ */
+async function withExpiredAccessToken(t: TestApp, agoSeconds: number): Promise<Tokens> {
   const tokens = await register(t);
-  await sleepUntil(claimsOf(tokens.access_token).exp as number);
-  expectError(
-    await t.http().get('/users/me').set(bearer(tokens.access_token)),
-    401,
-    'token_expired',
-  );
-  return tokens;
+  const expired = expiredAccessToken(t, tokens.access_token, agoSeconds);
+  expectError(await me(t, expired), 401, 'token_expired');
+  return { ...tokens, access_token: expired };
 }
 
 describe('POST /auth/revoke with an expired access token (RFC 7009 §2.1, §2.2)', () => {
-  it('does not end the session once the token expired longer ago than the grace: 200, and the session refreshes on', async () => {
-    await withApp({ ACCESS_TOKEN_TTL: '1s', REVOKE_ACCESS_TOKEN_GRACE: '1s' }, async (t) => {
-      const tokens = await register(t);
-      await sleepUntil((claimsOf(tokens.access_token).exp as number) + 1);
-      const res = await revoke(t, tokens.access_token).expect(200);
+  describe('with a grace of 1 s', () => {
+    const t = useTestApp({ ACCESS_TOKEN_TTL: '1s', REVOKE_ACCESS_TOKEN_GRACE: '1s' });
+
+    it('does not end the session once the token expired longer ago than the grace: 200, and the session refreshes on', async () => {
+      const tokens = await withExpiredAccessToken(t, 3);
+      const res = await revokeAccess(t, tokens.access_token).expect(200);
       expect(res.text).toBe('');
       await refresh(t, tokens.refresh_token).expect(200);
     });
   });
 
-  it('with a grace of 0, refuses any expired access token, yet its refresh token still revokes the session', async () => {
-    await withApp({ ACCESS_TOKEN_TTL: '1s', REVOKE_ACCESS_TOKEN_GRACE: '0' }, async (t) => {
-      const tokens = await expiredAccessToken(t);
-      await revoke(t, tokens.access_token).expect(200);
+  describe('with a grace of 0', () => {
+    const t = useTestApp({ ACCESS_TOKEN_TTL: '1s', REVOKE_ACCESS_TOKEN_GRACE: '0' });
+
+    it('refuses any expired access token, yet its refresh token still revokes the session', async () => {
+      const tokens = await withExpiredAccessToken(t, 1);
+      await revokeAccess(t, tokens.access_token).expect(200);
       const rotated = (await refresh(t, tokens.refresh_token).expect(200)).body as Tokens;
-      await t.http().post('/auth/revoke').send({ token: rotated.refresh_token }).expect(200);
+      await revoke(t, { token: rotated.refresh_token }).expect(200);
       expectError(await refresh(t, rotated.refresh_token), 401, 'session_revoked');
     });
   });
 
-  it('ends the session of an access token that expired within the grace', async () => {
-    await withApp({ ACCESS_TOKEN_TTL: '1s', REVOKE_ACCESS_TOKEN_GRACE: '10m' }, async (t) => {
-      const tokens = await expiredAccessToken(t);
-      await revoke(t, tokens.access_token).expect(200);
+  describe('with a grace of 10 min', () => {
+    const t = useTestApp({ ACCESS_TOKEN_TTL: '1s', REVOKE_ACCESS_TOKEN_GRACE: '10m' });
+
+    it('ends the session of an access token that expired within the grace', async () => {
+      const tokens = await withExpiredAccessToken(t, 3);
+      await revokeAccess(t, tokens.access_token).expect(200);
       expectError(await refresh(t, tokens.refresh_token), 401, 'session_revoked');
     });
   });

@@ -20,12 +20,16 @@ import {
   bearer,
   claimsOf,
   login,
+  logout,
+  me,
   PASSWORD,
+  refresh,
   register,
-  startTestApp,
-  type TestApp,
+  todos,
   type Tokens,
-} from '../support/test-app.js';
+} from '../support/requests.js';
+import { expectError } from '../support/errors.js';
+import { type TestApp, useTestApp } from '../support/test-app.js';
 
 /**
  * Attacks on the bearer tokens, through HTTP only: forged, altered, mistyped
@@ -47,11 +51,6 @@ import {
 const REFRESH_KEY = TEST_SECRETS.JWT_REFRESH_SECRET;
 
 type Json = Record<string, unknown>;
-interface Res {
-  status: number;
-  body: unknown;
-  headers: Record<string, string | string[] | undefined>;
-}
 
 const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
@@ -119,50 +118,18 @@ const P256_ORDER = Buffer.from(
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
-/**
- * The one error shape, no internals, and RFC 6750 §3 on every 401: the Bearer
- * challenge, with `error="invalid_token"` when a token was presented and no
- * error code when none was (RFC 6750 §3.1).
- */
-function expectError(res: Res, status: number, code?: string) {
-  expect(res.status).toBe(status);
-  const body = res.body as Json;
-  expect(body).toMatchObject({ statusCode: status, ...(code ? { code } : {}) });
-  expect(Object.keys(body).sort()).toEqual(
-    ['code', 'error', 'message', 'statusCode', ...('details' in body ? ['details'] : [])].sort(),
-  );
-  expect(typeof body.error).toBe('string');
-  expect(typeof body.message).toBe('string');
-  expect(body).not.toHaveProperty('stack');
-  expect(JSON.stringify(body)).not.toMatch(/node_modules|\/work\/|\n\s+at |Error:/);
-  if (status === 401) {
-    const challenge = res.headers['www-authenticate'];
-    expect(challenge).toMatch(/^Bearer realm="lineage"/);
-    if (body.code === 'token_missing') expect(challenge).not.toContain('error=');
-    else expect(challenge).toContain('error="invalid_token"');
-  }
-}
-
 describe('security: bearer and refresh tokens (e2e)', () => {
-  let t: TestApp;
+  const t = useTestApp();
   let keys: SigningKeys;
   /** The victim: a live account and session whose claims the forgeries start from. */
   let victim: Tokens & { username: string };
   let victimClaims: Json;
 
   beforeAll(async () => {
-    t = await startTestApp();
     keys = t.app.get(SigningKeys);
     victim = await register(t);
     victimClaims = claimsOf(victim.access_token);
   });
-
-  afterAll(async () => {
-    await t.close();
-  });
-
-  const me = (token: string) => t.http().get('/users/me').set(bearer(token));
-  const refresh = (token: string) => t.http().post('/auth/refresh').send({ refresh_token: token });
 
   /** The app's current signing key, read at each use (never rotated here). */
   const ours = () => {
@@ -211,7 +178,7 @@ describe('security: bearer and refresh tokens (e2e)', () => {
   };
 
   it('control: a token signed with our ES256 key, with the right header and claims, is accepted, so each refusal below is about the one thing changed', async () => {
-    const res = await me(forgeAccess(accessClaims())).expect(200);
+    const res = await me(t, forgeAccess(accessClaims())).expect(200);
     expect((res.body as { id: string }).id).toBe(victimClaims.sub);
     // The server's own token has exactly the header the forgeries start from,
     // and the claims (issuer, audience) they copy.
@@ -246,22 +213,22 @@ describe('security: bearer and refresh tokens (e2e)', () => {
   describe('signature and algorithm', () => {
     it('refuses alg "none" with no signature, carrying our kid (RFC 8725 §2.1, §3.1; ASVS 3.5.3)', async () => {
       const token = forge(accessHeader({ alg: 'none' }), accessClaims(), unsigned);
-      expectError(await me(token), 401, 'token_invalid');
+      expectError(await me(t, token), 401, 'token_invalid');
     });
 
     it.each(['NONE', 'None', 'nOnE'])(
       'refuses alg "%s", unsigned or signed (RFC 8725 §3.1; ASVS 3.5.3)',
       async (alg) => {
         const header = accessHeader({ alg });
-        expectError(await me(forge(header, accessClaims(), unsigned)), 401, 'token_invalid');
-        expectError(await me(forge(header, accessClaims(), ourKey())), 401, 'token_invalid');
+        expectError(await me(t, forge(header, accessClaims(), unsigned)), 401, 'token_invalid');
+        expectError(await me(t, forge(header, accessClaims(), ourKey())), 401, 'token_invalid');
       },
     );
 
     it('refuses a token with alg ES256 and the signature stripped (RFC 7515 §5.2; ASVS 3.5.3)', async () => {
       const token = forge(accessHeader(), accessClaims(), unsigned);
       expect(token.endsWith('.')).toBe(true);
-      expectError(await me(token), 401, 'token_invalid');
+      expectError(await me(t, token), 401, 'token_invalid');
     });
 
     it.each([
@@ -278,7 +245,7 @@ describe('security: bearer and refresh tokens (e2e)', () => {
           expect(() =>
             jwt.verify(token, createSecretKey(Buffer.from(material)), { algorithms: [alg] }),
           ).not.toThrow();
-          expectError(await me(token), 401, 'token_invalid');
+          expectError(await me(t, token), 401, 'token_invalid');
         }
       },
     );
@@ -296,7 +263,7 @@ describe('security: bearer and refresh tokens (e2e)', () => {
         const token = forge(accessHeader({ alg }), accessClaims(), ecdsa(privateKey, hash));
         const key = { key: publicKey, dsaEncoding: 'ieee-p1363' } as const;
         expect(verify(hash, Buffer.from(inputOf(token)), key, signatureOf(token))).toBe(true);
-        expectError(await me(token), 401, 'token_invalid');
+        expectError(await me(t, token), 401, 'token_invalid');
       }
       // Signed with an attacker's key of the kind the header names.
       for (const [alg, signer] of [
@@ -307,7 +274,7 @@ describe('security: bearer and refresh tokens (e2e)', () => {
         ['EdDSA', (input: string) => sign(null, Buffer.from(input), attackerEd25519.privateKey)],
       ] as const) {
         expectError(
-          await me(forge(accessHeader({ alg }), accessClaims(), signer)),
+          await me(t, forge(accessHeader({ alg }), accessClaims(), signer)),
           401,
           'token_invalid',
         );
@@ -318,7 +285,7 @@ describe('security: bearer and refresh tokens (e2e)', () => {
       const token = forge(accessHeader(), accessClaims(), ecdsa(attacker.privateKey));
       // A sound signature, just not ours: it verifies under the attacker's key.
       expect(() => jwt.verify(token, attacker.publicKey, { algorithms: ['ES256'] })).not.toThrow();
-      expectError(await me(token), 401, 'token_invalid');
+      expectError(await me(t, token), 401, 'token_invalid');
     });
 
     it('refuses an ES256 signature with one byte changed, in r or in s (RFC 7515 §5.2; ASVS 3.5.3)', async () => {
@@ -329,19 +296,19 @@ describe('security: bearer and refresh tokens (e2e)', () => {
         const altered = Buffer.from(signature);
         altered[index] ^= 0x01;
         expectError(
-          await me(`${inputOf(genuine)}.${altered.toString('base64url')}`),
+          await me(t, `${inputOf(genuine)}.${altered.toString('base64url')}`),
           401,
           'token_invalid',
         );
       }
       // The control: unaltered, the same token is accepted.
-      await me(genuine).expect(200);
+      await me(t, genuine).expect(200);
     });
 
     it('refuses out-of-range ES256 signatures: r = s = 0 (CVE-2022-21449) and r = s = n (RFC 7518 §3.4; SEC 1 §4.1.4)', async () => {
       for (const scalar of [Buffer.alloc(32), P256_ORDER]) {
         const token = forge(accessHeader(), accessClaims(), fixed(Buffer.concat([scalar, scalar])));
-        expectError(await me(token), 401, 'token_invalid');
+        expectError(await me(t, token), 401, 'token_invalid');
       }
     });
 
@@ -359,41 +326,41 @@ describe('security: bearer and refresh tokens (e2e)', () => {
         hmac(ours().publicKey.export({ type: 'spki', format: 'pem' })),
         hmac(REFRESH_KEY),
       ]) {
-        expectError(await me(forge(accessHeader(), claims, signer)), 401, 'token_invalid');
+        expectError(await me(t, forge(accessHeader(), claims, signer)), 401, 'token_invalid');
       }
       // A genuine token with one base64url character appended (65 bytes).
       const token = forgeAccess(accessClaims());
-      await me(token).expect(200);
-      expectError(await me(`${token}x`), 401, 'token_invalid');
+      await me(t, token).expect(200);
+      expectError(await me(t, `${token}x`), 401, 'token_invalid');
     });
 
     it("refuses a genuine token whose payload was changed to another user's id, signature kept (RFC 7515 §5.2; ASVS 3.5.3; API1:2023)", async () => {
       const other = await register(t);
       // The genuine token is accepted first, so the guard remembers it as
       // verified: an altered copy must not ride on that.
-      await me(victim.access_token).expect(200);
+      await me(t, victim.access_token).expect(200);
       const [header, , signature] = victim.access_token.split('.');
       const payload = b64url({ ...victimClaims, sub: claimsOf(other.access_token).sub });
-      expectError(await me(`${header}.${payload}.${signature}`), 401, 'token_invalid');
+      expectError(await me(t, `${header}.${payload}.${signature}`), 401, 'token_invalid');
       // Pushing the expiry out the same way fails alike.
       const later = b64url({ ...victimClaims, exp: (victimClaims.exp as number) + 86_400 });
-      expectError(await me(`${header}.${later}.${signature}`), 401, 'token_invalid');
+      expectError(await me(t, `${header}.${later}.${signature}`), 401, 'token_invalid');
     });
 
     it('refuses a genuine, already accepted token whose signature was changed (RFC 7515 §5.2; ASVS 3.5.3)', async () => {
-      await me(victim.access_token).expect(200);
+      await me(t, victim.access_token).expect(200);
       const [header, payload, signature] = victim.access_token.split('.');
       // The first character (top bits of r) and one in the middle (in s); not
       // the last, whose low bits are base64url padding that decodes to nothing.
       for (const index of [0, 60]) {
         const flipped = `${signature.slice(0, index)}${signature[index] === 'A' ? 'B' : 'A'}${signature.slice(index + 1)}`;
-        expectError(await me(`${header}.${payload}.${flipped}`), 401, 'token_invalid');
+        expectError(await me(t, `${header}.${payload}.${flipped}`), 401, 'token_invalid');
       }
-      await me(victim.access_token).expect(200);
+      await me(t, victim.access_token).expect(200);
     });
 
     it('refuses a genuine token whose header was changed, signature kept (RFC 7515 §5.2; ASVS 3.5.3)', async () => {
-      await me(victim.access_token).expect(200);
+      await me(t, victim.access_token).expect(200);
       const [rawHeader, payload, signature] = victim.access_token.split('.');
       const { kid } = JSON.parse(Buffer.from(rawHeader, 'base64url').toString()) as Json;
       for (const header of [
@@ -403,7 +370,7 @@ describe('security: bearer and refresh tokens (e2e)', () => {
         { kid, alg: 'ES256', typ: 'at+jwt' },
         { alg: 'ES256', typ: 'at+jwt', kid, cty: 'JWT' },
       ]) {
-        expectError(await me(`${b64url(header)}.${payload}.${signature}`), 401, 'token_invalid');
+        expectError(await me(t, `${b64url(header)}.${payload}.${signature}`), 401, 'token_invalid');
       }
     });
 
@@ -421,7 +388,7 @@ describe('security: bearer and refresh tokens (e2e)', () => {
         `${h}.${Buffer.from('[1,2,3]').toString('base64url')}.${s}`,
         `${h}.${Buffer.from('null').toString('base64url')}.${s}`,
       ]) {
-        expectError(await me(token), 401, 'token_invalid');
+        expectError(await me(t, token), 401, 'token_invalid');
       }
     });
   });
@@ -429,7 +396,7 @@ describe('security: bearer and refresh tokens (e2e)', () => {
   describe('key selection: the kid only ever picks one of our keys (RFC 8725 §3.10; RFC 7515 §4.1.4)', () => {
     it('refuses a token without a kid, or with an empty one, even signed with our key', async () => {
       for (const header of [{ alg: 'ES256', typ: 'at+jwt' }, accessHeader({ kid: '' })]) {
-        expectError(await me(forge(header, accessClaims(), ourKey())), 401, 'token_invalid');
+        expectError(await me(t, forge(header, accessClaims(), ourKey())), 401, 'token_invalid');
       }
     });
 
@@ -448,13 +415,13 @@ describe('security: bearer and refresh tokens (e2e)', () => {
       ]) {
         expect(other).not.toBe(kid);
         expectError(
-          await me(forge(accessHeader({ kid: other }), accessClaims(), ourKey())),
+          await me(t, forge(accessHeader({ kid: other }), accessClaims(), ourKey())),
           401,
           'token_invalid',
         );
       }
       // The control: the same claims under our kid are accepted.
-      await me(forge(accessHeader(), accessClaims(), ourKey())).expect(200);
+      await me(t, forge(accessHeader(), accessClaims(), ourKey())).expect(200);
     });
 
     it('refuses a kid of another JSON type (number, boolean, null, array, object), even one wrapping our kid, with a 401, never a 500', async () => {
@@ -474,7 +441,7 @@ describe('security: bearer and refresh tokens (e2e)', () => {
         { kid },
       ]) {
         expectError(
-          await me(forge(accessHeader({ kid: other }), accessClaims(), ourKey())),
+          await me(t, forge(accessHeader({ kid: other }), accessClaims(), ourKey())),
           401,
           'token_invalid',
         );
@@ -502,7 +469,7 @@ describe('security: bearer and refresh tokens (e2e)', () => {
       ]) {
         for (const signer of [ourKey(), ecdsa(attacker.privateKey), hmac(''), unsigned]) {
           expectError(
-            await me(forge(accessHeader({ kid }), accessClaims(), signer)),
+            await me(t, forge(accessHeader({ kid }), accessClaims(), signer)),
             401,
             'token_invalid',
           );
@@ -514,7 +481,7 @@ describe('security: bearer and refresh tokens (e2e)', () => {
       for (const length of [129, 1024, 8 * 1024]) {
         const kid = `${ours().kid}${'A'.repeat(length - ours().kid.length)}`;
         expectError(
-          await me(forge(accessHeader({ kid }), accessClaims(), ourKey())),
+          await me(t, forge(accessHeader({ kid }), accessClaims(), ourKey())),
           401,
           'token_invalid',
         );
@@ -525,7 +492,7 @@ describe('security: bearer and refresh tokens (e2e)', () => {
       const fresh = generateKeyPairSync('ec', { namedCurve: 'P-256' });
       const token = forge(accessHeader(), accessClaims(), ecdsa(fresh.privateKey));
       expect(() => jwt.verify(token, fresh.publicKey, { algorithms: ['ES256'] })).not.toThrow();
-      expectError(await me(token), 401, 'token_invalid');
+      expectError(await me(t, token), 401, 'token_invalid');
     });
 
     it("ignores embedded and remote key headers: jwk, jku and x5u naming the attacker's key never supply it (RFC 8725 §3.10; RFC 7515 §4.1.2-4.1.5; ASVS 3.5.3)", async () => {
@@ -548,7 +515,7 @@ describe('security: bearer and refresh tokens (e2e)', () => {
           const embedded = createPublicKey({ key: header.jwk as JsonWebKey, format: 'jwk' });
           expect(() => jwt.verify(token, embedded, { algorithms: ['ES256'] })).not.toThrow();
         }
-        expectError(await me(token), 401, 'token_invalid');
+        expectError(await me(t, token), 401, 'token_invalid');
       }
       // None of it reached the key set.
       expect(keys.publishedKeys().keys.map((key) => key.kid)).not.toContain(attackerKid);
@@ -560,16 +527,16 @@ describe('security: bearer and refresh tokens (e2e)', () => {
     it('answers token_expired for exp in the past, so the client knows to refresh (RFC 7519 §4.1.4; RFC 6750 §3.1)', async () => {
       const iat = nowSeconds() - 3600;
       const token = forgeAccess(accessClaims({ iat, exp: iat + 60 }));
-      expectError(await me(token), 401, 'token_expired');
+      expectError(await me(t, token), 401, 'token_expired');
     });
 
     it('refuses a token that is not yet valid (nbf in the future) (RFC 7519 §4.1.5)', async () => {
       const token = forgeAccess(accessClaims({ nbf: nowSeconds() + 3600 }));
-      expectError(await me(token), 401, 'token_invalid');
+      expectError(await me(t, token), 401, 'token_invalid');
     });
 
     it('refuses a token without exp: access tokens must expire (RFC 9068 §2.2; RFC 8725 §3.10)', async () => {
-      expectError(await me(forgeAccess(without(accessClaims(), 'exp'))), 401, 'token_invalid');
+      expectError(await me(t, forgeAccess(without(accessClaims(), 'exp'))), 401, 'token_invalid');
     });
 
     it('refuses an exp or iat that is not an integer NumericDate (RFC 7519 §2, §4.1.4)', async () => {
@@ -579,7 +546,7 @@ describe('security: bearer and refresh tokens (e2e)', () => {
         { exp: null },
         { iat: 'yesterday' },
       ]) {
-        expectError(await me(forgeAccess(accessClaims(changes))), 401, 'token_invalid');
+        expectError(await me(t, forgeAccess(accessClaims(changes))), 401, 'token_invalid');
       }
     });
 
@@ -595,7 +562,7 @@ describe('security: bearer and refresh tokens (e2e)', () => {
         accessClaims({ iss: [iss] }),
         without(accessClaims(), 'iss'),
       ]) {
-        expectError(await me(forgeAccess(claims)), 401, 'token_invalid');
+        expectError(await me(t, forgeAccess(claims)), 401, 'token_invalid');
       }
     });
 
@@ -606,7 +573,7 @@ describe('security: bearer and refresh tokens (e2e)', () => {
         accessClaims({ aud: '' }),
         without(accessClaims(), 'aud'),
       ]) {
-        expectError(await me(forgeAccess(claims)), 401, 'token_invalid');
+        expectError(await me(t, forgeAccess(claims)), 401, 'token_invalid');
       }
     });
 
@@ -621,7 +588,7 @@ describe('security: bearer and refresh tokens (e2e)', () => {
         { alg: 'ES256', typ: ['at+jwt'], kid },
       ]) {
         // Signed with our key: only the type is wrong.
-        expectError(await me(forgeAccess(accessClaims(), header)), 401, 'token_invalid');
+        expectError(await me(t, forgeAccess(accessClaims(), header)), 401, 'token_invalid');
       }
     });
 
@@ -645,33 +612,33 @@ describe('security: bearer and refresh tokens (e2e)', () => {
       async (claim, _what, value) => {
         const claims =
           value === undefined ? without(accessClaims(), claim) : accessClaims({ [claim]: value });
-        expectError(await me(forgeAccess(claims)), 401, 'token_invalid');
+        expectError(await me(t, forgeAccess(claims)), 401, 'token_invalid');
       },
     );
 
     it("refuses a correctly signed token naming another user with the caller's session: sessions are bound to their user (ASVS V3 session management; API1:2023)", async () => {
       const other = await register(t);
       const token = forgeAccess(accessClaims({ sub: claimsOf(other.access_token).sub }));
-      expectError(await me(token), 401, 'session_revoked');
+      expectError(await me(t, token), 401, 'session_revoked');
     });
   });
 
   describe('token types are mutually exclusive (RFC 8725 §3.11, §3.12)', () => {
     it('refuses a refresh token used as an access token', async () => {
       const { refresh_token: refreshToken } = await login(t, victim.username);
-      expectError(await me(refreshToken), 401, 'token_invalid');
+      expectError(await me(t, refreshToken), 401, 'token_invalid');
     });
 
     it('refuses an access token used as a refresh token', async () => {
       const { access_token: accessToken } = await login(t, victim.username);
-      expectError(await refresh(accessToken), 401, 'token_invalid');
+      expectError(await refresh(t, accessToken), 401, 'token_invalid');
     });
 
     it('refuses a token signed with the refresh key but typed at+jwt on the access route (distinct keys and algorithms)', async () => {
       // (An ES256 header over an HMAC is among the wrong-length signatures above.)
       for (const header of [{ alg: 'HS256', typ: 'at+jwt' }, accessHeader({ alg: 'HS256' })]) {
         expectError(
-          await me(forge(header, accessClaims(), hmac(REFRESH_KEY))),
+          await me(t, forge(header, accessClaims(), hmac(REFRESH_KEY))),
           401,
           'token_invalid',
         );
@@ -693,10 +660,10 @@ describe('security: bearer and refresh tokens (e2e)', () => {
           hmac(publicKey.export({ type: 'spki', format: 'pem' })),
         ),
       ]) {
-        expectError(await refresh(token), 401, 'token_invalid');
+        expectError(await refresh(t, token), 401, 'token_invalid');
       }
       // None of them touched the session: the genuine token still rotates once.
-      await refresh(refreshToken).expect(200);
+      await refresh(t, refreshToken).expect(200);
     });
 
     it('refuses a token signed with the refresh key but typed at+jwt on the refresh route (typ checked before anything else)', async () => {
@@ -706,14 +673,14 @@ describe('security: bearer and refresh tokens (e2e)', () => {
         claimsOf(refreshToken),
         hmac(REFRESH_KEY),
       );
-      expectError(await refresh(token), 401, 'token_invalid');
+      expectError(await refresh(t, token), 401, 'token_invalid');
       // The control: the same claims with the right header and key do rotate.
       const same = forge(
         { alg: 'HS256', typ: 'rt+jwt' },
         claimsOf(refreshToken),
         hmac(REFRESH_KEY),
       );
-      await refresh(same).expect(200);
+      await refresh(t, same).expect(200);
     });
 
     it('refuses refresh tokens with alg none, HS512 or a wrong key (RFC 8725 §3.1)', async () => {
@@ -724,33 +691,28 @@ describe('security: bearer and refresh tokens (e2e)', () => {
         forge({ alg: 'HS512', typ: 'rt+jwt' }, claims, hmac(REFRESH_KEY, 'sha512')),
         forge({ alg: 'HS256', typ: 'rt+jwt' }, claims, hmac('wrong-key')),
       ]) {
-        expectError(await refresh(token), 401, 'token_invalid');
+        expectError(await refresh(t, token), 401, 'token_invalid');
       }
       // None of them touched the session: the genuine token still rotates once.
-      await refresh(refreshToken).expect(200);
+      await refresh(t, refreshToken).expect(200);
     });
   });
 
   describe('session state behind a valid signature (ASVS 3.3.1)', () => {
     it('refuses a correctly signed token for a session id that does not exist', async () => {
       const token = forgeAccess(accessClaims({ sid: randomUUID() }));
-      expectError(await me(token), 401, 'session_revoked');
+      expectError(await me(t, token), 401, 'session_revoked');
     });
 
     it('refuses the access token of a logged-out session at once: session_revoked', async () => {
       const session = await login(t, victim.username);
-      await t.http().get('/todos').set(bearer(session.access_token)).expect(200);
-      await t
-        .http()
-        .post('/auth/logout')
-        .set(bearer(session.access_token))
-        .send({ refresh_token: session.refresh_token })
-        .expect(200);
-      expectError(await me(session.access_token), 401, 'session_revoked');
-      expectError(await refresh(session.refresh_token), 401, 'session_revoked');
+      await todos(t, session.access_token).expect(200);
+      await logout(t, session.access_token, { refresh_token: session.refresh_token }).expect(200);
+      expectError(await me(t, session.access_token), 401, 'session_revoked');
+      expectError(await refresh(t, session.refresh_token), 401, 'session_revoked');
       // Re-signing its claims with a fresh expiry does not revive it.
       const reissued = forgeAccess({ ...claimsOf(session.access_token), exp: nowSeconds() + 300 });
-      expectError(await me(reissued), 401, 'session_revoked');
+      expectError(await me(t, reissued), 401, 'session_revoked');
     });
 
     it('refuses every token of a deleted account, even correctly signed ones (ASVS 3.3.1; ASVS V3 session management)', async () => {
@@ -762,14 +724,14 @@ describe('security: bearer and refresh tokens (e2e)', () => {
         .set(bearer(doomed.access_token))
         .send({ password: PASSWORD })
         .expect(204);
-      expectError(await me(doomed.access_token), 401, 'session_revoked');
-      expectError(await refresh(doomed.refresh_token), 401);
+      expectError(await me(t, doomed.access_token), 401, 'session_revoked');
+      expectError(await refresh(t, doomed.refresh_token), 401, 'session_revoked');
       const iat = nowSeconds();
       for (const token of [
         forgeAccess({ ...claims, jti: randomUUID(), iat, exp: iat + 300 }),
         forgeAccess({ ...claims, sid: randomUUID(), jti: randomUUID(), iat, exp: iat + 300 }),
       ]) {
-        expectError(await me(token), 401, 'session_revoked');
+        expectError(await me(t, token), 401, 'session_revoked');
       }
     });
 
@@ -796,8 +758,8 @@ describe('security: bearer and refresh tokens (e2e)', () => {
         // RFC 7009 §2.2: 200 whatever the token, so the answer tells nothing.
         await t.http().post('/auth/revoke').send({ token }).expect(200);
       }
-      await me(target.access_token).expect(200);
-      await refresh(target.refresh_token).expect(200);
+      await me(t, target.access_token).expect(200);
+      await refresh(t, target.refresh_token).expect(200);
     });
 
     it('refuses a refresh token signed with our key that its session never issued: the key alone makes no token', async () => {
@@ -821,26 +783,23 @@ describe('security: bearer and refresh tokens (e2e)', () => {
         forge(header, { ...without(claims, 'gen'), jti: randomUUID() }, hmac(REFRESH_KEY)),
         forge(header, { ...claims, gen: 1 }, hmac(REFRESH_KEY)),
       ]) {
-        expectError(await refresh(token), 401, 'token_invalid');
+        expectError(await refresh(t, token), 401, 'token_invalid');
       }
       // Refusing them changed nothing: the issued token still rotates, to generation 1.
-      const rotated = await refresh(session.refresh_token).expect(200);
+      const rotated = await refresh(t, session.refresh_token).expect(200);
       expect(claimsOf((rotated.body as Tokens).refresh_token).gen).toBe(1);
-      await refresh(otherSession.refresh_token).expect(200);
+      await refresh(t, otherSession.refresh_token).expect(200);
     });
 
     it("ignores another user's refresh token in a logout body (API1:2023; ASVS 4.2.1)", async () => {
       const attackerAccount = await register(t);
       const target = await login(t, victim.username);
-      await t
-        .http()
-        .post('/auth/logout')
-        .set(bearer(attackerAccount.access_token))
-        .send({ refresh_token: target.refresh_token })
-        .expect(200);
-      expectError(await me(attackerAccount.access_token), 401, 'session_revoked');
-      await me(target.access_token).expect(200);
-      await refresh(target.refresh_token).expect(200);
+      await logout(t, attackerAccount.access_token, { refresh_token: target.refresh_token }).expect(
+        200,
+      );
+      expectError(await me(t, attackerAccount.access_token), 401, 'session_revoked');
+      await me(t, target.access_token).expect(200);
+      await refresh(t, target.refresh_token).expect(200);
     });
   });
 
@@ -900,7 +859,7 @@ describe('security: bearer and refresh tokens (e2e)', () => {
     it('refuses anything but exactly one token after the scheme: token_invalid, even when a valid token is among it (RFC 6750 §2.1)', async () => {
       const token = victim.access_token;
       // Control: the token alone works (and is now in the verified-token cache).
-      await me(token).expect(200);
+      await me(t, token).expect(200);
       for (const value of [
         `Bearer ${token} ${token}`,
         `Bearer ${token} x`,

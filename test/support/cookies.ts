@@ -1,5 +1,5 @@
 import type { Response } from 'supertest';
-import type { Tokens } from './test-app.js';
+import type { Tokens } from './requests.js';
 
 /**
  * The wire names, spelled out rather than imported so that a rename shows here:

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
 import type { LoggerService, LogLevel } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import passport from 'passport';
@@ -23,20 +23,28 @@ export interface TestApp {
   close: () => Promise<void>;
 }
 
-export interface Tokens {
-  access_token: string;
-  refresh_token: string;
-  token_type: string;
-  expires_in: number;
-  refresh_expires_in: number;
-}
-
 export interface TestAppOptions {
   /**
    * Log as production does: request lines and Nest's lines as JSON through
    * this pino logger (see createRootLogger), instead of through `logger`.
    */
   pino?: PinoLogger;
+}
+
+export interface UseTestAppOptions extends TestAppOptions {
+  /** Nest's logger (errors only by default); ignored when `pino` is given. */
+  logger?: LoggerService | LogLevel[];
+  /**
+   * Also listen on an ephemeral loopback port, for clients that speak real
+   * HTTP (the SDK through fetch, a browser): the handle's `baseUrl`.
+   */
+  listen?: boolean;
+}
+
+/** A TestApp started for a `describe` block by useTestApp. */
+export interface UsedTestApp extends TestApp {
+  /** The app's origin, e.g. http://127.0.0.1:40123 (only with `listen: true`). */
+  readonly baseUrl: string;
 }
 
 /**
@@ -90,51 +98,62 @@ export async function startTestApp(
   };
 }
 
-export function uniqueUsername(prefix = 'u'): string {
-  return `${prefix}_${randomUUID().replaceAll('-', '').slice(0, 16)}`;
-}
-
-export const PASSWORD = 'correct horse battery';
-
-export async function register(
-  t: TestApp,
-  username = uniqueUsername(),
-): Promise<Tokens & { username: string }> {
-  const res = await t
-    .http()
-    .post('/auth/register')
-    .send({ username, password: PASSWORD })
-    .expect(201);
-  return { ...(res.body as Tokens), username };
-}
-
-export async function login(t: TestApp, username: string, password = PASSWORD): Promise<Tokens> {
-  const res = await t.http().post('/auth/login').send({ username, password }).expect(200);
-  return res.body as Tokens;
-}
-
-export const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
-
-/** The JWT payload, decoded without verification (tests only read claims). */
-export function claimsOf(token: string): Record<string, unknown> {
-  const payload = Buffer.from(token.split('.')[1], 'base64url').toString('utf8');
-  return JSON.parse(payload) as Record<string, unknown>;
-}
-
 /**
- * Asserts the one error shape, the code, and RFC 6750 §3's header on 401s.
- * Shared by the e2e suites that need no more than that.
+ * One app for the enclosing `describe` block (or file): started in a
+ * beforeAll, closed in an afterAll, both registered here. The handle can be
+ * created at collection time, but its fields are read inside tests and hooks:
+ *
+ *     const t = useTestApp({ ACCESS_TOKEN_TTL: '2' });
+ *     it('...', async () => { await t.http().get('/health').expect(200); });
+ *
+ * Jest runs a block's beforeAll hooks in the order they are declared, so a
+ * beforeAll declared after this call sees the app started. afterAll hooks run
+ * in declaration order too: cleanup that still needs the app must be declared
+ * before this call. Tests that start apps inside a test body (several
+ * instances, restarts) use startTestApp and close what they start.
  */
-export function expectError(
-  res: { status: number; body: unknown; headers: Record<string, string> },
-  status: number,
-  code: string,
-) {
-  expect(res.status).toBe(status);
-  expect(res.body).toMatchObject({ statusCode: status, code });
-  const body = res.body as Record<string, unknown>;
-  expect(typeof body.error).toBe('string');
-  expect(typeof body.message).toBe('string');
-  expect(body).not.toHaveProperty('stack');
-  if (status === 401) expect(res.headers['www-authenticate']).toMatch(/^Bearer /);
+export function useTestApp(
+  env: Record<string, string> = {},
+  options: UseTestAppOptions = {},
+): UsedTestApp {
+  let current: TestApp | undefined;
+  let baseUrl: string | undefined;
+  let closed: Promise<void> | undefined;
+  const started = (): TestApp => {
+    if (!current) {
+      throw new Error('useTestApp: the app is not running (read its fields inside a test or hook)');
+    }
+    return current;
+  };
+  beforeAll(async () => {
+    current = await startTestApp(env, options.logger, options);
+    if (options.listen) {
+      await current.app.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = current.app.getHttpServer().address() as AddressInfo;
+      baseUrl = `http://127.0.0.1:${port}`;
+    }
+  });
+  afterAll(async () => {
+    // A suite that failed to start has nothing to close; its own error is reported.
+    if (current) await handle.close();
+  });
+  const handle: UsedTestApp = {
+    get app() {
+      return started().app;
+    },
+    http: () => started().http(),
+    get db() {
+      return started().db;
+    },
+    get routes() {
+      return started().routes;
+    },
+    get baseUrl() {
+      if (!options.listen) throw new Error('useTestApp: baseUrl needs { listen: true }');
+      started();
+      return baseUrl!;
+    },
+    close: () => (closed ??= started().close()),
+  };
+  return handle;
 }

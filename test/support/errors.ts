@@ -1,0 +1,94 @@
+import { join } from 'node:path';
+
+/** What an error response is read for: supertest's Response has all of it. */
+export interface ErrorResponse {
+  status: number;
+  body: unknown;
+  headers: Record<string, string | string[] | undefined>;
+}
+
+export interface ErrorBody {
+  statusCode: number;
+  error: string;
+  code: string;
+  message: string;
+  details?: { field: string; messages: string[] }[];
+}
+
+/** The checkout's absolute path: a message naming a source file would contain it. */
+const ROOT = join(import.meta.dirname, '..', '..');
+
+/**
+ * What an error body must never carry (OWASP ASVS 7.4.1): stack frames, SQL,
+ * driver errors, source paths and positions (and the checkout's path, below).
+ */
+export const LEAKS: readonly RegExp[] = [
+  /\n\s+at /,
+  /"stack"/,
+  /Error:/,
+  /QueryFailedError/,
+  /\bSELECT\b[\s\S]*\bFROM\b/i,
+  /\bINSERT INTO\b/i,
+  /\bUPDATE\b[\s\S]*\bSET\b/,
+  /relation "/i,
+  /syntax error/i,
+  /invalid byte sequence/i,
+  /violates .* constraint/i,
+  /node_modules/,
+  /\.(ts|js):\d+/,
+];
+
+/**
+ * The one error shape of every failing response, whatever its status: JSON
+ * with exactly statusCode, error, code, message (and details when there are
+ * some), strings where strings belong, nothing internal, never cached; on a
+ * 401, RFC 6750 §3's Bearer challenge, with `error="invalid_token"` when the
+ * failure is about a presented token (§3.1). Returns the body.
+ */
+export function expectErrorBody(res: ErrorResponse): ErrorBody {
+  expect(res.headers['content-type']).toMatch(/^application\/json/);
+  const body = res.body as Record<string, unknown>;
+  const keys = Object.keys(body).filter((key) => key !== 'details');
+  expect(keys.sort()).toEqual(['code', 'error', 'message', 'statusCode']);
+  expect(body.statusCode).toBe(res.status);
+  expect(typeof body.code).toBe('string');
+  expect(typeof body.error).toBe('string');
+  expect(typeof body.message).toBe('string');
+  if ('details' in body) expect(Array.isArray(body.details)).toBe(true);
+  const text = JSON.stringify(body);
+  for (const leak of LEAKS) expect(text).not.toMatch(leak);
+  expect(text).not.toContain(ROOT);
+  expect(body).not.toHaveProperty('stack');
+  expect(res.headers['cache-control']).toBe('no-store');
+  if (res.status === 401) {
+    const challenge = res.headers['www-authenticate'];
+    expect(challenge).toMatch(/^Bearer realm="lineage"/);
+    if (body.code === 'token_missing' || body.code === 'invalid_credentials') {
+      expect(challenge).not.toContain('error=');
+    } else {
+      expect(challenge).toContain('error="invalid_token"');
+    }
+  }
+  return body as unknown as ErrorBody;
+}
+
+/** `status` with `code`, in the one error shape (see expectErrorBody). Returns the body. */
+export function expectError(res: ErrorResponse, status: number, code: string): ErrorBody {
+  expect({ status: res.status, code: (res.body as { code?: unknown } | undefined)?.code }).toEqual({
+    status,
+    code,
+  });
+  return expectErrorBody(res);
+}
+
+/** 400 validation_failed whose details name `field` (each with its messages). */
+export function expectValidationFailed(res: ErrorResponse, field?: string): ErrorBody {
+  const body = expectError(res, 400, 'validation_failed');
+  expect(body.details?.length).toBeGreaterThan(0);
+  if (field !== undefined) expect(body.details?.map((detail) => detail.field)).toContain(field);
+  for (const detail of body.details ?? []) {
+    expect(detail.messages.length).toBeGreaterThan(0);
+    for (const message of detail.messages) expect(typeof message).toBe('string');
+  }
+  return body;
+}
