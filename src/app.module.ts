@@ -1,9 +1,7 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER, APP_PIPE } from '@nestjs/core';
-import { ConfigModule, ConfigService } from '@nestjs/config';
+import { ConfigModule } from '@nestjs/config';
 import { ScheduleModule } from '@nestjs/schedule';
-import { TypeOrmModule } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
 import { RateLimitModule } from './rate-limit/rate-limit.module.js';
 import { AuditModule } from './audit/audit.module.js';
 import { AuthModule } from './auth/auth.module.js';
@@ -11,9 +9,7 @@ import { AllExceptionsFilter } from './common/http-exception.filter.js';
 import { createValidationPipe } from './common/validation.pipe.js';
 import type { AppConfig } from './config/configuration.js';
 import { DatabaseModule } from './database/database.module.js';
-import { dataSourceOptions } from './database/data-source-options.js';
 import { ENTITIES } from './entities.js';
-import { runMigrationsLocked } from './database/migrations.js';
 import { HealthModule } from './health/health.module.js';
 import type { MetricsService } from './observability/metrics.service.js';
 import { ObservabilityModule } from './observability/observability.module.js';
@@ -39,18 +35,7 @@ export class AppModule {
           ignoreEnvVars: true,
           load: [() => config],
         }),
-        TypeOrmModule.forRootAsync({
-          inject: [ConfigService],
-          useFactory: (cfg: ConfigService<AppConfig, true>) =>
-            dataSourceOptions(cfg.get('database', { infer: true }).url, ENTITIES),
-          // Pending migrations are applied before any request is served.
-          dataSourceFactory: async (options) => {
-            const dataSource = await new DataSource(options!).initialize();
-            await runMigrationsLocked(dataSource);
-            return dataSource;
-          },
-        }),
-        DatabaseModule,
+        DatabaseModule.forRoot(ENTITIES),
         ScheduleModule.forRoot(),
         ObservabilityModule.forRoot(metrics),
         RateLimitModule,

@@ -1,7 +1,37 @@
-import { Global, Module } from '@nestjs/common';
+import { type DynamicModule, Global, Module } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { DataSource, type DataSourceOptions } from 'typeorm';
+import type { AppConfig } from '../config/configuration.js';
+import { dataSourceOptions } from './data-source-options.js';
+import { runMigrationsLocked } from './migrations.js';
 import { Transactions } from './transactions.js';
 
-/** What every feature's writes share: the transaction runner over the app's data source. */
+/**
+ * The application's data source on DATABASE_URL, migrated before anything
+ * uses it (pending migrations are applied before any request is served), and
+ * the transaction runner every feature's writes share.
+ */
 @Global()
-@Module({ providers: [Transactions], exports: [Transactions] })
-export class DatabaseModule {}
+@Module({})
+export class DatabaseModule {
+  static forRoot(entities: NonNullable<DataSourceOptions['entities']>): DynamicModule {
+    return {
+      module: DatabaseModule,
+      imports: [
+        TypeOrmModule.forRootAsync({
+          inject: [ConfigService],
+          useFactory: (config: ConfigService<AppConfig, true>) =>
+            dataSourceOptions(config.get('database', { infer: true }).url, entities),
+          dataSourceFactory: async (options) => {
+            const dataSource = await new DataSource(options!).initialize();
+            await runMigrationsLocked(dataSource);
+            return dataSource;
+          },
+        }),
+      ],
+      providers: [Transactions],
+      exports: [Transactions],
+    };
+  }
+}

@@ -2,12 +2,10 @@ import { randomUUID } from 'node:crypto';
 import type { DynamicModule, Provider, Type } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { Test, type TestingModule } from '@nestjs/testing';
-import { TypeOrmModule } from '@nestjs/typeorm';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { type AppConfig, buildConfig } from '../../src/config/configuration.js';
-import { dataSourceOptions } from '../../src/database/data-source-options.js';
-import { runMigrationsLocked } from '../../src/database/migrations.js';
+import { DatabaseModule } from '../../src/database/database.module.js';
 import { ENTITIES } from '../../src/entities.js';
 import { TEST_SECRETS } from './secrets.js';
 
@@ -68,14 +66,7 @@ export async function startIntegration(options: IntegrationOptions): Promise<Int
         ignoreEnvVars: true,
         load: [() => config],
       }),
-      TypeOrmModule.forRootAsync({
-        useFactory: () => dataSourceOptions(config.database.url, ENTITIES),
-        dataSourceFactory: async (dataSourceOptions) => {
-          const dataSource = await new DataSource(dataSourceOptions!).initialize();
-          await runMigrationsLocked(dataSource);
-          return dataSource;
-        },
-      }),
+      DatabaseModule.forRoot(ENTITIES),
       ...(options.imports ?? []),
     ],
     providers: options.providers,
