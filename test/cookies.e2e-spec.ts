@@ -1,4 +1,5 @@
-import { buildConfig, ConfigError } from '../src/config/configuration.js';
+import { ConfigError } from '../src/config/configuration.js';
+import { buildConfig } from '../src/config/environment.js';
 import {
   type CookieTokens,
   expectClearedCookie,

@@ -7,7 +7,7 @@ import { DataSource } from 'typeorm';
 import { SessionGenerations1764500000000 } from '../migrations/1764500000000-SessionGenerations.js';
 import { TokenService } from '../src/auth/tokens/token.service.js';
 import { Clock } from '../src/common/clock.js';
-import { buildConfig } from '../src/config/configuration.js';
+import { buildConfig } from '../src/config/environment.js';
 import { MIGRATIONS } from '../src/database/data-source-options.js';
 import { usernameKey } from '../src/common/username.js';
 import { TEST_SECRETS } from './support/secrets.js';

@@ -12,7 +12,7 @@ import { FastifyAdapter } from '@nestjs/platform-fastify';
 const dist = new URL('../../dist/src/', import.meta.url);
 const { AppModule } = await import(new URL('app.module.js', dist).href);
 const { buildOpenApiDocument } = await import(new URL('app.factory.js', dist).href);
-const { buildConfig } = await import(new URL('config/configuration.js', dist).href);
+const { buildConfig } = await import(new URL('config/environment.js', dist).href);
 
 // Placeholders that pass config validation; preview mode never connects or signs.
 const config = buildConfig({

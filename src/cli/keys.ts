@@ -5,7 +5,7 @@ import { KeyDecryptionError } from '../auth/signing-keys/key-encryption.js';
 import { JWKS_MAX_AGE_SECONDS, keyStatuses } from '../auth/signing-keys/key-set.js';
 import { SigningKeyStore } from '../auth/signing-keys/signing-key.store.js';
 import { signingKeyRetainMs } from '../auth/signing-keys/signing-keys.service.js';
-import { buildConfig } from '../config/configuration.js';
+import { buildConfig } from '../config/environment.js';
 import { parseDurationSeconds } from '../config/duration.js';
 import { generatedSecretsFor } from '../config/secrets.js';
 import { dataSourceOptions } from '../database/data-source-options.js';

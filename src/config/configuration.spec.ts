@@ -1,4 +1,5 @@
-import { buildConfig, ConfigError } from './configuration.js';
+import { ConfigError } from './configuration.js';
+import { buildConfig } from './environment.js';
 
 const strong = {
   SIGNING_KEYS_SECRET: 'a'.repeat(40),

@@ -1,4 +1,3 @@
-import { environment, rules, toAppConfig } from './environment.js';
 import type { LogLevelName } from './variables.js';
 
 export interface DatabaseConfig {
@@ -121,22 +120,4 @@ export class ConfigError extends Error {
 export interface RuntimeOverrides {
   embeddedDatabaseUrl?: string;
   generatedSecrets?: { refreshSecret: string; signingKeysSecret: string };
-}
-
-/**
- * Validates the environment once, at boot, into a typed object. Each problem
- * is reported with the variable's name so the operator knows what to fix; the
- * first one found, each variable on its own before the rules between them.
- */
-export function buildConfig(
-  env: Record<string, string | undefined>,
-  runtime: RuntimeOverrides = {},
-): AppConfig {
-  const result = environment
-    .transform((parsed, ctx) => toAppConfig(parsed, runtime, ctx))
-    .superRefine(rules)
-    .safeParse(env);
-  if (result.success) return result.data;
-  const [{ path, message }] = result.error.issues;
-  throw new ConfigError(String(path[0]), message);
 }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { AppConfig, RuntimeOverrides } from './configuration.js';
+import { type AppConfig, ConfigError, type RuntimeOverrides } from './configuration.js';
 import {
   corsOrigins,
   LOG_LEVELS,
@@ -40,7 +40,7 @@ const reuseGraceBound = (refreshTokenTtl: number) =>
 
 // ---- Every variable --------------------------------------------------------
 
-export const environment = z.object({
+const environment = z.object({
   NODE_ENV: given(z.string()).default('development'),
   DATABASE_URL: given(
     url(
@@ -117,11 +117,7 @@ type Environment = z.output<typeof environment>;
  * started and, outside production, secrets generated once and kept under
  * .data/ (secrets.ts).
  */
-export function toAppConfig(
-  env: Environment,
-  runtime: RuntimeOverrides,
-  ctx: z.RefinementCtx,
-): AppConfig {
+function toAppConfig(env: Environment, runtime: RuntimeOverrides, ctx: z.RefinementCtx): AppConfig {
   const production = env.NODE_ENV === 'production';
   const generated = production ? undefined : runtime.generatedSecrets;
   const required = (variable: keyof Environment, value: string | undefined, problem: string) => {
@@ -220,10 +216,7 @@ const METRICS_TOKEN_REQUIRED =
   `(use ${MIN_METRICS_TOKEN_LENGTH}+ random characters and give the scraper the same bearer token)`;
 
 /** Rules between variables, checked on the assembled config; each names the variable to fix. */
-export function rules(
-  { nodeEnv, auth, rateLimit, observability }: AppConfig,
-  ctx: z.RefinementCtx,
-) {
+function rules({ nodeEnv, auth, rateLimit, observability }: AppConfig, ctx: z.RefinementCtx) {
   const refuse = (variable: keyof Environment, problem: string) =>
     ctx.addIssue({ code: 'custom', path: [variable], message: problem });
   const production = nodeEnv === 'production';
@@ -272,4 +265,22 @@ export function rules(
   if (production && observability.metricsToken === null) {
     refuse('METRICS_TOKEN', METRICS_TOKEN_REQUIRED);
   }
+}
+
+/**
+ * Validates the environment once, at boot, into a typed object. Each problem
+ * is reported with the variable's name so the operator knows what to fix; the
+ * first one found, each variable on its own before the rules between them.
+ */
+export function buildConfig(
+  env: Record<string, string | undefined>,
+  runtime: RuntimeOverrides = {},
+): AppConfig {
+  const result = environment
+    .transform((parsed, ctx) => toAppConfig(parsed, runtime, ctx))
+    .superRefine(rules)
+    .safeParse(env);
+  if (result.success) return result.data;
+  const [{ path, message }] = result.error.issues;
+  throw new ConfigError(String(path[0]), message);
 }

@@ -2,7 +2,8 @@ import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import type { Response } from 'supertest';
-import { buildConfig, ConfigError } from '../../src/config/configuration.js';
+import { ConfigError } from '../../src/config/configuration.js';
+import { buildConfig } from '../../src/config/environment.js';
 import { usernameKey } from '../../src/common/username.js';
 import {
   bearer,

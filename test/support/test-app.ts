@@ -11,7 +11,7 @@ import {
   REFRESH_STRATEGY,
   RefreshTokenStrategy,
 } from '../../src/auth/http/refresh-token.strategy.js';
-import { buildConfig } from '../../src/config/configuration.js';
+import { buildConfig } from '../../src/config/environment.js';
 import { TEST_SECRETS } from './secrets.js';
 
 export interface TestApp {

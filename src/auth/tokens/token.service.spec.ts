@@ -1,7 +1,8 @@
 import { generateKeyPairSync } from 'node:crypto';
 import type { ConfigService } from '@nestjs/config';
 import jsonwebtoken from 'jsonwebtoken';
-import { buildConfig, type AppConfig } from '../../config/configuration.js';
+import { type AppConfig } from '../../config/configuration.js';
+import { buildConfig } from '../../config/environment.js';
 import type { SigningKeys } from '../signing-keys/signing-keys.service.js';
 import { generationJti, newTokenSalt, TokenService } from './token.service.js';
 
