@@ -88,6 +88,18 @@ describe('buildConfig', () => {
     ],
     [{ METRICS_TOKEN: 'short' }, 'METRICS_TOKEN must be at least 16 characters'],
     [
+      { OAUTH_CLIENTS: 'web, my app' },
+      'OAUTH_CLIENTS must list client ids of letters, digits and . _ ~ - (up to 64 each) (got "my app")',
+    ],
+    [
+      { RESOURCE_SERVERS: 'billing:short' },
+      'RESOURCE_SERVERS must give each id a secret of at least 32 characters (id:secret)',
+    ],
+    [
+      { RESOURCE_SERVERS: `billing:${'s'.repeat(32)},billing:${'t'.repeat(32)}` },
+      'RESOURCE_SERVERS must not list an id twice',
+    ],
+    [
       { RATE_LIMIT_FAILURE_DELAY: '20m' },
       'RATE_LIMIT_FAILURE_DELAY must not exceed RATE_LIMIT_FAILURE_DELAY_MAX',
     ],
@@ -120,6 +132,25 @@ describe('buildConfig', () => {
     });
     expect(buildConfig({ ...base, TRUST_PROXY: '2' }).http.trustProxy).toBe(2);
     expect(buildConfig({ ...base, TRUST_PROXY: 'false' }).http.trustProxy).toBe(false);
+  });
+
+  it('reads the OAuth clients and resource servers; Swagger UI is the one default client', () => {
+    expect(buildConfig(base).oauth).toEqual({ clients: ['swagger-ui'], resourceServers: [] });
+    const secret = 'a:b'.repeat(11);
+    expect(
+      buildConfig({
+        ...base,
+        OAUTH_CLIENTS: ' web-app , cli ',
+        RESOURCE_SERVERS: `billing:${secret}, gateway:${'g'.repeat(40)}`,
+      }).oauth,
+    ).toEqual({
+      clients: ['web-app', 'cli'],
+      // Only the first colon separates: the secret keeps its own.
+      resourceServers: [
+        { id: 'billing', secret },
+        { id: 'gateway', secret: 'g'.repeat(40) },
+      ],
+    });
   });
 
   it('applies the session and housekeeping defaults', () => {

@@ -42,6 +42,7 @@ export interface AppConfig {
   port: number;
   host: string;
   http: HttpConfig;
+  oauth: OAuthConfig;
   rateLimit: RateLimitConfig;
   database: DatabaseConfig;
   auth: AuthConfig;
@@ -66,6 +67,25 @@ export interface HttpConfig {
   trustProxy: false | number | string[];
   /** Origins allowed by CORS; empty means CORS stays off. */
   corsOrigins: string[];
+}
+
+/** Who may use the OAuth 2 endpoints (RFC 6749 §2). */
+export interface OAuthConfig {
+  /**
+   * Public clients (RFC 6749 §2.1: no secret) allowed at the token endpoint,
+   * by the `client_id` they send; any other id is `invalid_client`.
+   */
+  clients: string[];
+  /**
+   * Resource servers, which authenticate with `client_secret_basic` to
+   * introspect tokens (RFC 7662) and to follow the revocation feed.
+   */
+  resourceServers: ResourceServerCredentials[];
+}
+
+export interface ResourceServerCredentials {
+  id: string;
+  secret: string;
 }
 
 export interface RateLimitConfig {

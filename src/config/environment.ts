@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { type AppConfig, ConfigError, type RuntimeOverrides } from './configuration.js';
 import {
+  clientIds,
   corsOrigins,
   LOG_LEVELS,
   flag,
@@ -8,6 +9,7 @@ import {
   got,
   integer,
   publicUrl,
+  resourceServers,
   seconds,
   trimmed,
   trustProxy,
@@ -24,6 +26,10 @@ const NIST_MAX_FAILURES = 100;
 
 // Like the signing keys: a short bearer secret could be guessed by a scraper-shaped client.
 const MIN_METRICS_TOKEN_LENGTH = 16;
+
+// A resource server's secret guards introspection and the revocation feed,
+// which name sessions and users: as strong as the service's own secrets.
+const MIN_RESOURCE_SERVER_SECRET_LENGTH = 32;
 
 // RFC 9700 §4.14.2: a refresh token whose successor was already used signals
 // theft and ends the session. Two racing clients can present one just after
@@ -56,6 +62,9 @@ const environment = z.object({
   HOST: given(z.string()),
   TRUST_PROXY: trustProxy.default(false),
   CORS_ORIGINS: corsOrigins.default(() => []),
+  // The Swagger UI page's Authorize dialog logs in as `swagger-ui`.
+  OAUTH_CLIENTS: clientIds.default(() => ['swagger-ui']),
+  RESOURCE_SERVERS: resourceServers(MIN_RESOURCE_SERVER_SECRET_LENGTH).default(() => []),
 
   ACCESS_TOKEN_TTL: seconds(1).default(15 * 60),
   REFRESH_TOKEN_TTL: seconds(1).default(7 * 86400),
@@ -157,6 +166,7 @@ function toAppConfig(env: Environment, runtime: RuntimeOverrides, ctx: z.Refinem
     // every interface (containers publish the port).
     host: env.HOST ?? (embedded ? '127.0.0.1' : '0.0.0.0'),
     http: { trustProxy: env.TRUST_PROXY, corsOrigins: env.CORS_ORIGINS },
+    oauth: { clients: env.OAUTH_CLIENTS, resourceServers: env.RESOURCE_SERVERS },
     rateLimit: {
       window: env.RATE_LIMIT_WINDOW,
       perIp: env.RATE_LIMIT_PER_IP,

@@ -137,3 +137,50 @@ export const corsOrigins = trimmed(
       ),
     ),
 );
+
+/** What a client or resource-server id may be: RFC 6749 leaves it open; this keeps it printable. */
+const CLIENT_ID = /^[A-Za-z0-9._~-]{1,64}$/;
+
+/** Public OAuth client ids, comma-separated. */
+export const clientIds = trimmed(
+  z
+    .string()
+    .transform((raw) => raw.split(',').map((entry) => entry.trim()))
+    .pipe(
+      z.array(
+        z.string().regex(CLIENT_ID, {
+          error: (issue) =>
+            `must list client ids of letters, digits and . _ ~ - (up to 64 each) ${got(issue.input)}`,
+        }),
+      ),
+    ),
+);
+
+/** `id:secret` pairs, comma-separated; a secret holds no comma. */
+export const resourceServers = (minSecretLength: number) =>
+  trimmed(
+    z
+      .string()
+      .transform((raw) => raw.split(',').map((entry) => entry.trim()))
+      .pipe(
+        z.array(
+          z
+            .string()
+            .transform((entry) => {
+              const colon = entry.indexOf(':');
+              return colon < 0
+                ? { id: entry, secret: '' }
+                : { id: entry.slice(0, colon), secret: entry.slice(colon + 1) };
+            })
+            .refine(({ id }) => CLIENT_ID.test(id), {
+              error: 'must list id:secret pairs whose id is letters, digits and . _ ~ - (up to 64)',
+            })
+            .refine(({ secret }) => secret.length >= minSecretLength, {
+              error: `must give each id a secret of at least ${minSecretLength} characters (id:secret)`,
+            }),
+        ),
+      )
+      .refine((servers) => new Set(servers.map(({ id }) => id)).size === servers.length, {
+        error: 'must not list an id twice',
+      }),
+  );
