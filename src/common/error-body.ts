@@ -41,11 +41,13 @@ export function codeForStatus(status: number): ErrorCode {
 }
 
 /**
- * RFC 6750 §3: every 401 names the Bearer scheme; a request that carried a
+ * RFC 6750 §3: every 401 but a client's names the Bearer scheme; a request that carried a
  * bad token also gets `error="invalid_token"`. Quotes are stripped from the
  * description so the header stays well-formed.
  */
 export function wwwAuthenticate(code: string, message: string): string {
+  // RFC 6749 §5.2: a failed client authentication names the scheme clients use, Basic.
+  if (code === ErrorCode.InvalidClient) return 'Basic realm="lineage"';
   if (code === ErrorCode.TokenMissing || code === ErrorCode.InvalidCredentials) {
     return 'Bearer realm="lineage"';
   }

@@ -21,6 +21,8 @@ export const ErrorCode = {
   CookieDuplicated: 'cookie_duplicated',
   ServiceUnavailable: 'service_unavailable',
   RateLimited: 'rate_limited',
+  /** RFC 6749 §5.2: the client (or resource server) failed to authenticate. */
+  InvalidClient: 'invalid_client',
   InternalError: 'internal_error',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
