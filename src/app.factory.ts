@@ -6,6 +6,10 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module.js';
+import { FORM_ROUTES } from './auth/oauth/form-routes.js';
+import { OAUTH2_SCHEME } from './common/authenticated.decorator.js';
+import { RESOURCE_SERVER_SCHEME } from './auth/oauth/resource-server.guard.js';
+import { registerFormParser } from './common/form-body.js';
 import { REFRESH_COOKIE, REFRESH_COOKIE_SCHEME } from './auth/http/refresh-cookie.js';
 import type { AppConfig } from './config/configuration.js';
 import {
@@ -18,6 +22,9 @@ import {
 import { MetricsService } from './observability/metrics.service.js';
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
+
+/** The OAuth client id of the Swagger UI page. */
+export const SWAGGER_UI_CLIENT = 'swagger-ui';
 
 export interface CreateAppOptions {
   /** Nest's logger; by default Nest logs through `pino` below. */
@@ -42,6 +49,28 @@ export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject
     )
     .setVersion('0.1.0')
     .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
+    // Swagger UI's Authorize dialog logs in with a username and password at
+    // the token endpoint (RFC 6749 §4.3), as the `swagger-ui` client.
+    .addOAuth2(
+      {
+        type: 'oauth2',
+        description:
+          'Log in with a username and password (client_id `swagger-ui`, no secret). The ' +
+          'access token is then sent as a bearer token.',
+        flows: { password: { tokenUrl: '/oauth/token', scopes: {} } },
+      },
+      OAUTH2_SCHEME,
+    )
+    .addBasicAuth(
+      {
+        type: 'http',
+        scheme: 'basic',
+        description:
+          'A resource server’s id and secret from RESOURCE_SERVERS (`client_secret_basic`, ' +
+          'RFC 6749 §2.3.1): token introspection and the revocation feed.',
+      },
+      RESOURCE_SERVER_SCHEME,
+    )
     .addCookieAuth(
       REFRESH_COOKIE,
       {
@@ -97,6 +126,8 @@ export async function createApp(
   });
   // JSON routes take JSON only: any other content type is a 415, not a parsed string.
   adapter.getInstance().removeContentTypeParser('text/plain');
+  // ...except the OAuth endpoints, which take forms as their RFCs require.
+  registerFormParser(adapter.getInstance(), FORM_ROUTES, BODY_LIMIT_BYTES);
   const metrics = new MetricsService();
   const logScope = new RequestLogScope();
   adapter
@@ -163,7 +194,11 @@ export async function createApp(
   await app.register(fastifyCookie);
   SwaggerModule.setup('docs', app, () => buildOpenApiDocument(app), {
     jsonDocumentUrl: 'docs-json',
-    swaggerOptions: { persistAuthorization: true },
+    swaggerOptions: {
+      persistAuthorization: true,
+      // The client the Authorize dialog logs in as (OAUTH_CLIENTS lists it by default).
+      initOAuth: { clientId: SWAGGER_UI_CLIENT },
+    },
   });
   await app.init();
   await app.getHttpAdapter().getInstance().ready();

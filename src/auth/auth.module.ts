@@ -13,6 +13,12 @@ import { AccessTokenStrategy } from './http/access-token.strategy.js';
 import { RefreshCookie } from './http/refresh-cookie.js';
 import { RefreshTokenGuard } from './http/refresh-token.guard.js';
 import { RefreshTokenStrategy } from './http/refresh-token.strategy.js';
+import { OAuthClients } from './oauth/oauth-clients.js';
+import { OAuthController } from './oauth/oauth.controller.js';
+import { OAuthTokens } from './oauth/oauth-tokens.service.js';
+import { Introspector } from './oauth/introspection.service.js';
+import { ResourceServerGuard } from './oauth/resource-server.guard.js';
+import { TokenGrantGuard } from './oauth/token-grant.guard.js';
 import { SessionHousekeeping } from './sessions/session-housekeeping.service.js';
 import { SessionLiveness } from './sessions/session-liveness.service.js';
 import { SessionRepository } from './sessions/session.repository.js';
@@ -27,13 +33,20 @@ import { VerifiedAccessTokens } from './tokens/verified-access-tokens.js';
 
 @Module({
   imports: [PassportModule, UsersModule, AuditModule],
-  controllers: [AuthController, SessionsController, AccountController, WellKnownController],
+  controllers: [
+    AuthController,
+    SessionsController,
+    AccountController,
+    WellKnownController,
+    OAuthController,
+  ],
   providers: [
     // Use cases, called by the controllers.
     AuthService,
     AccountService,
     SessionsService,
     SessionRefresh,
+    OAuthTokens,
     // The session store, its revocation view and its cleanup.
     SessionRepository,
     SessionRevocations,
@@ -48,6 +61,11 @@ import { VerifiedAccessTokens } from './tokens/verified-access-tokens.js';
     RefreshTokenStrategy,
     RefreshTokenGuard,
     RefreshCookie,
+    // OAuth 2: the token endpoint's clients and guard.
+    OAuthClients,
+    TokenGrantGuard,
+    ResourceServerGuard,
+    Introspector,
     { provide: APP_GUARD, useClass: AccessTokenGuard },
     Clock,
   ],
