@@ -32,7 +32,14 @@ export interface CreateAppOptions {
   beforeInit?: (adapter: FastifyAdapter) => void;
 }
 
-export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject {
+/**
+ * The document served at /docs-json; client/scripts/write-openapi.mjs writes
+ * the same one, from a fixed config, to client/openapi.json.
+ */
+export function buildOpenApiDocument(
+  app: NestFastifyApplication,
+  appConfig: AppConfig,
+): OpenAPIObject {
   const config = new DocumentBuilder()
     .setTitle('Lineage')
     .setDescription(
@@ -41,6 +48,9 @@ export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject
         'Every error has the shape `{statusCode, error, code, message}` with a stable `code`.',
     )
     .setVersion('0.1.0')
+    .setLicense('MIT', 'https://spdx.org/licenses/MIT.html')
+    // Where clients reach the API: Swagger UI sends its requests there.
+    .addServer(appConfig.publicUrl, 'This deployment (PUBLIC_URL)')
     .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
     .addCookieAuth(
       REFRESH_COOKIE,
@@ -161,7 +171,7 @@ export async function createApp(
   }
   // Parses the Cookie header for the refresh-token cookie transport.
   await app.register(fastifyCookie);
-  SwaggerModule.setup('docs', app, () => buildOpenApiDocument(app), {
+  SwaggerModule.setup('docs', app, () => buildOpenApiDocument(app, config), {
     jsonDocumentUrl: 'docs-json',
     swaggerOptions: { persistAuthorization: true },
   });

@@ -355,6 +355,7 @@ export interface components {
       | 'cookie_duplicated'
       | 'service_unavailable'
       | 'rate_limited'
+      | 'invalid_client'
       | 'internal_error';
     ErrorDetailDto: {
       /** @example username */
