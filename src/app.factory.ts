@@ -7,6 +7,7 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module.js';
 import { REFRESH_COOKIE, REFRESH_COOKIE_SCHEME } from './auth/http/refresh-cookie.js';
+import { declarePublicOperations } from './common/public.decorator.js';
 import type { AppConfig } from './config/configuration.js';
 import {
   createRootLogger,
@@ -67,7 +68,7 @@ export function buildOpenApiDocument(
       REFRESH_COOKIE_SCHEME,
     )
     .build();
-  return SwaggerModule.createDocument(app, config);
+  return declarePublicOperations(SwaggerModule.createDocument(app, config));
 }
 
 /** A hop count becomes proxy-addr's "trust the first N hops" function. */
