@@ -11,6 +11,7 @@ import { OAUTH2_SCHEME } from './common/authenticated.decorator.js';
 import { RESOURCE_SERVER_SCHEME } from './auth/oauth/resource-server.guard.js';
 import { registerFormParser } from './common/form-body.js';
 import { REFRESH_COOKIE, REFRESH_COOKIE_SCHEME } from './auth/http/refresh-cookie.js';
+import { declarePublicOperations } from './common/public.decorator.js';
 import type { AppConfig } from './config/configuration.js';
 import {
   createRootLogger,
@@ -39,7 +40,14 @@ export interface CreateAppOptions {
   beforeInit?: (adapter: FastifyAdapter) => void;
 }
 
-export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject {
+/**
+ * The document served at /docs-json; client/scripts/write-openapi.mjs writes
+ * the same one, from a fixed config, to client/openapi.json.
+ */
+export function buildOpenApiDocument(
+  app: NestFastifyApplication,
+  appConfig: AppConfig,
+): OpenAPIObject {
   const config = new DocumentBuilder()
     .setTitle('Lineage')
     .setDescription(
@@ -48,6 +56,9 @@ export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject
         'Every error has the shape `{statusCode, error, code, message}` with a stable `code`.',
     )
     .setVersion('0.1.0')
+    .setLicense('MIT', 'https://spdx.org/licenses/MIT.html')
+    // Where clients reach the API: Swagger UI sends its requests there.
+    .addServer(appConfig.publicUrl, 'This deployment (PUBLIC_URL)')
     .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
     // Swagger UI's Authorize dialog logs in with a username and password at
     // the token endpoint (RFC 6749 §4.3), as the `swagger-ui` client.
@@ -86,7 +97,7 @@ export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject
       REFRESH_COOKIE_SCHEME,
     )
     .build();
-  return SwaggerModule.createDocument(app, config);
+  return declarePublicOperations(SwaggerModule.createDocument(app, config));
 }
 
 /** A hop count becomes proxy-addr's "trust the first N hops" function. */
@@ -192,7 +203,7 @@ export async function createApp(
   }
   // Parses the Cookie header for the refresh-token cookie transport.
   await app.register(fastifyCookie);
-  SwaggerModule.setup('docs', app, () => buildOpenApiDocument(app), {
+  SwaggerModule.setup('docs', app, () => buildOpenApiDocument(app, config), {
     jsonDocumentUrl: 'docs-json',
     swaggerOptions: {
       persistAuthorization: true,

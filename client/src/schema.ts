@@ -819,6 +819,15 @@ export interface operations {
           'application/json': components['schemas']['AuthEventDto'][];
         };
       };
+      /** @description Invalid `limit` or `before`, or an unknown parameter (`validation_failed`) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
       /** @description Missing (`token_missing`), malformed or invalid (`token_invalid`) or expired (`token_expired`) access token, or its session ended (`session_revoked`, `session_expired`) */
       401: {
         headers: {
@@ -876,6 +885,15 @@ export interface operations {
           [name: string]: unknown;
         };
         content?: never;
+      };
+      /** @description Malformed body (`validation_failed`) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
       };
       /** @description Missing (`token_missing`), malformed or invalid (`token_invalid`) or expired (`token_expired`) access token, or its session ended (`session_revoked`, `session_expired`) */
       401: {
@@ -1295,6 +1313,15 @@ export interface operations {
           [name: string]: unknown;
         };
         content?: never;
+      };
+      /** @description Malformed body (`validation_failed`) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
       };
       /** @description Missing (`token_missing`), malformed or invalid (`token_invalid`) or expired (`token_expired`) access token, or its session ended (`session_revoked`, `session_expired`) */
       401: {

@@ -134,10 +134,11 @@ const STEP_MS = 15_000;
       const listed = await execute(todos);
       expect(listed.status).toBe('200');
       expect(JSON.parse(listed.body)).toEqual([]);
-      // The request Swagger UI shows it sent carried the pasted token.
-      await expect(todos.locator('.curl-command').innerText()).resolves.toContain(
-        `Authorization: Bearer ${access_token}`,
-      );
+      // The request Swagger UI shows it sent went to the document's server
+      // (PUBLIC_URL, this app's origin) and carried the pasted token.
+      const sent = await todos.locator('.curl-command').innerText();
+      expect(sent).toContain(`'${baseUrl}/todos?`);
+      expect(sent).toContain(`Authorization: Bearer ${access_token}`);
 
       // The strict CSP let everything the UI needs run: no blocked script or style.
       expect(pageProblems).toEqual([]);
