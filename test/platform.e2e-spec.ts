@@ -47,7 +47,19 @@ const PUBLIC_OPERATIONS = new Set([
   'GET /.well-known/jwks.json',
   'GET /.well-known/oauth-authorization-server',
   'GET /.well-known/openid-configuration',
+  'POST /oauth/token',
 ]);
+
+/** Called by resource servers with their own credentials (HTTP Basic), not by users. */
+const RESOURCE_SERVER_OPERATIONS = new Set(['POST /oauth/introspect']);
+
+/** RFC 6749 §5.2's `error` values, which the OAuth endpoints' descriptions name too. */
+const OAUTH_ERRORS = [
+  'invalid_request',
+  'invalid_client',
+  'invalid_grant',
+  'unsupported_grant_type',
+];
 
 /** Operator endpoints, deliberately left out of the API's document (@ApiExcludeController). */
 const UNDOCUMENTED_OPERATIONS = new Set(['GET /metrics']);
@@ -184,12 +196,20 @@ describe('OpenAPI document', () => {
   });
 
   it('every non-public operation requires the bearer scheme', () => {
-    const protectedRoutes = applicationRoutes().filter((route) => !PUBLIC_OPERATIONS.has(route));
+    const protectedRoutes = applicationRoutes().filter(
+      (route) => !PUBLIC_OPERATIONS.has(route) && !RESOURCE_SERVER_OPERATIONS.has(route),
+    );
     expect(protectedRoutes.length).toBeGreaterThan(0);
     const unsecured = protectedRoutes.filter(
       (route) => !operation(route)?.security?.some((requirement) => 'bearer' in requirement),
     );
     expect(unsecured).toEqual([]);
+  });
+
+  it('resource-server operations require the resource_server (Basic) scheme', () => {
+    for (const route of RESOURCE_SERVER_OPERATIONS) {
+      expect(operation(route)?.security).toEqual([{ resource_server: [] }]);
+    }
   });
 
   it('public operations do not claim to need an access token', () => {
@@ -323,7 +343,7 @@ describe('OpenAPI document', () => {
   });
 
   it('every code an error response description names is one of ErrorCode', () => {
-    const codes = new Set<string>(Object.values(ErrorCode));
+    const codes = new Set<string>([...Object.values(ErrorCode), ...OAUTH_ERRORS]);
     const named = Object.entries(doc.paths).flatMap(([path, item]) =>
       Object.entries(item).flatMap(([method, op]) =>
         Object.entries(op.responses ?? {})
