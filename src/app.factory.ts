@@ -7,6 +7,7 @@ import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fa
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module.js';
 import { REFRESH_COOKIE, REFRESH_COOKIE_SCHEME } from './auth/http/refresh-cookie.js';
+import { RESOURCE_SERVER_SCHEME } from './auth/oauth/resource-server.guard.js';
 import type { AppConfig } from './config/configuration.js';
 import {
   createRootLogger,
@@ -56,9 +57,22 @@ export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject
       },
       REFRESH_COOKIE_SCHEME,
     )
+    .addBasicAuth(
+      {
+        type: 'http',
+        scheme: 'basic',
+        description:
+          'A resource server (RESOURCE_SERVERS) authenticating with `client_secret_basic` ' +
+          '(RFC 6749 §2.3.1): its id and secret, each form-urlencoded, as HTTP Basic.',
+      },
+      RESOURCE_SERVER_SCHEME,
+    )
     .build();
   return SwaggerModule.createDocument(app, config);
 }
+
+const isEventStream = (contentType: unknown) =>
+  typeof contentType === 'string' && contentType.startsWith('text/event-stream');
 
 /** A hop count becomes proxy-addr's "trust the first N hops" function. */
 function trustProxyOption(trust: AppConfig['http']['trustProxy']) {
@@ -108,6 +122,9 @@ export async function createApp(
     })
     .addHook('preHandler', logScope.enter)
     .addHook('onResponse', (request, reply, done) => {
+      // An event stream's duration is how long it was followed, not a latency:
+      // in the histogram it would only push quantiles into the top bucket.
+      if (isEventStream(reply.getHeader('content-type'))) return done();
       metrics.observeRequest(
         request.method,
         // The route pattern (`/todos/:id`), never the URL: one series per route.

@@ -13,6 +13,8 @@ import { AccessTokenStrategy } from './http/access-token.strategy.js';
 import { RefreshCookie } from './http/refresh-cookie.js';
 import { RefreshTokenGuard } from './http/refresh-token.guard.js';
 import { RefreshTokenStrategy } from './http/refresh-token.strategy.js';
+import { RevocationFeedController } from './oauth/revocation-feed.controller.js';
+import { RevocationFeed } from './oauth/revocation-feed.service.js';
 import { SessionHousekeeping } from './sessions/session-housekeeping.service.js';
 import { SessionLiveness } from './sessions/session-liveness.service.js';
 import { SessionRepository } from './sessions/session.repository.js';
@@ -27,7 +29,13 @@ import { VerifiedAccessTokens } from './tokens/verified-access-tokens.js';
 
 @Module({
   imports: [PassportModule, UsersModule, AuditModule],
-  controllers: [AuthController, SessionsController, AccountController, WellKnownController],
+  controllers: [
+    AuthController,
+    SessionsController,
+    AccountController,
+    WellKnownController,
+    RevocationFeedController,
+  ],
   providers: [
     // Use cases, called by the controllers.
     AuthService,
@@ -39,6 +47,8 @@ import { VerifiedAccessTokens } from './tokens/verified-access-tokens.js';
     SessionRevocations,
     SessionLiveness,
     SessionHousekeeping,
+    // What resource servers follow: the ends this instance learns of.
+    RevocationFeed,
     // Tokens and the keys that sign them.
     SigningKeys,
     TokenService,
