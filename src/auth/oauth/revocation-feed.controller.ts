@@ -1,4 +1,4 @@
-import { Controller, Get, Header, Headers, Query, Res } from '@nestjs/common';
+import { Controller, Get, Headers, Query, Res } from '@nestjs/common';
 import {
   ApiBadRequestResponse,
   ApiHeader,
@@ -71,11 +71,6 @@ export class RevocationFeedController {
 
   @Get('revocations')
   @ResourceServerAuthenticated()
-  @Header('Content-Type', 'text/event-stream; charset=utf-8')
-  // Each consumer's catch-up is its own, and stale events are worse than none.
-  @Header('Cache-Control', 'no-store')
-  // nginx (deploy/nginx.conf) would otherwise buffer the events.
-  @Header('X-Accel-Buffering', 'no')
   @ApiOperation({
     summary: 'Ended sessions, as they end (Server-Sent Events)',
     description: FEED_DESCRIPTION,
@@ -123,6 +118,15 @@ export class RevocationFeedController {
     // answer to it is the whole retention, as for no cursor.
     const header = lastEventId?.trim();
     const cursor = header && CURSOR.test(header) ? header : query.since;
-    return this.feed.open(server.id, cursor ? Number(cursor) : null, () => reply.raw.destroy());
+    const stream = this.feed.open(server.id, cursor ? Number(cursor) : null, reply.raw);
+    // Set once the stream is open, not by @Header(): a refusal before it
+    // (validation, 503) is the usual JSON error.
+    void reply
+      .header('Content-Type', 'text/event-stream; charset=utf-8')
+      // Each consumer's catch-up is its own, and a stale event stream is worse than none.
+      .header('Cache-Control', 'no-store')
+      // nginx (deploy/nginx.conf) would otherwise buffer the events.
+      .header('X-Accel-Buffering', 'no');
+    return stream;
   }
 }

@@ -1,3 +1,5 @@
+import type { ServerResponse } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { HttpStatus, Injectable, type OnModuleInit } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { HttpAdapterHost } from '@nestjs/core';
@@ -25,7 +27,7 @@ const RETRY_MS = 1_000;
 const PAGE_SIZE = 1_000;
 /** About 1.5 MB of events waiting for one consumer before it is dropped. */
 const MAX_QUEUED = 10_000;
-/** At shutdown, a stream whose consumer does not read its end is cut after this. */
+/** At shutdown, a stream whose consumer does not take its end is cut after this. */
 const END_GRACE_MS = 1_000;
 /** Retry-After when this instance cannot serve the feed (its own view is resyncing). */
 const UNAVAILABLE_RETRY_AFTER = 1;
@@ -50,7 +52,11 @@ const UNAVAILABLE_RETRY_AFTER = 1;
  */
 @Injectable()
 export class RevocationFeed implements OnModuleInit {
-  private readonly streams = new Set<RevocationStream>();
+  /** Each open stream, and its response settling (finished, or its connection gone). */
+  private readonly streams = new Map<
+    RevocationStream,
+    { response: ServerResponse; settled: Promise<void> }
+  >();
   private closing = false;
 
   constructor(
@@ -66,17 +72,15 @@ export class RevocationFeed implements OnModuleInit {
 
   /**
    * Streams never end by themselves, and closing the HTTP server waits for
-   * every open response: end them first. Fastify's preClose runs on every
-   * path that closes the server (main.ts's drain, Nest's app.close()), before
-   * it waits.
+   * every connection that is not idle: end them first, and wait until their
+   * responses are finished, for the server closes only the connections that
+   * are idle when it starts closing. Fastify's preClose runs on every path
+   * that closes the server (main.ts's drain, Nest's app.close()), before that.
    */
   onModuleInit(): void {
     this.adapterHost.httpAdapter
       .getInstance<FastifyInstance>()
-      .addHook('preClose', (done: () => void) => {
-        this.close();
-        done();
-      });
+      .addHook('preClose', () => this.close());
   }
 
   get openStreams(): number {
@@ -84,11 +88,11 @@ export class RevocationFeed implements OnModuleInit {
   }
 
   /**
-   * A stream for `resourceServer`, caught up from `cursor` (an event id it
-   * received, epoch ms) less CURSOR_OVERLAP_MS, or over the whole retention
-   * without one. `abort` drops the connection.
+   * A stream for `resourceServer` to be sent on `response`, caught up from
+   * `cursor` (an event id it received, epoch ms) less CURSOR_OVERLAP_MS, or
+   * over the whole retention without one.
    */
-  open(resourceServer: string, cursor: number | null, abort: () => void): RevocationStream {
+  open(resourceServer: string, cursor: number | null, response: ServerResponse): RevocationStream {
     if (this.closing || !this.revocations.isReady) {
       throw new AppError(
         HttpStatus.SERVICE_UNAVAILABLE,
@@ -116,10 +120,14 @@ export class RevocationFeed implements OnModuleInit {
         pageSize: PAGE_SIZE,
         maxQueued: MAX_QUEUED,
         now: Date.now,
-        abort,
+        abort: () => response.destroy(),
       },
     );
-    this.streams.add(stream);
+    const settled = new Promise<void>((resolve) => {
+      response.once('finish', resolve);
+      response.once('close', resolve);
+    });
+    this.streams.set(stream, { response, settled });
     this.metrics.revocationFeedConsumer(resourceServer, 1);
     stream.onFinish(() => {
       this.streams.delete(stream);
@@ -128,14 +136,24 @@ export class RevocationFeed implements OnModuleInit {
     return stream;
   }
 
-  /** Ends every stream and refuses new ones; a consumer that does not read its end is cut. */
-  private close(): void {
+  /**
+   * Ends every stream and refuses new ones; resolves once their responses
+   * are finished. A consumer that does not take its end (it stopped reading)
+   * is cut after END_GRACE_MS.
+   */
+  private async close(): Promise<void> {
     this.closing = true;
     const ending = [...this.streams];
-    for (const stream of ending) stream.end();
-    const cut = setTimeout(() => {
-      for (const stream of ending) if (!stream.isFinished) stream.abort();
-    }, END_GRACE_MS);
-    cut.unref();
+    for (const [stream] of ending) stream.end();
+    const all = Promise.all(ending.map(([, { settled }]) => settled));
+    const inTime = await Promise.race([all.then(() => true), sleep(END_GRACE_MS, false)]);
+    if (inTime) return;
+    for (const [stream, { response }] of ending) {
+      if (!response.writableFinished) {
+        stream.abort();
+        response.destroy();
+      }
+    }
+    await all;
   }
 }
