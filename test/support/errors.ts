@@ -43,7 +43,8 @@ export const LEAKS: readonly RegExp[] = [
  * with exactly statusCode, error, code, message (and details when there are
  * some), strings where strings belong, nothing internal, never cached; on a
  * 401, RFC 6750 §3's Bearer challenge, with `error="invalid_token"` when the
- * failure is about a presented token (§3.1). Returns the body.
+ * failure is about a presented token (§3.1), or the Basic challenge of a
+ * failed client authentication (`invalid_client`). Returns the body.
  */
 export function expectErrorBody(res: ErrorResponse): ErrorBody {
   expect(res.headers['content-type']).toMatch(/^application\/json/);
@@ -60,7 +61,11 @@ export function expectErrorBody(res: ErrorResponse): ErrorBody {
   expect(text).not.toContain(ROOT);
   expect(body).not.toHaveProperty('stack');
   expect(res.headers['cache-control']).toBe('no-store');
-  if (res.status === 401) {
+  if (res.status === 401 && body.code === 'invalid_client') {
+    // RFC 6749 §5.2: a client (or resource server) that failed to authenticate
+    // is challenged with the scheme it authenticates with.
+    expect(res.headers['www-authenticate']).toBe('Basic realm="lineage"');
+  } else if (res.status === 401) {
     const challenge = res.headers['www-authenticate'];
     expect(challenge).toMatch(/^Bearer realm="lineage"/);
     if (body.code === 'token_missing' || body.code === 'invalid_credentials') {
