@@ -37,7 +37,11 @@ export interface TokenVerifierOptions {
    * sends a heartbeat every 2 s; 5000 by default.
    */
   maxFeedSilence?: number;
-  /** Reconnection backoff in ms: doubled per failed attempt, with jitter, up to `max`. */
+  /**
+   * Reconnection backoff in ms: doubled per failed attempt, with jitter, up to
+   * `max` (5000). `initial` is by default the server's `retry` field (Lineage
+   * sends 1000), and 250 until one has been received.
+   */
   reconnectDelay?: { initial?: number; max?: number };
   /** Seconds of clock difference allowed on `exp`, `iat` (0 by default). */
   clockTolerance?: number;

@@ -49,6 +49,12 @@ const UNAVAILABLE_RETRY_AFTER = 1;
  * Nothing older than ACCESS_TOKEN_TTL plus clock skew is ever sent: no access
  * token of such a session can still verify, which is also why the catch-up
  * never reads further back, whatever the cursor.
+ *
+ * An event names the session, not its user: a consumer needs only the `sid`
+ * claim of the tokens it holds, and a random session id tells it nothing of
+ * users it never saw, where a `sub` would tell every resource server when
+ * every user logs out (data minimisation). The NOTIFY payload
+ * and the deleted sessions' tombstones carry no more either.
  */
 @Injectable()
 export class RevocationFeed implements OnModuleInit {
