@@ -39,6 +39,9 @@ const PUBLIC_OPERATIONS = new Set([
   'GET /.well-known/openid-configuration',
 ]);
 
+/** Called by resource servers (RESOURCE_SERVERS) with HTTP Basic, not by users. */
+const RESOURCE_SERVER_OPERATIONS = new Set(['GET /oauth/revocations']);
+
 /** Operator endpoints, deliberately left out of the API's document (@ApiExcludeController). */
 const UNDOCUMENTED_OPERATIONS = new Set(['GET /metrics']);
 
@@ -174,12 +177,24 @@ describe('OpenAPI document', () => {
   });
 
   it('every non-public operation requires the bearer scheme', () => {
-    const protectedRoutes = applicationRoutes().filter((route) => !PUBLIC_OPERATIONS.has(route));
+    const protectedRoutes = applicationRoutes().filter(
+      (route) => !PUBLIC_OPERATIONS.has(route) && !RESOURCE_SERVER_OPERATIONS.has(route),
+    );
     expect(protectedRoutes.length).toBeGreaterThan(0);
     const unsecured = protectedRoutes.filter(
       (route) => !operation(route)?.security?.some((requirement) => 'bearer' in requirement),
     );
     expect(unsecured).toEqual([]);
+  });
+
+  it('resource-server operations require the Basic scheme, never an access token', () => {
+    expect(doc.components?.securitySchemes?.resource_server).toMatchObject({
+      type: 'http',
+      scheme: 'basic',
+    });
+    for (const route of RESOURCE_SERVER_OPERATIONS) {
+      expect(operation(route)?.security).toEqual([{ resource_server: [] }]);
+    }
   });
 
   it('public operations do not claim to need an access token', () => {

@@ -129,16 +129,19 @@ export class RevocationFeed implements OnModuleInit {
         abort: () => response.destroy(),
       },
     );
+    // Over once its response is: sent to the end, refused (an error answered
+    // before the first byte), or its connection gone. The stream is then
+    // released too, whatever path got there.
     const settled = new Promise<void>((resolve) => {
       response.once('finish', resolve);
       response.once('close', resolve);
-    });
-    this.streams.set(stream, { response, settled });
-    this.metrics.revocationFeedConsumer(resourceServer, 1);
-    stream.onFinish(() => {
+    }).then(() => {
+      void stream.return();
       this.streams.delete(stream);
       this.metrics.revocationFeedConsumer(resourceServer, -1);
     });
+    this.streams.set(stream, { response, settled });
+    this.metrics.revocationFeedConsumer(resourceServer, 1);
     return stream;
   }
 
@@ -154,12 +157,7 @@ export class RevocationFeed implements OnModuleInit {
     const all = Promise.all(ending.map(([, { settled }]) => settled));
     const inTime = await Promise.race([all.then(() => true), sleep(END_GRACE_MS, false)]);
     if (inTime) return;
-    for (const [stream, { response }] of ending) {
-      if (!response.writableFinished) {
-        stream.abort();
-        response.destroy();
-      }
-    }
+    for (const [stream, { response }] of ending) if (!response.writableFinished) stream.abort();
     await all;
   }
 }

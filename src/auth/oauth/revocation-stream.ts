@@ -68,7 +68,6 @@ export function sessionEndedEvent(sessionId: string, endedAtMs: number, retentio
  */
 export class RevocationStream implements AsyncIterableIterator<string>, EndedSessionsFollower {
   private readonly queue: string[] = [];
-  private readonly finishListeners: (() => void)[] = [];
   private unfollow: (() => void) | null;
   /** The catch-up's position; null once caught up. */
   private cursor: EndedSession | null;
@@ -90,12 +89,6 @@ export class RevocationStream implements AsyncIterableIterator<string>, EndedSes
 
   get isFinished(): boolean {
     return this.finished;
-  }
-
-  /** Called once the stream is over, however it ended. */
-  onFinish(listener: () => void): void {
-    if (this.finished) listener();
-    else this.finishListeners.push(listener);
   }
 
   [Symbol.asyncIterator](): this {
@@ -203,6 +196,5 @@ export class RevocationStream implements AsyncIterableIterator<string>, EndedSes
     this.stopFollowing();
     this.queue.length = 0;
     this.wake?.();
-    for (const listener of this.finishListeners.splice(0)) listener();
   }
 }
