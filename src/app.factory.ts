@@ -6,8 +6,12 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, type OpenAPIObject, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module.js';
-import { REFRESH_COOKIE, REFRESH_COOKIE_SCHEME } from './auth/http/refresh-cookie.js';
+import { FORM_ROUTES } from './auth/oauth/form-routes.js';
+import { OAUTH2_SCHEME } from './common/authenticated.decorator.js';
 import { RESOURCE_SERVER_SCHEME } from './auth/oauth/resource-server.guard.js';
+import { registerFormParser } from './common/form-body.js';
+import { REFRESH_COOKIE, REFRESH_COOKIE_SCHEME } from './auth/http/refresh-cookie.js';
+import { declarePublicOperations } from './common/public.decorator.js';
 import type { AppConfig } from './config/configuration.js';
 import {
   createRootLogger,
@@ -19,6 +23,9 @@ import {
 import { MetricsService } from './observability/metrics.service.js';
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
+
+/** The OAuth client id of the Swagger UI page. */
+export const SWAGGER_UI_CLIENT = 'swagger-ui';
 
 export interface CreateAppOptions {
   /** Nest's logger; by default Nest logs through `pino` below. */
@@ -33,7 +40,14 @@ export interface CreateAppOptions {
   beforeInit?: (adapter: FastifyAdapter) => void;
 }
 
-export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject {
+/**
+ * The document served at /docs-json; client/scripts/write-openapi.mjs writes
+ * the same one, from a fixed config, to client/openapi.json.
+ */
+export function buildOpenApiDocument(
+  app: NestFastifyApplication,
+  appConfig: AppConfig,
+): OpenAPIObject {
   const config = new DocumentBuilder()
     .setTitle('Lineage')
     .setDescription(
@@ -42,7 +56,32 @@ export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject
         'Every error has the shape `{statusCode, error, code, message}` with a stable `code`.',
     )
     .setVersion('0.1.0')
+    .setLicense('MIT', 'https://spdx.org/licenses/MIT.html')
+    // Where clients reach the API: Swagger UI sends its requests there.
+    .addServer(appConfig.publicUrl, 'This deployment (PUBLIC_URL)')
     .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT' })
+    // Swagger UI's Authorize dialog logs in with a username and password at
+    // the token endpoint (RFC 6749 §4.3), as the `swagger-ui` client.
+    .addOAuth2(
+      {
+        type: 'oauth2',
+        description:
+          'Log in with a username and password (client_id `swagger-ui`, no secret). The ' +
+          'access token is then sent as a bearer token.',
+        flows: { password: { tokenUrl: '/oauth/token', scopes: {} } },
+      },
+      OAUTH2_SCHEME,
+    )
+    .addBasicAuth(
+      {
+        type: 'http',
+        scheme: 'basic',
+        description:
+          'A resource server’s id and secret from RESOURCE_SERVERS (`client_secret_basic`, ' +
+          'RFC 6749 §2.3.1): token introspection and the revocation feed.',
+      },
+      RESOURCE_SERVER_SCHEME,
+    )
     .addCookieAuth(
       REFRESH_COOKIE,
       {
@@ -57,18 +96,8 @@ export function buildOpenApiDocument(app: NestFastifyApplication): OpenAPIObject
       },
       REFRESH_COOKIE_SCHEME,
     )
-    .addBasicAuth(
-      {
-        type: 'http',
-        scheme: 'basic',
-        description:
-          'A resource server (RESOURCE_SERVERS) authenticating with `client_secret_basic` ' +
-          '(RFC 6749 §2.3.1): its id and secret, each form-urlencoded, as HTTP Basic.',
-      },
-      RESOURCE_SERVER_SCHEME,
-    )
     .build();
-  return SwaggerModule.createDocument(app, config);
+  return declarePublicOperations(SwaggerModule.createDocument(app, config));
 }
 
 const isEventStream = (contentType: unknown) =>
@@ -111,6 +140,8 @@ export async function createApp(
   });
   // JSON routes take JSON only: any other content type is a 415, not a parsed string.
   adapter.getInstance().removeContentTypeParser('text/plain');
+  // ...except the OAuth endpoints, which take forms as their RFCs require.
+  registerFormParser(adapter.getInstance(), FORM_ROUTES, BODY_LIMIT_BYTES);
   const metrics = new MetricsService();
   const logScope = new RequestLogScope();
   adapter
@@ -178,9 +209,13 @@ export async function createApp(
   }
   // Parses the Cookie header for the refresh-token cookie transport.
   await app.register(fastifyCookie);
-  SwaggerModule.setup('docs', app, () => buildOpenApiDocument(app), {
+  SwaggerModule.setup('docs', app, () => buildOpenApiDocument(app, config), {
     jsonDocumentUrl: 'docs-json',
-    swaggerOptions: { persistAuthorization: true },
+    swaggerOptions: {
+      persistAuthorization: true,
+      // The client the Authorize dialog logs in as (OAUTH_CLIENTS lists it by default).
+      initOAuth: { clientId: SWAGGER_UI_CLIENT },
+    },
   });
   await app.init();
   await app.getHttpAdapter().getInstance().ready();

@@ -1,6 +1,9 @@
+import { randomUUID } from 'node:crypto';
+import { ConfigService } from '@nestjs/config';
 import type { Response } from 'supertest';
 import { BODY_LIMIT_BYTES } from '../src/app.factory.js';
 import { ErrorCode } from '../src/common/errors.js';
+import type { AppConfig } from '../src/config/configuration.js';
 import { pendingSchemaChanges } from '../src/database/migrations.js';
 import { bearer, claimsOf, me, register } from './support/requests.js';
 import { expectError } from './support/errors.js';
@@ -8,7 +11,12 @@ import { useTestApp } from './support/test-app.js';
 
 interface OpenApiOperation {
   security?: Record<string, string[]>[];
-  responses?: Record<string, { description?: string }>;
+  parameters?: unknown[];
+  requestBody?: unknown;
+  responses?: Record<
+    string,
+    { description?: string; content?: Record<string, { schema?: OpenApiSchema }> }
+  >;
 }
 
 interface OpenApiSchema {
@@ -20,6 +28,8 @@ interface OpenApiSchema {
 
 interface OpenApiDocument {
   openapi: string;
+  info: { license?: { name: string; url?: string } };
+  servers?: { url: string }[];
   paths: Record<string, Record<string, OpenApiOperation>>;
   components?: {
     securitySchemes?: Record<string, Record<string, unknown>>;
@@ -37,10 +47,19 @@ const PUBLIC_OPERATIONS = new Set([
   'GET /.well-known/jwks.json',
   'GET /.well-known/oauth-authorization-server',
   'GET /.well-known/openid-configuration',
+  'POST /oauth/token',
 ]);
 
-/** Called by resource servers (RESOURCE_SERVERS) with HTTP Basic, not by users. */
-const RESOURCE_SERVER_OPERATIONS = new Set(['GET /oauth/revocations']);
+/** Called by resource servers with their own credentials (HTTP Basic), not by users. */
+const RESOURCE_SERVER_OPERATIONS = new Set(['POST /oauth/introspect', 'GET /oauth/revocations']);
+
+/** RFC 6749 §5.2's `error` values, which the OAuth endpoints' descriptions name too. */
+const OAUTH_ERRORS = [
+  'invalid_request',
+  'invalid_client',
+  'invalid_grant',
+  'unsupported_grant_type',
+];
 
 /** Operator endpoints, deliberately left out of the API's document (@ApiExcludeController). */
 const UNDOCUMENTED_OPERATIONS = new Set(['GET /metrics']);
@@ -187,7 +206,7 @@ describe('OpenAPI document', () => {
     expect(unsecured).toEqual([]);
   });
 
-  it('resource-server operations require the Basic scheme, never an access token', () => {
+  it('resource-server operations require the resource_server (Basic) scheme', () => {
     expect(doc.components?.securitySchemes?.resource_server).toMatchObject({
       type: 'http',
       scheme: 'basic',
@@ -205,6 +224,93 @@ describe('OpenAPI document', () => {
       const expected = route === 'POST /auth/refresh' ? [{ refresh_token: [] }] : [];
       expect(op?.security ?? []).toEqual(expected);
     }
+  });
+
+  it('names the deployment (PUBLIC_URL) as its server, and its license', () => {
+    const publicUrl = t.app.get(ConfigService<AppConfig, true>).get('publicUrl', { infer: true });
+    expect(doc.servers).toEqual([expect.objectContaining({ url: publicUrl })]);
+    expect(doc.info.license).toEqual({ name: 'MIT', url: 'https://spdx.org/licenses/MIT.html' });
+  });
+
+  it('every operation declares its security: schemes the document defines, or [] for none', () => {
+    const schemes = Object.keys(doc.components?.securitySchemes ?? {});
+    const undeclared = documentedOperations().filter((route) => {
+      const security = operation(route)?.security;
+      return (
+        security === undefined ||
+        security.some((requirement) => Object.keys(requirement).some((s) => !schemes.includes(s)))
+      );
+    });
+    expect(undeclared).toEqual([]);
+  });
+
+  /** Whether every alternative `security` of the operation asks for an access token. */
+  function needsAccessToken(route: string): boolean {
+    // The schemes whose credential is an access token in the Authorization header.
+    const schemes = doc.components?.securitySchemes ?? {};
+    const accessTokenSchemes = Object.keys(schemes).filter(
+      (name) =>
+        (schemes[name].type === 'http' && schemes[name].scheme === 'bearer') ||
+        schemes[name].type === 'oauth2',
+    );
+    const security = operation(route)?.security ?? [];
+    return (
+      security.length > 0 &&
+      security.every((requirement) => accessTokenSchemes.some((name) => name in requirement))
+    );
+  }
+
+  it('what each operation declares is what the access-token guard does', async () => {
+    // Without any credential: an operation that needs an access token is
+    // refused by the guard before anything else looks at the request; any
+    // other one gets past it (to validation, a 404, or an answer).
+    const outcomes = await Promise.all(
+      documentedOperations().map(async (route) => {
+        const [method, path] = route.split(' ');
+        const url = path.replace(/\{\w+\}/g, () => randomUUID());
+        const res = await t.http()[method.toLowerCase() as 'get'](url);
+        const refusedByGuard =
+          res.status === 401 && (res.body as { code?: string }).code === ErrorCode.TokenMissing;
+        return { route, guarded: needsAccessToken(route), refusedByGuard };
+      }),
+    );
+    expect(outcomes.filter((o) => o.guarded).length).toBeGreaterThan(0);
+    expect(outcomes.filter((o) => !o.guarded).length).toBeGreaterThan(0);
+    expect(outcomes.filter((o) => o.guarded !== o.refusedByGuard)).toEqual([]);
+  });
+
+  it('every operation that takes input or a credential documents how it fails (4xx)', () => {
+    // The ones left take nothing a client could get wrong (see
+    // client/.redocly.lint-ignore.yaml): no parameter, no body, no credential.
+    const silent = documentedOperations().filter((route) => {
+      const op = operation(route)!;
+      const takesSomething =
+        (op.parameters?.length ?? 0) > 0 ||
+        op.requestBody !== undefined ||
+        (op.security ?? []).some((requirement) => Object.keys(requirement).length > 0);
+      return takesSomething && !Object.keys(op.responses ?? {}).some((s) => /^4\d\d$/.test(s));
+    });
+    expect(silent).toEqual([]);
+  });
+
+  it('every operation that needs an access token documents its 401', () => {
+    const undocumented = documentedOperations().filter(
+      (route) => needsAccessToken(route) && operation(route)?.responses?.['401'] === undefined,
+    );
+    expect(undocumented).toEqual([]);
+  });
+
+  it('every 4xx and 5xx response has the one error shape', () => {
+    const errors = documentedOperations().flatMap((route) =>
+      Object.entries(operation(route)?.responses ?? {})
+        .filter(([status]) => Number(status) >= 400)
+        .map(([status, response]) => ({
+          response: `${route} ${status}`,
+          schema: response.content?.['application/json']?.schema?.$ref,
+        })),
+    );
+    expect(errors.length).toBeGreaterThan(0);
+    expect(errors.filter((e) => e.schema !== '#/components/schemas/ErrorResponseDto')).toEqual([]);
   });
 
   it('documents the refresh-token cookie and the transport header', () => {
@@ -241,7 +347,7 @@ describe('OpenAPI document', () => {
   });
 
   it('every code an error response description names is one of ErrorCode', () => {
-    const codes = new Set<string>(Object.values(ErrorCode));
+    const codes = new Set<string>([...Object.values(ErrorCode), ...OAUTH_ERRORS]);
     const named = Object.entries(doc.paths).flatMap(([path, item]) =>
       Object.entries(item).flatMap(([method, op]) =>
         Object.entries(op.responses ?? {})

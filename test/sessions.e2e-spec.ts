@@ -97,7 +97,16 @@ describe('sessions (e2e)', () => {
       expect(fromPhone).toHaveLength(2);
       for (const session of fromPhone) {
         expect(Object.keys(session).sort()).toEqual(
-          ['created_at', 'current', 'expires_at', 'id', 'ip', 'last_used_at', 'user_agent'].sort(),
+          [
+            'client_id',
+            'created_at',
+            'current',
+            'expires_at',
+            'id',
+            'ip',
+            'last_used_at',
+            'user_agent',
+          ].sort(),
         );
         expect(session.id).toMatch(UUID);
         for (const field of ['created_at', 'last_used_at', 'expires_at'] as const) {

@@ -97,19 +97,34 @@ describe('token revocation (e2e)', () => {
       ['a missing token', {}],
       ['an empty token', { token: '' }],
       ['a non-string token', { token: 42 }],
-      ['an unknown hint', { token: 'garbage', token_type_hint: 'id_token' }],
-    ])('refuses %s with validation_failed', async (_case, body) => {
-      expectError(await revoke(t, body), 400, 'validation_failed');
+    ])('refuses %s with invalid_request (RFC 6749 §5.2)', async (_case, body) => {
+      const error = expectError(await revoke(t, body), 400, 'validation_failed');
+      expect(error).toMatchObject({ error: 'invalid_request', error_description: error.message });
     });
 
-    it('a bad hint revokes nothing, even with a valid token', async () => {
+    it('ignores an unknown hint (RFC 7009 §2.2.1) and revokes the token anyway', async () => {
       const tokens = await register(t);
-      expectError(
-        await revoke(t, { token: tokens.refresh_token, token_type_hint: 'id_token' }),
+      expectEmpty200(await revoke(t, { token: tokens.refresh_token, token_type_hint: 'id_token' }));
+      await expectSessionDead(tokens);
+    });
+
+    it('takes the form encoding RFC 7009 §2.1 requires, and refuses a repeated parameter', async () => {
+      const tokens = await register(t);
+      const form = (body: string) =>
+        t.http().post('/auth/revoke').type('application/x-www-form-urlencoded').send(body);
+      const token = encodeURIComponent(tokens.refresh_token);
+      const repeated = expectError(
+        await form(`token=${token}&token=${token}`),
         400,
         'validation_failed',
       );
+      expect(repeated).toMatchObject({
+        error: 'invalid_request',
+        message: 'token must not be repeated',
+      });
       await expectSessionAlive(tokens);
+      expectEmpty200(await form(`token=${token}&client_id=anything&unknown=ignored`));
+      await expectSessionDead(tokens);
     });
   });
 });

@@ -347,7 +347,7 @@ describe('upgrade to token store v2 (e2e)', () => {
     await admin.query(`CREATE DATABASE "${databaseName}"`);
 
     // The v1 schema: every migration before token store v2.
-    expect(BEFORE_UPGRADE.length).toBe(MIGRATIONS.length - 1);
+    expect(MIGRATIONS[BEFORE_UPGRADE.length]).toBe(SessionGenerations1764500000000);
     const v1 = new DataSource({ type: 'postgres', url, migrations: BEFORE_UPGRADE });
     await v1.initialize();
     try {
@@ -522,6 +522,8 @@ describe('upgrade to token store v2 (e2e)', () => {
         expires_at: family.expiresAt.toISOString(),
         user_agent: family.client.userAgent,
         ip: family.client.ip,
+        // v1 had no OAuth clients: every session came from the JSON routes.
+        client_id: null,
         current: false,
       });
     }
@@ -676,7 +678,10 @@ describe('upgrade to token store v2 (e2e)', () => {
     const ds = new DataSource({ type: 'postgres', url, migrations: MIGRATIONS });
     await ds.initialize();
     try {
-      await ds.undoLastMigration({ transaction: 'each' });
+      // Back through token store v2 and every migration after it.
+      for (let undo = MIGRATIONS.length - UPGRADE; undo > 0; undo -= 1) {
+        await ds.undoLastMigration({ transaction: 'each' });
+      }
     } finally {
       await ds.destroy();
     }

@@ -15,8 +15,13 @@ const { buildOpenApiDocument } = await import(new URL('app.factory.js', dist).hr
 const { buildConfig } = await import(new URL('config/environment.js', dist).href);
 
 // Placeholders that pass config validation; preview mode never connects or signs.
+// PUBLIC_URL becomes the document's `servers` entry: a host reserved for
+// documentation (RFC 2606 §2), as a deployment's own URL would be, where the
+// development default (localhost) would fail the lint. The drift test serves
+// the document with the same PUBLIC_URL.
 const config = buildConfig({
   NODE_ENV: 'test',
+  PUBLIC_URL: 'https://lineage.example',
   DATABASE_URL: 'postgres://openapi@127.0.0.1:9/openapi',
   SIGNING_KEYS_SECRET: 'openapi-document-only-not-a-secret-0000000000',
   JWT_REFRESH_SECRET: 'openapi-document-only-not-a-secret-1111111111',
@@ -25,7 +30,7 @@ const app = await NestFactory.create(AppModule.forRoot(config), new FastifyAdapt
   preview: true,
   logger: false,
 });
-const document = buildOpenApiDocument(app);
+const document = buildOpenApiDocument(app, config);
 await app.close();
 await writeFile(
   new URL('../openapi.json', import.meta.url),

@@ -167,7 +167,7 @@ export interface paths {
     put?: never;
     /**
      * Revoke a token (RFC 7009)
-     * @description Ends the session of the given refresh or access token. An access token is taken up to REVOKE_ACCESS_TOKEN_GRACE past its expiry, not later. Answers 200 whether or not the token was valid, known or already revoked (RFC 7009 §2.2), so it reveals nothing about it.
+     * @description Ends the session of the given refresh or access token. Form-encoded as RFC 7009 §2.1 requires, or JSON. An access token is taken up to REVOKE_ACCESS_TOKEN_GRACE past its expiry, not later. Answers 200 whether or not the token was valid, known or already revoked (RFC 7009 §2.2), so it reveals nothing about it. An unknown `token_type_hint` is ignored (§2.2.1), and so is `client_id`: holding a token is what entitles a caller to end its session, so anyone who finds a leaked token can revoke it.
      */
     post: operations['AuthController_revoke'];
     delete?: never;
@@ -290,6 +290,46 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/oauth/token': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * OAuth 2 token endpoint: password and refresh_token grants (RFC 6749 §4.3, §6)
+     * @description Form-encoded, for standard OAuth clients. The same sessions, rotation rule, rate limits and events as POST /auth/login and POST /auth/refresh; a refresh token from either refreshes at the other. The client names itself by `client_id` (one of OAUTH_CLIENTS); a refresh token issued to one client is refused to another. Errors follow RFC 6749 §5.2 (`error`, `error_description`) and keep `code` and `message`.
+     */
+    post: operations['OAuthController_token'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/oauth/introspect': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Token introspection for resource servers (RFC 7662)
+     * @description Authenticated with a resource server’s credentials (RESOURCE_SERVERS, `client_secret_basic`). An access token is active while it verifies and its session is live: a logout makes it inactive at once, on every instance. A refresh token is active while a refresh with it would succeed. Anything else is `{"active": false}`.
+     */
+    post: operations['OAuthController_introspect'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/oauth/revocations': {
     parameters: {
       query?: never;
@@ -390,6 +430,7 @@ export interface components {
       | 'service_unavailable'
       | 'rate_limited'
       | 'invalid_client'
+      | 'unsupported_grant_type'
       | 'internal_error';
     ErrorDetailDto: {
       /** @example username */
@@ -516,7 +557,7 @@ export interface components {
       /** @description An access or refresh token to revoke (its whole session ends) */
       token: string;
       /**
-       * @description Which kind to look for first
+       * @description Which kind to look for first; any other value is ignored
        * @enum {string}
        */
       token_type_hint?: 'access_token' | 'refresh_token';
@@ -541,6 +582,8 @@ export interface components {
       expires_at: string;
       user_agent: string | null;
       ip: string | null;
+      /** @description The OAuth client (`client_id`) that started the session at POST /oauth/token; null for sessions started on the JSON routes (/auth/login, /auth/register) */
+      client_id: string | null;
       /** @description True for the session of the access token making this request */
       current: boolean;
     };
@@ -593,29 +636,140 @@ export interface components {
        * @example http://localhost:8000
        */
       issuer: string;
+      /** @example http://localhost:8000/oauth/token */
+      token_endpoint: string;
+      /**
+       * @example [
+       *       "password",
+       *       "refresh_token"
+       *     ]
+       */
+      grant_types_supported: string[];
+      /**
+       * @description Public clients only: a listed `client_id`, no secret
+       * @example [
+       *       "none"
+       *     ]
+       */
+      token_endpoint_auth_methods_supported: string[];
+      /**
+       * @description RFC 7009
+       * @example http://localhost:8000/auth/revoke
+       */
+      revocation_endpoint: string;
+      /**
+       * @example [
+       *       "none"
+       *     ]
+       */
+      revocation_endpoint_auth_methods_supported: string[];
+      /**
+       * @description RFC 7662
+       * @example http://localhost:8000/oauth/introspect
+       */
+      introspection_endpoint: string;
+      /**
+       * @description Resource servers listed in RESOURCE_SERVERS
+       * @example [
+       *       "client_secret_basic"
+       *     ]
+       */
+      introspection_endpoint_auth_methods_supported: string[];
       /** @example http://localhost:8000/.well-known/jwks.json */
       jwks_uri: string;
       /**
-       * @description None: there is no OAuth authorization endpoint
+       * @description Required by RFC 8414; empty, since there is no authorization endpoint
        * @example []
        */
       response_types_supported: string[];
       /**
+       * @description How access tokens are signed (verify them with jwks_uri)
        * @example [
        *       "ES256"
        *     ]
        */
       access_token_signing_alg_values_supported: string[];
-      /** @example http://localhost:8000/auth/register */
-      registration_endpoint: string;
-      /** @example http://localhost:8000/auth/login */
-      login_endpoint: string;
-      /** @example http://localhost:8000/auth/refresh */
-      refresh_endpoint: string;
-      /** @example http://localhost:8000/auth/logout */
-      logout_endpoint: string;
-      /** @example http://localhost:8000/auth/revoke */
-      revocation_endpoint: string;
+      /** @example http://localhost:8000/docs */
+      service_documentation: string;
+      /**
+       * @description Lineage: create an account (JSON)
+       * @example http://localhost:8000/auth/register
+       */
+      lineage_signup_endpoint: string;
+      /**
+       * @description Lineage: log in (JSON)
+       * @example http://localhost:8000/auth/login
+       */
+      lineage_login_endpoint: string;
+      /**
+       * @description Lineage: refresh (JSON or cookie)
+       * @example http://localhost:8000/auth/refresh
+       */
+      lineage_refresh_endpoint: string;
+      /**
+       * @description Lineage: end the bearer’s session
+       * @example http://localhost:8000/auth/logout
+       */
+      lineage_logout_endpoint: string;
+    };
+    TokenRequestDto: {
+      /** @enum {string} */
+      grant_type: 'password' | 'refresh_token';
+      /**
+       * @description A client listed in OAUTH_CLIENTS. May instead be sent as HTTP Basic with an empty secret.
+       * @example swagger-ui
+       */
+      client_id?: string;
+      /**
+       * @description password grant
+       * @example testuser
+       */
+      username?: string;
+      /**
+       * @description password grant
+       * @example testpass123
+       */
+      password?: string;
+      /** @description refresh_token grant: the newest refresh token */
+      refresh_token?: string;
+      /** @description Ignored: Lineage issues no scopes (RFC 6749 §3.3 lets a server ignore them) */
+      scope?: string;
+    };
+    IntrospectionRequestDto: {
+      /** @description An access or refresh token */
+      token: string;
+      /**
+       * @description Which kind to look for first; any other value is ignored
+       * @enum {string}
+       */
+      token_type_hint?: 'access_token' | 'refresh_token';
+    };
+    IntrospectionDto: {
+      active: boolean;
+      /**
+       * @description Access tokens only
+       * @enum {string}
+       */
+      token_type?: 'Bearer';
+      /** @description The OAuth client of the session, if it has one */
+      client_id?: string;
+      /**
+       * Format: uuid
+       * @description The user
+       */
+      sub?: string;
+      /**
+       * Format: uuid
+       * @description The session
+       */
+      sid?: string;
+      aud?: string;
+      iss?: string;
+      jti?: string;
+      /** @description Issued at (seconds since the epoch) */
+      iat?: number;
+      /** @description Expires at (seconds since the epoch) */
+      exp?: number;
     };
     TodoResponseDto: {
       /** Format: uuid */
@@ -699,6 +853,15 @@ export interface operations {
           'application/json': components['schemas']['AuthEventDto'][];
         };
       };
+      /** @description Invalid `limit` or `before`, or an unknown parameter (`validation_failed`) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
       /** @description Missing (`token_missing`), malformed or invalid (`token_invalid`) or expired (`token_expired`) access token, or its session ended (`session_revoked`, `session_expired`) */
       401: {
         headers: {
@@ -756,6 +919,15 @@ export interface operations {
           [name: string]: unknown;
         };
         content?: never;
+      };
+      /** @description Malformed body (`validation_failed`) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
       };
       /** @description Missing (`token_missing`), malformed or invalid (`token_invalid`) or expired (`token_expired`) access token, or its session ended (`session_revoked`, `session_expired`) */
       401: {
@@ -1059,6 +1231,7 @@ export interface operations {
     };
     requestBody: {
       content: {
+        'application/x-www-form-urlencoded': components['schemas']['RevokeTokenDto'];
         'application/json': components['schemas']['RevokeTokenDto'];
       };
     };
@@ -1070,7 +1243,7 @@ export interface operations {
         };
         content?: never;
       };
-      /** @description Malformed body (`validation_failed`) */
+      /** @description No token, or a parameter repeated (`invalid_request`) */
       400: {
         headers: {
           [name: string]: unknown;
@@ -1175,6 +1348,15 @@ export interface operations {
         };
         content?: never;
       };
+      /** @description Malformed body (`validation_failed`) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
       /** @description Missing (`token_missing`), malformed or invalid (`token_invalid`) or expired (`token_expired`) access token, or its session ended (`session_revoked`, `session_expired`) */
       401: {
         headers: {
@@ -1258,6 +1440,99 @@ export interface operations {
         };
         content: {
           'application/json': components['schemas']['MetadataDto'];
+        };
+      };
+    };
+  };
+  OAuthController_token: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/x-www-form-urlencoded': components['schemas']['TokenRequestDto'];
+      };
+    };
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['TokenResponseDto'];
+        };
+      };
+      /** @description `invalid_grant` (wrong credentials; a refresh token reused, revoked, expired, superseded or issued to another client), `invalid_request`, `unsupported_grant_type` */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description `invalid_client`: no client_id, an unlisted one, or a secret */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Too many attempts (`rate_limited`); retry after `Retry-After` seconds */
+      429: {
+        headers: {
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+    };
+  };
+  OAuthController_introspect: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        'application/x-www-form-urlencoded': components['schemas']['IntrospectionRequestDto'];
+        'application/json': components['schemas']['IntrospectionRequestDto'];
+      };
+    };
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['IntrospectionDto'];
+        };
+      };
+      /** @description No token, or a parameter repeated (`invalid_request`) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing or wrong resource-server credentials (`invalid_client`), answered with `WWW-Authenticate: Basic realm="lineage"` */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
         };
       };
     };

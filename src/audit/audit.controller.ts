@@ -1,6 +1,7 @@
 import { Controller, Get, Query } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBadRequestResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { Authenticated } from '../common/authenticated.decorator.js';
+import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { CurrentPrincipal, type Principal } from '../common/principal.js';
 import { AuditService } from './audit.service.js';
 import { AuthEventDto, ListEventsQueryDto } from './audit.dto.js';
@@ -19,6 +20,10 @@ export class AuditController {
       'ended session with its reason, so a user can see why they were signed out.',
   })
   @ApiOkResponse({ type: [AuthEventDto] })
+  @ApiBadRequestResponse({
+    type: ErrorResponseDto,
+    description: 'Invalid `limit` or `before`, or an unknown parameter (`validation_failed`)',
+  })
   async list(
     @CurrentPrincipal() principal: Principal,
     @Query() query: ListEventsQueryDto,

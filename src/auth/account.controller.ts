@@ -1,5 +1,11 @@
 import { Body, Controller, Delete, HttpCode, HttpStatus, Patch, Res } from '@nestjs/common';
-import { ApiForbiddenResponse, ApiNoContentResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
+import {
+  ApiBadRequestResponse,
+  ApiForbiddenResponse,
+  ApiNoContentResponse,
+  ApiOperation,
+  ApiTags,
+} from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { Client, type ClientInfo } from '../common/client-info.js';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
@@ -21,6 +27,10 @@ const wrongPassword = {
  */
 @ApiTags('users')
 @Authenticated()
+@ApiBadRequestResponse({
+  type: ErrorResponseDto,
+  description: 'Malformed body (`validation_failed`)',
+})
 @Controller('users/me')
 export class AccountController {
   constructor(

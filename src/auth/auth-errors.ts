@@ -29,6 +29,9 @@ export const AuthErrors = {
   /** A refresh token that fails verification can never refresh: the session is over for this client. */
   refreshTokenInvalid: () =>
     new SessionEndedError(ErrorCode.TokenInvalid, 'Refresh token is invalid'),
+  /** Not a SessionEndedError: the session goes on for the client it belongs to. */
+  refreshTokenOfAnotherClient: () =>
+    new UnauthorizedError(ErrorCode.TokenInvalid, 'Refresh token was issued to another client'),
   /** Not a SessionEndedError: the session goes on, and a cookie is kept. */
   refreshTokenSuperseded: () =>
     new AppError(

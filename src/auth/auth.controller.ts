@@ -14,6 +14,7 @@ import {
   ApiBadRequestResponse,
   ApiBody,
   ApiConflictResponse,
+  ApiConsumes,
   ApiCookieAuth,
   ApiCreatedResponse,
   ApiHeader,
@@ -25,7 +26,10 @@ import {
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Client, type ClientInfo } from '../common/client-info.js';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
+import { FORM_CONTENT_TYPE } from '../common/form-body.js';
+import { OAuthExceptionsFilter } from '../common/http-exception.filter.js';
 import { Public } from '../common/public.decorator.js';
+import { OAuthParams } from './oauth/oauth-params.js';
 import { AuthService } from './auth.service.js';
 import type { PresentedRefreshToken } from './sessions/refresh-outcomes.js';
 import { SessionRefresh } from './sessions/session-refresh.service.js';
@@ -37,7 +41,8 @@ import {
   MessageResponseDto,
   TokenResponseDto,
 } from './dto/token-response.dto.js';
-import { RateLimited } from '../rate-limit/rate-limit.guard.js';
+import { RateLimited, RateLimitedBy } from '../rate-limit/rate-limit.guard.js';
+import { LOGIN_LIMITS, REFRESH_LIMITS } from './rate-limits.js';
 import { RefreshTokenGuard } from './http/refresh-token.guard.js';
 import { CurrentPrincipal, type Principal } from '../common/principal.js';
 import { REFRESH_COOKIE_SCHEME, RefreshCookie } from './http/refresh-cookie.js';
@@ -107,7 +112,7 @@ export class AuthController {
   }
 
   @Public()
-  @RateLimited('ip', 'account')
+  @RateLimitedBy(LOGIN_LIMITS.kinds, LOGIN_LIMITS)
   @Post('login')
   @HttpCode(HttpStatus.OK)
   @Header('Cache-Control', 'no-store')
@@ -138,7 +143,7 @@ export class AuthController {
   @UseFilters(RefreshCookieFilter)
   @UseGuards(RefreshTokenGuard)
   // Below UseGuards on purpose: its guard then runs first, throttling before any token work.
-  @RateLimited('refresh')
+  @RateLimitedBy(REFRESH_LIMITS.kinds, REFRESH_LIMITS)
   @Post('refresh')
   @HttpCode(HttpStatus.OK)
   @Header('Cache-Control', 'no-store')
@@ -238,17 +243,29 @@ export class AuthController {
 
   @Public()
   @RateLimited('ip')
+  // RFC 7009 §2.2.1: its errors are RFC 6749 §5.2's.
+  @UseFilters(OAuthExceptionsFilter)
   @Post('revoke')
   @HttpCode(HttpStatus.OK)
   @ApiOperation({
     summary: 'Revoke a token (RFC 7009)',
     description:
-      'Ends the session of the given refresh or access token. An access token is taken up to ' +
-      'REVOKE_ACCESS_TOKEN_GRACE past its expiry, not later. Answers 200 whether or not ' +
-      'the token was valid, known or already revoked (RFC 7009 §2.2), so it reveals nothing about it.',
+      'Ends the session of the given refresh or access token. Form-encoded as RFC 7009 §2.1 ' +
+      'requires, or JSON. An access token is taken up to REVOKE_ACCESS_TOKEN_GRACE past its ' +
+      'expiry, not later. Answers 200 whether or not the token was valid, known or already ' +
+      'revoked (RFC 7009 §2.2), so it reveals nothing about it. An unknown `token_type_hint` ' +
+      'is ignored (§2.2.1), and so is `client_id`: holding a token is what entitles a caller ' +
+      'to end its session, so anyone who finds a leaked token can revoke it.',
   })
+  @ApiConsumes(FORM_CONTENT_TYPE, 'application/json')
+  @ApiBody({ type: RevokeTokenDto })
   @ApiOkResponse({ description: 'Revoked, or nothing to revoke' })
-  async revoke(@Body() body: RevokeTokenDto, @Client() client: ClientInfo): Promise<void> {
-    await this.auth.revokeToken(body.token, body.token_type_hint, client);
+  @ApiBadRequestResponse({
+    type: ErrorResponseDto,
+    description: 'No token, or a parameter repeated (`invalid_request`)',
+  })
+  async revoke(@Req() request: FastifyRequest, @Client() client: ClientInfo): Promise<void> {
+    const params = OAuthParams.of(request, { json: true });
+    await this.auth.revokeToken(params.require('token'), params.get('token_type_hint'), client);
   }
 }

@@ -13,6 +13,12 @@ import { AccessTokenStrategy } from './http/access-token.strategy.js';
 import { RefreshCookie } from './http/refresh-cookie.js';
 import { RefreshTokenGuard } from './http/refresh-token.guard.js';
 import { RefreshTokenStrategy } from './http/refresh-token.strategy.js';
+import { OAuthClients } from './oauth/oauth-clients.js';
+import { OAuthController } from './oauth/oauth.controller.js';
+import { OAuthTokens } from './oauth/oauth-tokens.service.js';
+import { Introspector } from './oauth/introspection.service.js';
+import { ResourceServerGuard } from './oauth/resource-server.guard.js';
+import { TokenGrantGuard } from './oauth/token-grant.guard.js';
 import { RevocationFeedController } from './oauth/revocation-feed.controller.js';
 import { RevocationFeed } from './oauth/revocation-feed.service.js';
 import { SessionHousekeeping } from './sessions/session-housekeeping.service.js';
@@ -34,6 +40,7 @@ import { VerifiedAccessTokens } from './tokens/verified-access-tokens.js';
     SessionsController,
     AccountController,
     WellKnownController,
+    OAuthController,
     RevocationFeedController,
   ],
   providers: [
@@ -42,6 +49,7 @@ import { VerifiedAccessTokens } from './tokens/verified-access-tokens.js';
     AccountService,
     SessionsService,
     SessionRefresh,
+    OAuthTokens,
     // The session store, its revocation view and its cleanup.
     SessionRepository,
     SessionRevocations,
@@ -58,6 +66,11 @@ import { VerifiedAccessTokens } from './tokens/verified-access-tokens.js';
     RefreshTokenStrategy,
     RefreshTokenGuard,
     RefreshCookie,
+    // OAuth 2: the token endpoint's clients and guard.
+    OAuthClients,
+    TokenGrantGuard,
+    ResourceServerGuard,
+    Introspector,
     { provide: APP_GUARD, useClass: AccessTokenGuard },
     Clock,
   ],

@@ -15,7 +15,6 @@ import { SessionsService } from './sessions/sessions.service.js';
 import { TokenService } from './tokens/token.service.js';
 
 export type LogoutScope = 'all' | 'others';
-export type TokenTypeHint = 'access_token' | 'refresh_token';
 
 /**
  * Credentials in, sessions out: register, log in, log out and revoke.
@@ -168,11 +167,7 @@ export class AuthService {
    * An access token expired longer ago than the grace is such a token: 200,
    * and its session goes on (see verifyAccessTokenForRevocation).
    */
-  async revokeToken(
-    token: string,
-    hint: TokenTypeHint | undefined,
-    client: ClientInfo,
-  ): Promise<void> {
+  async revokeToken(token: string, hint: string | undefined, client: ClientInfo): Promise<void> {
     const asRefresh = () => this.tokens.verifyRefreshTokenIgnoringExpiry(token);
     const asAccess = () => this.tokens.verifyAccessTokenForRevocation(token);
     const claims =

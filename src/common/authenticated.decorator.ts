@@ -1,5 +1,5 @@
 import { applyDecorators } from '@nestjs/common';
-import { ApiBearerAuth, ApiUnauthorizedResponse } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOAuth2, ApiUnauthorizedResponse } from '@nestjs/swagger';
 import { ErrorResponseDto } from './error-response.dto.js';
 
 /**
@@ -7,9 +7,14 @@ import { ErrorResponseDto } from './error-response.dto.js';
  * already enforces it (routes opt out with @Public()); this bundles the
  * OpenAPI security requirement and the documented 401 so both stay in step.
  */
+/** The OpenAPI security scheme of the OAuth 2 password flow (Swagger UI's Authorize dialog). */
+export const OAUTH2_SCHEME = 'oauth2';
+
 export function Authenticated() {
   return applyDecorators(
+    // Either scheme: a pasted bearer token, or one Swagger UI got from the token endpoint.
     ApiBearerAuth(),
+    ApiOAuth2([], OAUTH2_SCHEME),
     ApiUnauthorizedResponse({
       type: ErrorResponseDto,
       description:

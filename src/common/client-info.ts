@@ -6,6 +6,11 @@ import type { FastifyRequest } from 'fastify';
 export interface ClientInfo {
   userAgent: string | null;
   ip: string | null;
+  /**
+   * The OAuth client (RFC 6749 §2.2 `client_id`) a request came through, on
+   * the OAuth endpoints only; Lineage's own JSON routes have none.
+   */
+  clientId?: string;
 }
 
 export const USER_AGENT_MAX = 512;

@@ -6,6 +6,8 @@ import { ErrorCode, type ErrorDetail } from './errors.js';
 export interface ErrorBody {
   statusCode: number;
   error: string;
+  /** On the OAuth endpoints: the message, as RFC 6749 §5.2 names it. */
+  error_description?: string;
   code: string;
   message: string;
   details?: ErrorDetail[];
@@ -23,6 +25,46 @@ export function errorBody(
     code,
     message,
     ...(details ? { details } : {}),
+  };
+}
+
+/**
+ * The RFC 6749 §5.2 error (and its status) for each code the OAuth endpoints
+ * answer with; other codes (429, 5xx) keep their own status and shape.
+ * Every refusal of a grant is `invalid_grant`, whatever the reason: the
+ * client's only move is to start over, and `code` still says why.
+ */
+const OAUTH_ERRORS: Partial<Record<string, { error: string; status: number }>> = {
+  [ErrorCode.ValidationFailed]: { error: 'invalid_request', status: HttpStatus.BAD_REQUEST },
+  [ErrorCode.BadRequest]: { error: 'invalid_request', status: HttpStatus.BAD_REQUEST },
+  [ErrorCode.UnsupportedMediaType]: { error: 'invalid_request', status: HttpStatus.BAD_REQUEST },
+  [ErrorCode.InvalidClient]: { error: 'invalid_client', status: HttpStatus.UNAUTHORIZED },
+  [ErrorCode.UnsupportedGrantType]: {
+    error: 'unsupported_grant_type',
+    status: HttpStatus.BAD_REQUEST,
+  },
+  [ErrorCode.InvalidCredentials]: { error: 'invalid_grant', status: HttpStatus.BAD_REQUEST },
+  [ErrorCode.TokenInvalid]: { error: 'invalid_grant', status: HttpStatus.BAD_REQUEST },
+  [ErrorCode.TokenExpired]: { error: 'invalid_grant', status: HttpStatus.BAD_REQUEST },
+  [ErrorCode.SessionRevoked]: { error: 'invalid_grant', status: HttpStatus.BAD_REQUEST },
+  [ErrorCode.SessionExpired]: { error: 'invalid_grant', status: HttpStatus.BAD_REQUEST },
+  [ErrorCode.RefreshTokenReused]: { error: 'invalid_grant', status: HttpStatus.BAD_REQUEST },
+  [ErrorCode.RefreshTokenSuperseded]: { error: 'invalid_grant', status: HttpStatus.BAD_REQUEST },
+};
+
+/**
+ * The error as an OAuth endpoint answers it (RFC 6749 §5.2): `error` is the
+ * OAuth error and `error_description` the message, while `statusCode`,
+ * `code` and `message` stay, so the body is still the one error shape.
+ */
+export function oauthErrorBody(body: ErrorBody): ErrorBody {
+  const oauth = OAUTH_ERRORS[body.code];
+  if (!oauth) return body;
+  return {
+    ...body,
+    statusCode: oauth.status,
+    error: oauth.error,
+    error_description: body.message,
   };
 }
 

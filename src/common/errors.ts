@@ -23,6 +23,8 @@ export const ErrorCode = {
   RateLimited: 'rate_limited',
   /** RFC 6749 §5.2: the client (or resource server) failed to authenticate. */
   InvalidClient: 'invalid_client',
+  /** RFC 6749 §5.2: the token endpoint does not support the grant_type sent. */
+  UnsupportedGrantType: 'unsupported_grant_type',
   InternalError: 'internal_error',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -7,7 +7,13 @@ import {
   Logger,
 } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { codeForStatus, errorBody, type ErrorBody, wwwAuthenticate } from './error-body.js';
+import {
+  codeForStatus,
+  errorBody,
+  type ErrorBody,
+  oauthErrorBody,
+  wwwAuthenticate,
+} from './error-body.js';
 import { AppError, ErrorCode } from './errors.js';
 import { isDatabaseUnavailable, isUnstorableText } from './pg-errors.js';
 import { pathOf } from './request-path.js';
@@ -69,8 +75,9 @@ export function sendError(
   request: FastifyRequest,
   exception: unknown,
   logger: Logger,
+  { oauth = false }: { oauth?: boolean } = {},
 ): void {
-  const body = toErrorBody(exception);
+  const body = oauth ? oauthErrorBody(toErrorBody(exception)) : toErrorBody(exception);
   // The path without its query string, as on the access line (see pathOf).
   const path = pathOf(request.url);
   if (isUnstorableText(exception)) {
@@ -107,7 +114,7 @@ export function sendError(
 
 @Catch()
 export class AllExceptionsFilter implements ExceptionFilter {
-  private readonly logger = new Logger('Exceptions');
+  protected readonly logger = new Logger('Exceptions');
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
@@ -116,6 +123,21 @@ export class AllExceptionsFilter implements ExceptionFilter {
       http.getRequest<FastifyRequest>(),
       exception,
       this.logger,
+    );
+  }
+}
+
+/** For the OAuth endpoints (token, revocation, introspection): errors as RFC 6749 §5.2 has them. */
+@Catch()
+export class OAuthExceptionsFilter extends AllExceptionsFilter {
+  override catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    sendError(
+      http.getResponse<FastifyReply>(),
+      http.getRequest<FastifyRequest>(),
+      exception,
+      this.logger,
+      { oauth: true },
     );
   }
 }

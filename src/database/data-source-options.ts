@@ -5,6 +5,7 @@ import { SessionsAndAudit1764230000000 } from '../../migrations/1764230000000-Se
 import { RevocationFeed1764300000000 } from '../../migrations/1764300000000-RevocationFeed.js';
 import { SigningKeys1764400000000 } from '../../migrations/1764400000000-SigningKeys.js';
 import { SessionGenerations1764500000000 } from '../../migrations/1764500000000-SessionGenerations.js';
+import { SessionClients1764600000000 } from '../../migrations/1764600000000-SessionClients.js';
 import { recordingPgDriver } from './sql.js';
 
 export const MIGRATIONS = [
@@ -13,6 +14,7 @@ export const MIGRATIONS = [
   RevocationFeed1764300000000,
   SigningKeys1764400000000,
   SessionGenerations1764500000000,
+  SessionClients1764600000000,
 ];
 
 /** Longer than statement_timeout, so a live server always answers first. */

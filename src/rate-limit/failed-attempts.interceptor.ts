@@ -21,7 +21,7 @@ import {
   FAILURE_COUNTERS,
   type FailureKind,
   isFailureKind,
-  rateLimitKinds,
+  rateLimitRule,
 } from './rate-limit.kinds.js';
 
 /** The answer that means "wrong password", per kind: only it stays counted. */
@@ -54,7 +54,7 @@ export class FailedAttemptsInterceptor implements NestInterceptor {
   }
 
   async intercept(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
-    const kind = rateLimitKinds(context).find(isFailureKind);
+    const kind = rateLimitRule(context).kinds.find(isFailureKind);
     if (!kind) return next.handle();
     const key = failureKey(kind, context.switchToHttp().getRequest<FastifyRequest>());
     const wait = await this.store.beginAttempt(key, this.schedule);

@@ -7,7 +7,8 @@ import {
   UseInterceptors,
 } from '@nestjs/common';
 import { ApiTooManyRequestsResponse } from '@nestjs/swagger';
-import { SkipThrottle, ThrottlerGuard, type ThrottlerLimitDetail } from '@nestjs/throttler';
+import type { FastifyRequest } from 'fastify';
+import { ThrottlerGuard, type ThrottlerLimitDetail } from '@nestjs/throttler';
 import { ErrorResponseDto } from '../common/error-response.dto.js';
 import { RateLimitedError } from '../common/errors.js';
 import { FailedAttemptsInterceptor } from './failed-attempts.interceptor.js';
@@ -15,6 +16,8 @@ import {
   isFailureKind,
   RATE_LIMITS,
   type RateLimitKind,
+  type RateLimitMetadata,
+  type RateLimitRule,
   THROTTLER_KINDS,
 } from './rate-limit.kinds.js';
 
@@ -44,18 +47,27 @@ export class RateLimitGuard extends ThrottlerGuard {
  * with this decorator are throttled: the guard is not global.
  */
 export function RateLimited(...kinds: RateLimitKind[]) {
-  const throttled = THROTTLER_KINDS.filter((kind) => kinds.includes(kind));
+  return rateLimitDecorators({ kinds }, kinds);
+}
+
+/**
+ * RateLimited by a rule: one that names its `ip` bucket (shared by routes
+ * that do the same thing), or, for one URL that serves several operations
+ * (the OAuth token endpoint's grants), a function that picks each request's
+ * rule, among `kinds`.
+ */
+export function RateLimitedBy(
+  kinds: readonly RateLimitKind[],
+  rule: RateLimitRule | ((request: FastifyRequest) => RateLimitRule),
+) {
+  return rateLimitDecorators(rule as RateLimitMetadata, kinds);
+}
+
+function rateLimitDecorators(metadata: RateLimitMetadata, kinds: readonly RateLimitKind[]) {
   return applyDecorators(
-    SetMetadata(RATE_LIMITS, kinds),
-    // The throttler guard applies every registered throttler unless a route skips it.
-    ...(throttled.length > 0
-      ? [
-          SkipThrottle(
-            Object.fromEntries(THROTTLER_KINDS.map((kind) => [kind, !throttled.includes(kind)])),
-          ),
-          UseGuards(RateLimitGuard),
-        ]
-      : []),
+    SetMetadata(RATE_LIMITS, metadata),
+    // Each throttler skips the requests whose rule does not name it (RateLimitModule).
+    ...(THROTTLER_KINDS.some((kind) => kinds.includes(kind)) ? [UseGuards(RateLimitGuard)] : []),
     // Only where a failure is counted: refresh, a hot path, gets no interceptor layer.
     ...(kinds.some(isFailureKind) ? [UseInterceptors(FailedAttemptsInterceptor)] : []),
     ApiTooManyRequestsResponse({

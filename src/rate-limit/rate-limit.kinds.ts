@@ -27,13 +27,30 @@ export const isFailureKind = (kind: RateLimitKind): kind is FailureKind =>
 export const RATE_LIMITS = 'lineage:rate-limits';
 export const FAILURE_COUNTERS = Symbol('FAILURE_COUNTERS');
 
-export function rateLimitKinds(context: ExecutionContext): RateLimitKind[] {
-  return (
-    (Reflect.getMetadata(RATE_LIMITS, context.getHandler()) as RateLimitKind[] | undefined) ?? []
-  );
+/** The limits one request is under. */
+export interface RateLimitRule {
+  kinds: readonly RateLimitKind[];
+  /**
+   * Whose `ip` budget it spends: by default its route's own
+   * ("Controller.handler"). Two routes that do the same thing name one
+   * bucket, so a client cannot double its budget by alternating them.
+   */
+  bucket?: string;
 }
 
-/** Where a request came from, as a label for its counters ("Controller.handler"). */
-export function routeOf(context: ExecutionContext): string {
-  return `${context.getClass().name}.${context.getHandler().name}`;
+/** A route's rule, or how to pick it from the request (one URL serving several operations). */
+export type RateLimitMetadata = RateLimitRule | ((request: unknown) => RateLimitRule);
+
+const NO_LIMITS: RateLimitRule = { kinds: [] };
+
+export function rateLimitRule(context: ExecutionContext): RateLimitRule {
+  const metadata = Reflect.getMetadata(RATE_LIMITS, context.getHandler()) as
+    RateLimitMetadata | undefined;
+  if (metadata === undefined) return NO_LIMITS;
+  return typeof metadata === 'function' ? metadata(context.switchToHttp().getRequest()) : metadata;
+}
+
+/** Whose `ip` budget a request spends (see RateLimitRule.bucket). */
+export function bucketOf(context: ExecutionContext): string {
+  return rateLimitRule(context).bucket ?? `${context.getClass().name}.${context.getHandler().name}`;
 }

@@ -17,7 +17,12 @@ import {
   MemoryFailureCounters,
   RedisFailureCounters,
 } from './failure-counters.js';
-import { FAILURE_COUNTERS, routeOf, type ThrottlerKind } from './rate-limit.kinds.js';
+import {
+  bucketOf,
+  FAILURE_COUNTERS,
+  rateLimitRule,
+  type ThrottlerKind,
+} from './rate-limit.kinds.js';
 import { RateLimitStorage } from './rate-limit.storage.js';
 
 /** The `ip` and `refresh` throttlers: a budget per window, counted per client address. */
@@ -30,7 +35,7 @@ function throttlerOptions(config: RateLimitConfig): ThrottlerModuleOptions {
     ip: {
       ...window,
       limit: config.perIp,
-      generateKey: (context, address) => `ip:${routeOf(context)}:${address}`,
+      generateKey: (context, address) => `ip:${bucketOf(context)}:${address}`,
     },
     refresh: {
       ...window,
@@ -39,7 +44,12 @@ function throttlerOptions(config: RateLimitConfig): ThrottlerModuleOptions {
     },
   };
   return {
-    throttlers: Object.entries(named).map(([name, options]) => ({ name, ...options })),
+    // Only the throttlers the request's rule names count it (see RateLimited).
+    throttlers: Object.entries(named).map(([name, options]) => ({
+      name,
+      ...options,
+      skipIf: (context) => !rateLimitRule(context).kinds.includes(name as ThrottlerKind),
+    })),
     // What Fastify reports, which believes X-Forwarded-For only from
     // TRUST_PROXY, counted as rateLimitAddress says (an IPv6 client by its
     // /64). Unusable forwarded addresses share one counter rather than each

@@ -134,15 +134,59 @@ const STEP_MS = 15_000;
       const listed = await execute(todos);
       expect(listed.status).toBe('200');
       expect(JSON.parse(listed.body)).toEqual([]);
-      // The request Swagger UI shows it sent carried the pasted token.
-      await expect(todos.locator('.curl-command').innerText()).resolves.toContain(
-        `Authorization: Bearer ${access_token}`,
-      );
+      // The request Swagger UI shows it sent went to the document's server
+      // (PUBLIC_URL, this app's origin) and carried the pasted token.
+      const sent = await todos.locator('.curl-command').innerText();
+      expect(sent).toContain(`'${baseUrl}/todos?`);
+      expect(sent).toContain(`Authorization: Bearer ${access_token}`);
 
       // The strict CSP let everything the UI needs run: no blocked script or style.
       expect(pageProblems).toEqual([]);
     } catch (error) {
       await screenshotOnFailure(error);
+    }
+  }, 90_000);
+
+  it('authorizes through the OAuth 2 password flow and lists todos with 200', async () => {
+    const { username } = await register(t);
+    // A fresh page: the first test's persisted authorization must not carry over.
+    const context = await browser.newContext();
+    const fresh = await context.newPage();
+    fresh.setDefaultTimeout(STEP_MS);
+    page = fresh;
+    try {
+      await page.goto(`${baseUrl}/docs`);
+      await operation('get', '/todos').waitFor();
+
+      await page.locator('.auth-wrapper button.authorize').click();
+      const modal = page.locator('.modal-ux');
+      const oauthForm = modal.locator('.auth-container', {
+        has: page.getByRole('heading', { name: /^oauth2 \(OAuth2, password\)/ }),
+      });
+      await oauthForm.locator('#oauth_username').fill(username);
+      await oauthForm.locator('#oauth_password').fill(PASSWORD);
+      // Prefilled by the page (initOAuth): the client the dialog logs in as.
+      await expect(oauthForm.locator('input[data-name="clientId"]').inputValue()).resolves.toBe(
+        'swagger-ui',
+      );
+      await oauthForm.getByRole('button', { name: 'Apply given OAuth2 credentials' }).click();
+      // Authorized: the form now offers "Logout" instead of its inputs.
+      await oauthForm.getByRole('button', { name: 'Remove authorization' }).waitFor();
+      await modal.getByRole('button', { name: 'Close' }).first().click();
+      await modal.waitFor({ state: 'detached' });
+
+      const todos = await tryOut('get', '/todos');
+      const listed = await execute(todos);
+      expect(listed.status).toBe('200');
+      expect(JSON.parse(listed.body)).toEqual([]);
+      await expect(todos.locator('.curl-command').innerText()).resolves.toMatch(
+        /Authorization: Bearer eyJ/,
+      );
+      expect(pageProblems).toEqual([]);
+    } catch (error) {
+      await screenshotOnFailure(error);
+    } finally {
+      await context.close();
     }
   }, 90_000);
 });

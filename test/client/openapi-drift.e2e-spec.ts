@@ -23,7 +23,8 @@ async function run(bin: string, args: string[], input?: string): Promise<string>
  * the API: a route or DTO change without `npm run client:generate` fails here.
  */
 describe('client SDK: OpenAPI document and generated types do not drift (e2e)', () => {
-  const t = useTestApp();
+  // The PUBLIC_URL client/scripts/write-openapi.mjs generates the document with (its `servers`).
+  const t = useTestApp({ PUBLIC_URL: 'https://lineage.example' });
 
   it('the document the app serves at /docs-json is the committed client/openapi.json', async () => {
     const served = (await t.http().get('/docs-json').expect(200)).body as unknown;

@@ -76,6 +76,7 @@ describe('session revocation feed (integration, PostgreSQL LISTEN/NOTIFY)', () =
         absoluteExpiresAt: new Date(now.getTime() + 30 * DAY_MS),
         userAgent: null,
         ip: null,
+        clientId: null,
       }),
     );
     return sessionId;

@@ -95,6 +95,7 @@ describe('session store (integration, PostgreSQL)', () => {
         absoluteExpiresAt,
         userAgent: 'session-store-spec',
         ip: '127.0.0.1',
+        clientId: null,
       }),
     );
     return made;
@@ -408,6 +409,7 @@ describe('session store (integration, PostgreSQL)', () => {
             absoluteExpiresAt: new Date(now.getTime() + DAY_MS),
             userAgent: null,
             ip: null,
+            clientId: null,
           });
           // Inside the transaction the row exists ...
           const inside = await manager.query<unknown[]>('SELECT 1 FROM sessions WHERE id = $1', [
@@ -661,6 +663,7 @@ describe('session store (integration, PostgreSQL)', () => {
         expiresAt: new Date(first.now.getTime() + 7 * DAY_MS),
         userAgent: 'session-store-spec',
         ip: '127.0.0.1',
+        clientId: null,
       });
       // From the instant of its expiry a session is no longer live.
       const expiry = new Date(shortLived.now.getTime() + 60 * 60_000);

@@ -179,15 +179,24 @@ describe('published signing keys and rotation (e2e, two processes)', () => {
     expect(documents[1]).toEqual(documents[0]);
     expect(documents[0]).toEqual({
       issuer: publicUrl,
+      token_endpoint: `${publicUrl}/oauth/token`,
+      grant_types_supported: ['password', 'refresh_token'],
+      token_endpoint_auth_methods_supported: ['none'],
+      revocation_endpoint: `${publicUrl}/auth/revoke`,
+      revocation_endpoint_auth_methods_supported: ['none'],
+      introspection_endpoint: `${publicUrl}/oauth/introspect`,
+      introspection_endpoint_auth_methods_supported: ['client_secret_basic'],
       jwks_uri: `${publicUrl}/.well-known/jwks.json`,
       response_types_supported: [],
       access_token_signing_alg_values_supported: ['ES256'],
-      registration_endpoint: `${publicUrl}/auth/register`,
-      login_endpoint: `${publicUrl}/auth/login`,
-      refresh_endpoint: `${publicUrl}/auth/refresh`,
-      logout_endpoint: `${publicUrl}/auth/logout`,
-      revocation_endpoint: `${publicUrl}/auth/revoke`,
+      service_documentation: `${publicUrl}/docs`,
+      lineage_signup_endpoint: `${publicUrl}/auth/register`,
+      lineage_login_endpoint: `${publicUrl}/auth/login`,
+      lineage_refresh_endpoint: `${publicUrl}/auth/refresh`,
+      lineage_logout_endpoint: `${publicUrl}/auth/logout`,
     });
+    // RFC 8414 keeps `registration_endpoint` for RFC 7591 client registration.
+    expect(documents[0]).not.toHaveProperty('registration_endpoint');
     // No secret material: only public JWK members.
     expect(JSON.stringify(keys)).not.toMatch(/"d"|private/i);
   });

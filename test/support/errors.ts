@@ -12,6 +12,8 @@ export interface ErrorBody {
   error: string;
   code: string;
   message: string;
+  /** The OAuth endpoints' RFC 6749 §5.2 member: the message again. */
+  error_description?: string;
   details?: { field: string; messages: string[] }[];
 }
 
@@ -50,7 +52,16 @@ export function expectErrorBody(res: ErrorResponse): ErrorBody {
   expect(res.headers['content-type']).toMatch(/^application\/json/);
   const body = res.body as Record<string, unknown>;
   const keys = Object.keys(body).filter((key) => key !== 'details');
-  expect(keys.sort()).toEqual(['code', 'error', 'message', 'statusCode']);
+  if ('error_description' in body) {
+    // An OAuth endpoint's error (RFC 6749 §5.2): the same shape, plus the OAuth members.
+    expect(keys.sort()).toEqual(['code', 'error', 'error_description', 'message', 'statusCode']);
+    expect(body.error).toMatch(
+      /^(invalid_request|invalid_client|invalid_grant|unsupported_grant_type)$/,
+    );
+    expect(body.error_description).toBe(body.message);
+  } else {
+    expect(keys.sort()).toEqual(['code', 'error', 'message', 'statusCode']);
+  }
   expect(body.statusCode).toBe(res.status);
   expect(typeof body.code).toBe('string');
   expect(typeof body.error).toBe('string');
@@ -62,8 +73,7 @@ export function expectErrorBody(res: ErrorResponse): ErrorBody {
   expect(body).not.toHaveProperty('stack');
   expect(res.headers['cache-control']).toBe('no-store');
   if (res.status === 401 && body.code === 'invalid_client') {
-    // RFC 6749 §5.2: a client (or resource server) that failed to authenticate
-    // is challenged with the scheme it authenticates with.
+    // RFC 6749 §5.2: a client that failed to authenticate is challenged to use Basic.
     expect(res.headers['www-authenticate']).toBe('Basic realm="lineage"');
   } else if (res.status === 401) {
     const challenge = res.headers['www-authenticate'];

@@ -1,4 +1,3 @@
-import type { AddressInfo } from 'node:net';
 import type { LoggerService, LogLevel } from '@nestjs/common';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 import passport from 'passport';
@@ -12,6 +11,7 @@ import {
   RefreshTokenStrategy,
 } from '../../src/auth/http/refresh-token.strategy.js';
 import { buildConfig } from '../../src/config/environment.js';
+import { freePort } from './app-process.js';
 import { TEST_SECRETS } from './secrets.js';
 
 export interface TestApp {
@@ -35,7 +35,7 @@ export interface UseTestAppOptions extends TestAppOptions {
   /** Nest's logger (errors only by default); ignored when `pino` is given. */
   logger?: LoggerService | LogLevel[];
   /**
-   * Also listen on an ephemeral loopback port, for clients that speak real
+   * Also listen on a free loopback port, for clients that speak real
    * HTTP (the SDK through fetch, a browser): the handle's `baseUrl`.
    */
   listen?: boolean;
@@ -126,11 +126,18 @@ export function useTestApp(
     return current;
   };
   beforeAll(async () => {
-    current = await startTestApp(env, options.logger, options);
-    if (options.listen) {
-      await current.app.listen({ port: 0, host: '127.0.0.1' });
-      const { port } = current.app.getHttpServer().address() as AddressInfo;
-      baseUrl = `http://127.0.0.1:${port}`;
+    // A listening app's own origin is its PUBLIC_URL, as in a deployment: the
+    // OpenAPI document's `servers`, where Swagger UI sends its requests.
+    const port = options.listen ? await freePort() : undefined;
+    const origin = port === undefined ? undefined : `http://127.0.0.1:${port}`;
+    current = await startTestApp(
+      origin === undefined ? env : { PUBLIC_URL: origin, ...env },
+      options.logger,
+      options,
+    );
+    if (port !== undefined) {
+      await current.app.listen({ port, host: '127.0.0.1' });
+      baseUrl = origin;
     }
   });
   afterAll(async () => {

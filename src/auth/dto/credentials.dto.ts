@@ -58,12 +58,15 @@ export class CredentialsDto {
   password!: string;
 }
 
+/** The longest username a login takes (registration's rule is stricter). */
+export const USERNAME_INPUT_MAX = 64;
+
 /** Login checks credentials against what is stored; it does not re-apply registration rules. */
 export class LoginDto {
   @ApiProperty({ example: 'testuser' })
   @IsString()
   @MinLength(1)
-  @MaxLength(64)
+  @MaxLength(USERNAME_INPUT_MAX)
   username!: string;
 
   @ApiProperty({ example: 'testpass123' })

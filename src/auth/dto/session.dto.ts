@@ -26,6 +26,15 @@ export class SessionDto {
   @ApiProperty({ nullable: true, type: String })
   ip!: string | null;
 
+  @ApiProperty({
+    nullable: true,
+    type: String,
+    description:
+      'The OAuth client (`client_id`) that started the session at POST /oauth/token; null for ' +
+      'sessions started on the JSON routes (/auth/login, /auth/register)',
+  })
+  client_id!: string | null;
+
   @ApiProperty({ description: 'True for the session of the access token making this request' })
   current!: boolean;
 
@@ -37,6 +46,7 @@ export class SessionDto {
       expires_at: session.expiresAt.toISOString(),
       user_agent: session.userAgent,
       ip: session.ip,
+      client_id: session.clientId,
       current: session.id === currentId,
     };
   }

@@ -69,7 +69,7 @@ export class SessionRefresh {
       };
       if (claims.gen !== null) {
         const rotated = await this.store.rotate(rotation, Buffer.from(claims.jti, 'base64url'));
-        if (rotated) return this.rotatedResponse(rotation, rotated, now);
+        if (rotated) return this.rotatedResponse(rotation, rotated, claims, now);
       }
       const state = await this.store.findForRotation(claims.sid);
       // A token we signed whose row is gone: its account was deleted, or its
@@ -104,7 +104,7 @@ export class SessionRefresh {
         // v2 token only gets here when the row moved between the statements.
         if (claims.gen !== null) return null;
         const rotated = await this.store.rotateLegacy(rotation, hashToken(token));
-        return rotated && this.rotatedResponse(rotation, rotated, now);
+        return rotated && this.rotatedResponse(rotation, rotated, claims, now);
       }
       case 'reissue':
         return this.reissue(claims, state!, client, now);
@@ -193,6 +193,8 @@ export class SessionRefresh {
             jti: generationJti(state.tokenSalt, generation),
             issuedAt: state.rotatedAt,
             expiresAt: state.expiresAt,
+            // A session's client never changes: the parent names the child's.
+            clientId: claims.client_id ?? null,
           });
     const sameClient = client.ip === state.ip && client.userAgent === state.userAgent;
     const reissued = await this.transactions.run(async (manager) => {
@@ -211,10 +213,23 @@ export class SessionRefresh {
     });
     if (!reissued) return null;
     this.metrics.refresh(OUTCOME_EFFECTS.reissue.metric);
-    return this.tokens.response(claims.sub, claims.sid, refreshToken, state.expiresAt, now);
+    return this.tokens.response(
+      claims.sub,
+      claims.sid,
+      refreshToken,
+      state.expiresAt,
+      now,
+      claims.client_id ?? null,
+    );
   }
 
-  private rotatedResponse(rotation: Rotation, rotated: Rotated, now: Date): TokenResponseDto {
+  private rotatedResponse(
+    rotation: Rotation,
+    rotated: Rotated,
+    claims: RefreshTokenClaims,
+    now: Date,
+  ): TokenResponseDto {
+    const clientId = claims.client_id ?? null;
     const refreshToken = this.tokens.signRefreshToken({
       userId: rotation.userId,
       sessionId: rotation.sessionId,
@@ -222,6 +237,7 @@ export class SessionRefresh {
       jti: rotated.jti.toString('base64url'),
       issuedAt: rotation.issuedAt,
       expiresAt: rotated.expiresAt,
+      clientId,
     });
     this.metrics.refresh(OUTCOME_EFFECTS.rotate.metric);
     return this.tokens.response(
@@ -230,6 +246,7 @@ export class SessionRefresh {
       refreshToken,
       rotated.expiresAt,
       now,
+      clientId,
     );
   }
 }
@@ -240,7 +257,7 @@ export class SessionRefresh {
  * that is not the digest of the session's salt and that generation: the
  * refresh key alone cannot make a token a session accepts).
  */
-function presentedGeneration(
+export function presentedGeneration(
   state: RotationState,
   { claims, token }: PresentedRefreshToken,
 ): number | 'foreign' {

@@ -83,6 +83,13 @@ export class Session {
   ip!: string | null;
 
   /**
+   * The OAuth client that started the session at the token endpoint (its
+   * `client_id`, also in its tokens); null for Lineage's own JSON routes.
+   */
+  @Column({ name: 'client_id', type: 'varchar', length: 64, nullable: true })
+  clientId!: string | null;
+
+  /**
    * A session from before token store v2: its generation 0 is the v1 refresh
    * token the client held at the upgrade (its jti, and its SHA-256), and
    * `legacy_parent_hash` the v1 token that one was rotated from.

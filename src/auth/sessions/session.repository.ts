@@ -14,6 +14,7 @@ export interface NewSession {
   absoluteExpiresAt: Date;
   userAgent: string | null;
   ip: string | null;
+  clientId: string | null;
 }
 
 /** The session row as the access guard needs it. */
@@ -30,6 +31,7 @@ export interface LiveSession {
   expiresAt: Date;
   userAgent: string | null;
   ip: string | null;
+  clientId: string | null;
 }
 
 /** What the rotation rule needs to judge a presented token (rotation.rules.ts). */
@@ -91,8 +93,8 @@ export class SessionRepository {
       manager,
       `INSERT INTO sessions
               (id, user_id, created_at, absolute_expires_at, token_salt, rotated_at,
-               last_used_at, expires_at, generation, user_agent, ip)
-       VALUES ($1, $2, $3, $4, $5, $6, $3, $7, 0, $8, $9)`,
+               last_used_at, expires_at, generation, user_agent, ip, client_id)
+       VALUES ($1, $2, $3, $4, $5, $6, $3, $7, 0, $8, $9, $10)`,
       [
         session.sessionId,
         session.userId,
@@ -103,6 +105,7 @@ export class SessionRepository {
         session.first.expiresAt,
         session.userAgent,
         session.ip,
+        session.clientId,
       ],
     );
   }
@@ -303,9 +306,10 @@ export class SessionRepository {
       expires_at: Date;
       user_agent: string | null;
       ip: string | null;
+      client_id: string | null;
     }>(
       this.dataSource.manager,
-      `SELECT id, created_at, last_used_at, expires_at, user_agent, ip
+      `SELECT id, created_at, last_used_at, expires_at, user_agent, ip, client_id
          FROM sessions
         WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
         ORDER BY last_used_at DESC, created_at DESC, id DESC`,
@@ -318,6 +322,7 @@ export class SessionRepository {
       expiresAt: r.expires_at,
       userAgent: r.user_agent,
       ip: r.ip,
+      clientId: r.client_id,
     }));
   }
 

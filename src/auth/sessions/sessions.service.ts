@@ -92,6 +92,7 @@ export class SessionsService {
       absoluteExpiresAt,
       userAgent: client.userAgent,
       ip: client.ip,
+      clientId: client.clientId ?? null,
     });
     const refreshToken = this.tokens.signRefreshToken({
       userId,
@@ -99,6 +100,7 @@ export class SessionsService {
       generation: 0,
       jti: generationJti(tokenSalt, 0),
       ...first,
+      clientId: client.clientId ?? null,
     });
     await this.audit.record(
       [...this.revocationEvents(userId, evicted, 'evicted'), { type: event, userId, sessionId }],
@@ -106,7 +108,14 @@ export class SessionsService {
       now,
       manager,
     );
-    return this.tokens.response(userId, sessionId, refreshToken, first.expiresAt, now);
+    return this.tokens.response(
+      userId,
+      sessionId,
+      refreshToken,
+      first.expiresAt,
+      now,
+      client.clientId ?? null,
+    );
   }
 
   /**

@@ -35,43 +35,79 @@ class JwksDto {
   keys!: JwkDto[];
 }
 
+const url = (path: string) => `http://localhost:8000${path}`;
+
+/** RFC 8414 §2 authorization server metadata, with Lineage's own routes under `lineage_` names. */
 class MetadataDto {
-  @ApiProperty({ example: 'http://localhost:8000', description: 'The `iss` of every token' })
+  @ApiProperty({ example: url(''), description: 'The `iss` of every token' })
   issuer!: string;
 
-  @ApiProperty({ example: 'http://localhost:8000/.well-known/jwks.json' })
+  @ApiProperty({ example: url('/oauth/token') })
+  token_endpoint!: string;
+
+  @ApiProperty({ type: [String], example: ['password', 'refresh_token'] })
+  grant_types_supported!: string[];
+
+  @ApiProperty({
+    type: [String],
+    example: ['none'],
+    description: 'Public clients only: a listed `client_id`, no secret',
+  })
+  token_endpoint_auth_methods_supported!: string[];
+
+  @ApiProperty({ example: url('/auth/revoke'), description: 'RFC 7009' })
+  revocation_endpoint!: string;
+
+  @ApiProperty({ type: [String], example: ['none'] })
+  revocation_endpoint_auth_methods_supported!: string[];
+
+  @ApiProperty({ example: url('/oauth/introspect'), description: 'RFC 7662' })
+  introspection_endpoint!: string;
+
+  @ApiProperty({
+    type: [String],
+    example: ['client_secret_basic'],
+    description: 'Resource servers listed in RESOURCE_SERVERS',
+  })
+  introspection_endpoint_auth_methods_supported!: string[];
+
+  @ApiProperty({ example: url('/.well-known/jwks.json') })
   jwks_uri!: string;
 
   @ApiProperty({
     type: [String],
     example: [],
-    description: 'None: there is no OAuth authorization endpoint',
+    description: 'Required by RFC 8414; empty, since there is no authorization endpoint',
   })
   response_types_supported!: string[];
 
-  @ApiProperty({ type: [String], example: [SIGNING_ALG] })
+  @ApiProperty({
+    type: [String],
+    example: [SIGNING_ALG],
+    description: 'How access tokens are signed (verify them with jwks_uri)',
+  })
   access_token_signing_alg_values_supported!: string[];
 
-  @ApiProperty({ example: 'http://localhost:8000/auth/register' })
-  registration_endpoint!: string;
+  @ApiProperty({ example: url('/docs') })
+  service_documentation!: string;
 
-  @ApiProperty({ example: 'http://localhost:8000/auth/login' })
-  login_endpoint!: string;
+  @ApiProperty({ example: url('/auth/register'), description: 'Lineage: create an account (JSON)' })
+  lineage_signup_endpoint!: string;
 
-  @ApiProperty({ example: 'http://localhost:8000/auth/refresh' })
-  refresh_endpoint!: string;
+  @ApiProperty({ example: url('/auth/login'), description: 'Lineage: log in (JSON)' })
+  lineage_login_endpoint!: string;
 
-  @ApiProperty({ example: 'http://localhost:8000/auth/logout' })
-  logout_endpoint!: string;
+  @ApiProperty({ example: url('/auth/refresh'), description: 'Lineage: refresh (JSON or cookie)' })
+  lineage_refresh_endpoint!: string;
 
-  @ApiProperty({ example: 'http://localhost:8000/auth/revoke' })
-  revocation_endpoint!: string;
+  @ApiProperty({ example: url('/auth/logout'), description: 'Lineage: end the bearer’s session' })
+  lineage_logout_endpoint!: string;
 }
 
 /**
  * What another service needs to verify Lineage's access tokens by itself:
  * the public keys (RFC 7517 JWK Set) and metadata naming the issuer, the key
- * set and the token endpoints, in the RFC 8414 format.
+ * set and the OAuth endpoints (RFC 8414).
  */
 @ApiTags('discovery')
 @Public()
@@ -86,18 +122,26 @@ export class WellKnownController {
     const base = config.get('publicUrl', { infer: true });
     this.metadata = {
       issuer: config.get('auth', { infer: true }).issuer,
+      token_endpoint: `${base}/oauth/token`,
+      grant_types_supported: ['password', 'refresh_token'],
+      // Every client is public (RFC 6749 §2.1); see OAuthClients.
+      token_endpoint_auth_methods_supported: ['none'],
+      revocation_endpoint: `${base}/auth/revoke`,
+      // Holding the token entitles a caller to revoke it (see POST /auth/revoke).
+      revocation_endpoint_auth_methods_supported: ['none'],
+      introspection_endpoint: `${base}/oauth/introspect`,
+      introspection_endpoint_auth_methods_supported: ['client_secret_basic'],
       jwks_uri: `${base}/.well-known/jwks.json`,
-      // RFC 8414 requires the member; this service has no authorization endpoint.
+      // RFC 8414 requires the member. There is no authorization endpoint,
+      // hence no response type; no `registration_endpoint` either, a name
+      // RFC 8414 keeps for RFC 7591 client registration, which this is not.
       response_types_supported: [],
       access_token_signing_alg_values_supported: [SIGNING_ALG],
-      // Lineage's own JSON endpoints. Deliberately not `token_endpoint`: an
-      // OAuth client would post form-encoded grants there, which they do not take.
-      registration_endpoint: `${base}/auth/register`,
-      login_endpoint: `${base}/auth/login`,
-      refresh_endpoint: `${base}/auth/refresh`,
-      logout_endpoint: `${base}/auth/logout`,
-      // RFC 7009 semantics, JSON body.
-      revocation_endpoint: `${base}/auth/revoke`,
+      service_documentation: `${base}/docs`,
+      lineage_signup_endpoint: `${base}/auth/register`,
+      lineage_login_endpoint: `${base}/auth/login`,
+      lineage_refresh_endpoint: `${base}/auth/refresh`,
+      lineage_logout_endpoint: `${base}/auth/logout`,
     };
   }
 

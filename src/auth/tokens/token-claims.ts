@@ -26,6 +26,11 @@ export interface TokenClaims {
   exp: number;
   iss: string;
   aud: string;
+  /**
+   * The OAuth client the session was started by (RFC 9068 §2.2); absent for
+   * sessions of Lineage's own JSON routes.
+   */
+  client_id?: string;
 }
 
 export interface DecodedJwt {
@@ -77,13 +82,18 @@ function readShared(
   }
   const p = decoded.payload as Partial<Record<keyof TokenClaims, unknown>> | null;
   if (typeof p !== 'object' || p === null) return undefined;
-  const { sub, sid, jti, iat, exp, iss, aud } = p;
+  const { sub, sid, jti, iat, exp, iss, aud, client_id: clientId } = p;
   if (typeof sub !== 'string' || !UUID.test(sub)) return undefined;
   if (typeof sid !== 'string' || !UUID.test(sid)) return undefined;
   if (typeof jti !== 'string' || !jtiValid(jti)) return undefined;
   if (!Number.isSafeInteger(iat) || !Number.isSafeInteger(exp)) return undefined;
   if (typeof iss !== 'string' || typeof aud !== 'string') return undefined;
-  return { sub, sid, jti, iat: iat as number, exp: exp as number, iss, aud };
+  if (clientId !== undefined && (typeof clientId !== 'string' || clientId.length > 64)) {
+    return undefined;
+  }
+  const claims: TokenClaims = { sub, sid, jti, iat: iat as number, exp: exp as number, iss, aud };
+  if (clientId !== undefined) claims.client_id = clientId;
+  return claims;
 }
 
 /**

@@ -66,6 +66,7 @@ describe('TokenService', () => {
       generation: 3,
       jti: generationJti(salt, 3),
       ...tokens.refreshLifetime(now, tokens.absoluteExpiry(now)),
+      clientId: null,
     };
     const first = tokens.signRefreshToken(spec);
     const again = {
@@ -75,6 +76,29 @@ describe('TokenService', () => {
     };
     expect(service().signRefreshToken(again)).toBe(first);
     expect(tokens.verifyRefreshTokenIgnoringExpiry(first)).toMatchObject({ gen: 3, jti: spec.jti });
+  });
+
+  it('names the OAuth client in both tokens when the session has one, and only then', () => {
+    const tokens = service();
+    const salt = newTokenSalt();
+    const spec = {
+      userId: USER,
+      sessionId: SESSION,
+      generation: 0,
+      jti: generationJti(salt, 0),
+      ...tokens.refreshLifetime(now),
+    };
+    const withClient = tokens.signRefreshToken({ ...spec, clientId: 'web-app' });
+    const without = tokens.signRefreshToken({ ...spec, clientId: null });
+    expect(tokens.verifyRefreshTokenIgnoringExpiry(withClient)?.client_id).toBe('web-app');
+    expect(tokens.verifyRefreshTokenIgnoringExpiry(without)).not.toHaveProperty('client_id');
+    const response = tokens.response(USER, SESSION, withClient, spec.expiresAt, now, 'web-app');
+    expect(jsonwebtoken.decode(response.access_token)).toMatchObject({ client_id: 'web-app' });
+    expect(
+      jsonwebtoken.decode(
+        tokens.response(USER, SESSION, without, spec.expiresAt, now).access_token,
+      ),
+    ).not.toHaveProperty('client_id');
   });
 
   it('derives each generation its own jti from the salt, and no two salts agree', () => {
@@ -119,6 +143,7 @@ describe('TokenService', () => {
       generation: 0,
       jti: generationJti(newTokenSalt(), 0),
       ...tokens.refreshLifetime(new Date(), tokens.absoluteExpiry(new Date())),
+      clientId: null,
     });
     expect(jsonwebtoken.decode(refresh, { complete: true })?.header).toEqual({
       alg: 'HS256',

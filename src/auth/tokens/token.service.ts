@@ -32,6 +32,8 @@ export interface RefreshTokenSpec {
   jti: string;
   issuedAt: Date;
   expiresAt: Date;
+  /** The session's OAuth client, if it has one. */
+  clientId: string | null;
 }
 
 /** A v1 refresh token (from before token store v2): a UUID jti and no generation. */
@@ -105,7 +107,13 @@ export class TokenService {
    * guard can then skip the expiry check of the session and only ask whether
    * it was ended early (see SessionRevocations).
    */
-  signAccessToken(userId: string, sessionId: string, now: Date, sessionEnd: Date): SignedToken {
+  signAccessToken(
+    userId: string,
+    sessionId: string,
+    now: Date,
+    sessionEnd: Date,
+    clientId: string | null = null,
+  ): SignedToken {
     const iat = toEpochSeconds(now);
     const claims: TokenClaims = {
       sub: userId,
@@ -115,6 +123,7 @@ export class TokenService {
       exp: Math.min(iat + this.auth.accessTokenTtl, toEpochSeconds(sessionEnd)),
       iss: this.auth.issuer,
       aud: this.auth.audience,
+      ...(clientId === null ? {} : { client_id: clientId }),
     };
     const signer = this.signingKeys.signer(now.getTime());
     if (!signer) throw new Error('No signing key is available');
@@ -140,6 +149,9 @@ export class TokenService {
       exp: toEpochSeconds(spec.expiresAt),
       iss: this.auth.issuer,
       aud: this.auth.audience,
+      // Last, and only when set: a session without a client keeps the bytes
+      // its tokens had before clients were recorded.
+      ...(spec.clientId === null ? {} : { client_id: spec.clientId }),
     });
   }
 
@@ -186,12 +198,29 @@ export class TokenService {
     });
   }
 
+  /**
+   * Verifies an access token completely, its expiry against `now`, for
+   * RFC 7662 introspection. Whether its session is still live is the
+   * caller's question (SessionLiveness), as it is the access guard's.
+   */
+  async verifyAccessTokenAt(token: string, now: Date): Promise<TokenClaims | undefined> {
+    const kid = keyIdOf(token);
+    const publicKey = kid ? await this.signingKeys.resolveVerificationKey(kid) : undefined;
+    if (!publicKey) return undefined;
+    return this.verifyIgnoringExpiry(this.accessJwt, token, accessClaims, {
+      algorithms: [ACCESS_TOKEN_ALG],
+      publicKey,
+      expiryGrace: 0,
+      now,
+    });
+  }
+
   /** Verifies everything but expiry, or expiry too within `expiryGrace` seconds when given. */
   private verifyIgnoringExpiry<T extends TokenClaims>(
     jwt: JwtService,
     token: string,
     read: (decoded: DecodedJwt) => T | undefined,
-    options: { algorithms: [string]; publicKey?: KeyObject; expiryGrace?: number },
+    options: { algorithms: [string]; publicKey?: KeyObject; expiryGrace?: number; now?: Date },
   ): T | undefined {
     try {
       const decoded = jwt.verify<DecodedJwt>(token, {
@@ -203,6 +232,7 @@ export class TokenService {
         ...(options.expiryGrace === undefined
           ? { ignoreExpiration: true }
           : { clockTolerance: options.expiryGrace }),
+        ...(options.now ? { clockTimestamp: toEpochSeconds(options.now) } : {}),
       });
       return read(decoded);
     } catch {
@@ -236,8 +266,9 @@ export class TokenService {
     refreshToken: string,
     refreshExpiresAt: Date,
     now: Date,
+    clientId: string | null = null,
   ): TokenResponseDto {
-    const access = this.signAccessToken(userId, sessionId, now, refreshExpiresAt);
+    const access = this.signAccessToken(userId, sessionId, now, refreshExpiresAt, clientId);
     return {
       access_token: access.token,
       token_type: 'Bearer',
