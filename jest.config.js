@@ -42,7 +42,12 @@ export default {
   coverageDirectory: '<rootDir>/coverage',
   coverageReporters: ['text-summary'],
   projects: [
-    { ...shared, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.spec.ts'] },
+    {
+      ...shared,
+      displayName: 'unit',
+      // The SDK's pure logic too: client/src is built on its own, without test files.
+      testMatch: ['<rootDir>/src/**/*.spec.ts', '<rootDir>/test/client/**/*.spec.ts'],
+    },
     {
       ...shared,
       displayName: 'integration',

@@ -100,6 +100,9 @@ export function buildOpenApiDocument(
   return declarePublicOperations(SwaggerModule.createDocument(app, config));
 }
 
+const isEventStream = (contentType: unknown) =>
+  typeof contentType === 'string' && contentType.startsWith('text/event-stream');
+
 /** A hop count becomes proxy-addr's "trust the first N hops" function. */
 function trustProxyOption(trust: AppConfig['http']['trustProxy']) {
   return typeof trust === 'number' ? (_address: string, hop: number) => hop < trust : trust;
@@ -150,6 +153,9 @@ export async function createApp(
     })
     .addHook('preHandler', logScope.enter)
     .addHook('onResponse', (request, reply, done) => {
+      // An event stream's duration is how long it was followed, not a latency:
+      // in the histogram it would only push quantiles into the top bucket.
+      if (isEventStream(reply.getHeader('content-type'))) return done();
       metrics.observeRequest(
         request.method,
         // The route pattern (`/todos/:id`), never the URL: one series per route.

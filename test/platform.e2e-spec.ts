@@ -51,7 +51,7 @@ const PUBLIC_OPERATIONS = new Set([
 ]);
 
 /** Called by resource servers with their own credentials (HTTP Basic), not by users. */
-const RESOURCE_SERVER_OPERATIONS = new Set(['POST /oauth/introspect']);
+const RESOURCE_SERVER_OPERATIONS = new Set(['POST /oauth/introspect', 'GET /oauth/revocations']);
 
 /** RFC 6749 §5.2's `error` values, which the OAuth endpoints' descriptions name too. */
 const OAUTH_ERRORS = [
@@ -207,6 +207,10 @@ describe('OpenAPI document', () => {
   });
 
   it('resource-server operations require the resource_server (Basic) scheme', () => {
+    expect(doc.components?.securitySchemes?.resource_server).toMatchObject({
+      type: 'http',
+      scheme: 'basic',
+    });
     for (const route of RESOURCE_SERVER_OPERATIONS) {
       expect(operation(route)?.security).toEqual([{ resource_server: [] }]);
     }

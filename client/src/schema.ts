@@ -330,6 +330,40 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/oauth/revocations': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Ended sessions, as they end (Server-Sent Events)
+     * @description Server-Sent Events (WHATWG HTML §9.2) for services that verify access tokens
+     *     themselves, from the JWKS: every session that ends (logout, revocation, password change, refresh-token
+     *     reuse, account deletion) is announced within a second, so its access tokens can be refused before
+     *     they expire. Authenticate with HTTP Basic, `client_secret_basic` (RFC 6749 §2.3.1), as one of
+     *     RESOURCE_SERVERS.
+     *
+     *     - `event: session.ended`, `id: <epoch ms>`, `data: {"sid", "ended_at", "until"}`: refuse
+     *       tokens whose `sid` claim is `sid` until `until` (epoch s), after which none of them verifies anyway.
+     *     - `event: caught-up`: everything that ended before the stream opened has been sent.
+     *     - `: ping` every 2 s: a quiet feed is alive; a silent one is not.
+     *
+     *     On connecting, the stream first sends what ended since `Last-Event-ID` (or `since`), less a minute,
+     *     as commit order and time order differ; without either, everything whose tokens may still verify
+     *     (ACCESS_TOKEN_TTL plus clock skew). Events may repeat. The server ends the stream when this instance
+     *     may miss ends or shuts down: reconnect (`retry`) with `Last-Event-ID` and catch up.
+     */
+    get: operations['RevocationFeedController_follow'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/todos': {
     parameters: {
       query?: never;
@@ -1495,6 +1529,73 @@ export interface operations {
       /** @description Missing or wrong resource-server credentials (`invalid_client`), answered with `WWW-Authenticate: Basic realm="lineage"` */
       401: {
         headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+    };
+  };
+  RevocationFeedController_follow: {
+    parameters: {
+      query?: {
+        /** @description An event id received before (epoch milliseconds): catch up from there. `Last-Event-ID` wins when both are sent. */
+        since?: string;
+      };
+      header?: {
+        /** @description The id of the last event received: catch up from there (sent by SSE clients on reconnect) */
+        'Last-Event-ID'?: string;
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The event stream; it stays open */
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example retry: 1000
+           *
+           *     id: 1767225600000
+           *     event: session.ended
+           *     data: {"sid":"0b5d3f4e-5a7c-4d7e-9a1f-2c3b4d5e6f70","ended_at":1767225600,"until":1767226505}
+           *
+           *     id: 1767225601234
+           *     event: caught-up
+           *     data: {}
+           *
+           *     : ping
+           */
+          'text/event-stream': string;
+        };
+      };
+      /** @description `since` is not an event id (`validation_failed`) */
+      400: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description Missing or wrong resource-server credentials (`invalid_client`), answered with `WWW-Authenticate: Basic realm="lineage"` */
+      401: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+      /** @description This instance cannot serve the feed right now (its own view of ended sessions is resyncing, the database is unreachable, or it is shutting down): `service_unavailable`; retry after `Retry-After` seconds, possibly at another instance */
+      503: {
+        headers: {
+          'Retry-After'?: number;
           [name: string]: unknown;
         };
         content: {

@@ -19,6 +19,8 @@ import { OAuthTokens } from './oauth/oauth-tokens.service.js';
 import { Introspector } from './oauth/introspection.service.js';
 import { ResourceServerGuard } from './oauth/resource-server.guard.js';
 import { TokenGrantGuard } from './oauth/token-grant.guard.js';
+import { RevocationFeedController } from './oauth/revocation-feed.controller.js';
+import { RevocationFeed } from './oauth/revocation-feed.service.js';
 import { SessionHousekeeping } from './sessions/session-housekeeping.service.js';
 import { SessionLiveness } from './sessions/session-liveness.service.js';
 import { SessionRepository } from './sessions/session.repository.js';
@@ -39,6 +41,7 @@ import { VerifiedAccessTokens } from './tokens/verified-access-tokens.js';
     AccountController,
     WellKnownController,
     OAuthController,
+    RevocationFeedController,
   ],
   providers: [
     // Use cases, called by the controllers.
@@ -52,6 +55,8 @@ import { VerifiedAccessTokens } from './tokens/verified-access-tokens.js';
     SessionRevocations,
     SessionLiveness,
     SessionHousekeeping,
+    // What resource servers follow: the ends this instance learns of.
+    RevocationFeed,
     // Tokens and the keys that sign them.
     SigningKeys,
     TokenService,

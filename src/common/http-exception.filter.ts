@@ -103,7 +103,13 @@ export function sendError(
   if (body.statusCode === (HttpStatus.UNAUTHORIZED as number)) {
     void reply.header('WWW-Authenticate', wwwAuthenticate(body.code, body.message));
   }
-  void reply.status(body.statusCode).header('Cache-Control', 'no-store').send(body);
+  // JSON whatever the route had set: an event stream that fails before its
+  // first byte (GET /oauth/revocations) has already named its own type.
+  void reply
+    .status(body.statusCode)
+    .header('Cache-Control', 'no-store')
+    .type('application/json; charset=utf-8')
+    .send(body);
 }
 
 @Catch()

@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { REVOCATION_REASONS, type RevocationReason } from '../common/revocation-reasons.js';
 
 export const REFRESH_OUTCOMES = [
@@ -32,6 +32,7 @@ export class MetricsService {
   private readonly refreshTotal: Counter<'outcome'>;
   private readonly sessionsRevokedTotal: Counter<'reason'>;
   private readonly loginTotal: Counter<'outcome'>;
+  private readonly revocationFeedConsumers: Gauge<'resource_server'>;
 
   constructor() {
     const registers = [this.registry];
@@ -59,6 +60,12 @@ export class MetricsService {
       name: 'lineage_login_total',
       help: 'Login attempts by outcome',
       labelNames: ['outcome'],
+      registers,
+    });
+    this.revocationFeedConsumers = new Gauge({
+      name: 'lineage_revocation_feed_consumers',
+      help: 'Open GET /oauth/revocations streams on this instance, by resource server',
+      labelNames: ['resource_server'],
       registers,
     });
     for (const outcome of REFRESH_OUTCOMES) this.refreshTotal.inc({ outcome }, 0);
@@ -93,6 +100,20 @@ export class MetricsService {
 
   login(outcome: LoginOutcome): void {
     this.loginTotal.inc({ outcome });
+  }
+
+  /**
+   * A revocation-feed stream opened (+1) or closed (-1). The label is a
+   * configured resource-server id (RESOURCE_SERVERS), so the series are
+   * bounded; each is at 0 from the start (revocationFeedConsumersKnown), so
+   * "a consumer is not connected anywhere" can be alerted on.
+   */
+  revocationFeedConsumer(resourceServer: string, delta: 1 | -1): void {
+    this.revocationFeedConsumers.inc({ resource_server: resourceServer }, delta);
+  }
+
+  revocationFeedConsumersKnown(resourceServers: string[]): void {
+    for (const id of resourceServers) this.revocationFeedConsumers.inc({ resource_server: id }, 0);
   }
 
   /** The exposition text and its content type, for GET /metrics. */

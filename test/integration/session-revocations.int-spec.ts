@@ -196,6 +196,55 @@ describe('session revocation feed (integration, PostgreSQL LISTEN/NOTIFY)', () =
     await eventually(async () => (await feedBackends()).length === 2, 'its connection closed');
   });
 
+  it('tells a follower of each end once, as it learns it: announced ones, and its own before their NOTIFY', async () => {
+    const told: string[] = [];
+    const unfollow = second.follow({
+      ended: (id) => told.push(id),
+      interrupted: () => told.push('interrupted'),
+    });
+    try {
+      const announced = await liveSession();
+      await logout(announced);
+      await eventually(() => told.includes(announced), 'the announced end told');
+
+      // As SessionsService does after its commit: told at once, and its
+      // NOTIFY, which reaches this instance's own listener too, is not told again.
+      const own = await liveSession();
+      await logout(own);
+      second.recordEnded([own]);
+      expect(told.filter((id) => id === own)).toHaveLength(1);
+      await sentinel();
+      expect(told.filter((id) => id === own)).toHaveLength(1);
+      expect(told.filter((id) => id === announced)).toHaveLength(1);
+    } finally {
+      unfollow();
+    }
+    const afterwards = await liveSession();
+    await logout(afterwards);
+    await sentinel();
+    expect(told).not.toContain(afterwards);
+    expect(told).not.toContain('interrupted');
+  });
+
+  it('tells its followers when its view stops being ready', async () => {
+    const known = new Set(await feedBackends());
+    const late = new SessionRevocations(t.configService);
+    try {
+      await late.onApplicationBootstrap();
+      const mine = (await feedBackends()).filter((pid) => !known.has(pid));
+      expect(mine).toHaveLength(1);
+      let interrupted = 0;
+      late.follow({ ended: () => undefined, interrupted: () => (interrupted += 1) });
+      await admin.query('SELECT pg_terminate_backend($1)', [mine[0]]);
+      await eventually(() => interrupted === 1, 'the follower told');
+      await eventually(() => late.isReady, 'the view back');
+      expect(interrupted).toBe(1);
+    } finally {
+      await late.onApplicationShutdown();
+    }
+    await eventually(async () => (await feedBackends()).length === 2, 'its connection closed');
+  });
+
   it('after losing its connection it is not ready until it has reconnected and resynced, and learns what ended meanwhile', async () => {
     const before = await feedBackends();
     const endedWhileDown = await liveSession();

@@ -677,4 +677,60 @@ describe('session store (integration, PostgreSQL)', () => {
       expect(await sessions.listLive(await insertUser(t.db), new Date())).toEqual([]);
     });
   });
+
+  describe('listEndedAfter()', () => {
+    // Far ahead of every other row in the shared database, so only this test's are read.
+    const base = new Date(Date.UTC(2091, 0, 1) + Math.floor(Math.random() * 1e9));
+    const tombstones: string[] = [];
+    const revoked: string[] = [];
+
+    afterAll(async () => {
+      await t.db.query('DELETE FROM deleted_sessions WHERE family_id = ANY($1::uuid[])', [
+        tombstones,
+      ]);
+      await t.db.query('DELETE FROM sessions WHERE id = ANY($1::uuid[])', [revoked]);
+    });
+
+    /** A session revoked `ms` after `base` (fractions of a millisecond, as now() has them). */
+    async function revokedAt(ms: number): Promise<string> {
+      const { sessionId } = await makeSession();
+      revoked.push(sessionId);
+      await t.db.query(
+        `UPDATE sessions SET revoked_at = $2::timestamptz + make_interval(secs => $3 / 1000.0),
+                revoked_reason = 'logout' WHERE id = $1`,
+        [sessionId, base, ms],
+      );
+      return sessionId;
+    }
+
+    /** A tombstone of a live session deleted `ms` after `base`. */
+    async function deletedAt(ms: number): Promise<string> {
+      const id = randomUUID();
+      tombstones.push(id);
+      await t.db.query(
+        `INSERT INTO deleted_sessions (family_id, deleted_at)
+         VALUES ($1, $2::timestamptz + make_interval(secs => $3 / 1000.0))`,
+        [id, base, ms],
+      );
+      return id;
+    }
+
+    it('pages through revoked and deleted sessions in (time, id) order, each once, cut to the millisecond', async () => {
+      const sameMs = [await revokedAt(5.25), await deletedAt(5.75), await revokedAt(5.5)].sort();
+      const first = await deletedAt(1.999);
+      const last = await revokedAt(9);
+      await revokedAt(-1);
+
+      const seen: { sessionId: string; endedAt: Date }[] = [];
+      let after = { sessionId: '00000000-0000-0000-0000-000000000000', endedAt: base };
+      for (let page = 0; page < 10; page += 1) {
+        const rows = await sessions.listEndedAfter(after, 2);
+        seen.push(...rows);
+        if (rows.length < 2) break;
+        after = rows[rows.length - 1];
+      }
+      expect(seen.map((row) => row.sessionId)).toEqual([first, ...sameMs, last]);
+      expect(seen.map((row) => row.endedAt.getTime() - base.getTime())).toEqual([1, 5, 5, 5, 9]);
+    });
+  });
 });

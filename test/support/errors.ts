@@ -45,7 +45,8 @@ export const LEAKS: readonly RegExp[] = [
  * with exactly statusCode, error, code, message (and details when there are
  * some), strings where strings belong, nothing internal, never cached; on a
  * 401, RFC 6750 §3's Bearer challenge, with `error="invalid_token"` when the
- * failure is about a presented token (§3.1). Returns the body.
+ * failure is about a presented token (§3.1), or the Basic challenge of a
+ * failed client authentication (`invalid_client`). Returns the body.
  */
 export function expectErrorBody(res: ErrorResponse): ErrorBody {
   expect(res.headers['content-type']).toMatch(/^application\/json/);

@@ -28,6 +28,21 @@ const SKEW_MS = 5_000;
 const OWNER_TTL_MS = 60_000;
 const OWNER_MAX_ENTRIES = 100_000;
 
+/**
+ * Told what this instance learns, as it learns it (see SessionRevocations.follow).
+ * Called synchronously on the paths that end sessions: it must be quick and must not throw.
+ */
+export interface EndedSessionsFollower {
+  /**
+   * A session this instance has just learned has ended: one it ended itself
+   * (right after the commit) or one announced on the feed. `learnedAt` is
+   * epoch milliseconds, after the end committed.
+   */
+  ended(sessionId: string, learnedAt: number): void;
+  /** The view stopped being ready: ends may be missed from now on until a resync. */
+  interrupted(): void;
+}
+
 /** One LISTEN connection and the socket under it (destroyed, never ended, when lost). */
 interface Feed {
   client: pg.Client;
@@ -55,12 +70,15 @@ interface Feed {
  * - Bounded: an id is kept only as long as an access token of that session can
  *   still be valid (ACCESS_TOKEN_TTL, plus clock skew), because access tokens
  *   never outlive their session's expiry (see AuthService.tokenResponse).
+ * - Followed: what it learns is passed on as it learns it (`follow`), which
+ *   is how GET /oauth/revocations tells other services of a logout.
  */
 @Injectable()
 export class SessionRevocations implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(SessionRevocations.name);
   private readonly ended = new Map<string, number>();
   private readonly owners = new Map<string, { userId: string; until: number }>();
+  private readonly followers = new Set<EndedSessionsFollower>();
   private readonly url: string;
   private readonly keepMs: number;
   private readonly heartbeatIntervalMs: number;
@@ -123,10 +141,59 @@ export class SessionRevocations implements OnApplicationBootstrap, OnApplication
     for (const id of sessionIds) this.owners.delete(id);
   }
 
+  /**
+   * How long an ended session matters after it ended, in milliseconds: the
+   * longest an access token of it can still verify (ACCESS_TOKEN_TTL), plus
+   * clock skew.
+   */
+  get retentionMs(): number {
+    return this.keepMs;
+  }
+
   /** Records sessions this instance just ended (after its transaction committed). */
   recordEnded(sessionIds: Iterable<string>): void {
-    const until = Date.now() + this.keepMs;
-    for (const id of sessionIds) this.ended.set(id, until);
+    this.learn(sessionIds, true);
+  }
+
+  /**
+   * Tells `follower` of every session end this instance learns from now on,
+   * and when the view stops being ready, for the revocation feed that
+   * resource servers follow. Each end is told once: the NOTIFY of an end this
+   * instance made itself reaches its own LISTEN connection too, after the
+   * ids were recorded. Ends found by a resync are not told: a resync follows
+   * an interruption, and followers restart from the tables after one.
+   * Returns the function that stops following.
+   */
+  follow(follower: EndedSessionsFollower): () => void {
+    this.followers.add(follower);
+    return () => this.followers.delete(follower);
+  }
+
+  private learn(sessionIds: Iterable<string>, tell: boolean): void {
+    const now = Date.now();
+    const until = now + this.keepMs;
+    for (const id of sessionIds) {
+      const known = this.ended.get(id);
+      this.ended.set(id, until);
+      if (!tell || (known !== undefined && known > now)) continue;
+      for (const follower of this.followers) this.tell(() => follower.ended(id, now));
+    }
+  }
+
+  private interrupt(): void {
+    for (const follower of [...this.followers]) this.tell(() => follower.interrupted());
+  }
+
+  /** A follower's failure is its own: the logout that called recordEnded has committed. */
+  private tell(call: () => void): void {
+    try {
+      call();
+    } catch (error) {
+      this.logger.error(
+        'A follower of ended sessions failed',
+        error instanceof Error ? error.stack : String(error),
+      );
+    }
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -136,6 +203,7 @@ export class SessionRevocations implements OnApplicationBootstrap, OnApplication
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
     this.ready = false;
+    this.interrupt();
     clearInterval(this.pruneTimer);
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
@@ -168,7 +236,7 @@ export class SessionRevocations implements OnApplicationBootstrap, OnApplication
     client.on('end', () => this.lost(feed, 'connection ended'));
     client.on('notification', (message) => {
       if (message.channel === SESSION_ENDED_CHANNEL && message.payload)
-        this.recordEnded([message.payload]);
+        this.learn([message.payload], true);
     });
     this.feed = feed;
     let answered = () => {};
@@ -184,7 +252,10 @@ export class SessionRevocations implements OnApplicationBootstrap, OnApplication
         [since],
       );
       answered();
-      this.recordEnded(rows.map((row) => row.id));
+      this.learn(
+        rows.map((row) => row.id),
+        false,
+      );
       if (this.feed !== feed) return;
       this.ready = true;
       this.reconnectDelay = RECONNECT_MIN_MS;
@@ -208,7 +279,9 @@ export class SessionRevocations implements OnApplicationBootstrap, OnApplication
   private lost(feed: Feed, reason: string): void {
     if (this.feed !== feed) return;
     this.feed = null;
+    const wasReady = this.ready;
     this.ready = false;
+    if (wasReady) this.interrupt();
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     this.heartbeatTimer = null;
     if (!this.stopped) {

@@ -337,4 +337,37 @@ export class SessionRepository {
       ? { userId: row.user_id, revokedAt: row.revoked_at, expiresAt: row.expires_at }
       : null;
   }
+
+  /**
+   * One page of the sessions that ended (revoked, or deleted while live: the
+   * tombstones the feed trigger writes) after `after` in (endedAt, id) order,
+   * for the revocation feed's catch-up. Times are cut to milliseconds in the
+   * query, so the last row of a page is an exact key for the next (a
+   * JavaScript Date holds no microseconds). Each branch reads its index
+   * (ix_sessions_revoked_at, ix_deleted_sessions_deleted_at) from the key's
+   * time on.
+   */
+  async listEndedAfter(after: EndedSession, limit: number): Promise<EndedSession[]> {
+    const result = await runSql<{ id: string; ended_at: Date }>(
+      this.dataSource.manager,
+      `SELECT id, ended_at FROM (
+         SELECT id, date_trunc('milliseconds', revoked_at) AS ended_at
+           FROM sessions WHERE revoked_at >= $1
+         UNION ALL
+         SELECT family_id, date_trunc('milliseconds', deleted_at)
+           FROM deleted_sessions WHERE deleted_at >= $1
+       ) ended
+       WHERE (ended_at, id) > ($1::timestamptz, $2::uuid)
+       ORDER BY ended_at, id
+       LIMIT $3`,
+      [after.endedAt, after.sessionId, limit],
+    );
+    return result.rows.map((r) => ({ sessionId: r.id, endedAt: r.ended_at }));
+  }
+}
+
+/** A session that ended, and when (revoked_at, or deleted_at for a deleted live session). */
+export interface EndedSession {
+  sessionId: string;
+  endedAt: Date;
 }
