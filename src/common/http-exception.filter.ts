@@ -115,6 +115,8 @@ export function sendError(
 @Catch()
 export class AllExceptionsFilter implements ExceptionFilter {
   protected readonly logger = new Logger('Exceptions');
+  /** How errors are rendered (see sendError); subclasses for other transports set it. */
+  protected readonly format: { oauth?: boolean } = {};
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
@@ -123,6 +125,7 @@ export class AllExceptionsFilter implements ExceptionFilter {
       http.getRequest<FastifyRequest>(),
       exception,
       this.logger,
+      this.format,
     );
   }
 }
@@ -130,14 +133,5 @@ export class AllExceptionsFilter implements ExceptionFilter {
 /** For the OAuth endpoints (token, revocation, introspection): errors as RFC 6749 §5.2 has them. */
 @Catch()
 export class OAuthExceptionsFilter extends AllExceptionsFilter {
-  override catch(exception: unknown, host: ArgumentsHost): void {
-    const http = host.switchToHttp();
-    sendError(
-      http.getResponse<FastifyReply>(),
-      http.getRequest<FastifyRequest>(),
-      exception,
-      this.logger,
-      { oauth: true },
-    );
-  }
+  protected override readonly format = { oauth: true };
 }

@@ -187,15 +187,8 @@ export class TokenService {
    * session, but an old token (in a log, a backup, a browser's history) can no
    * longer end a live one. A session is then ended by its refresh token.
    */
-  async verifyAccessTokenForRevocation(token: string): Promise<TokenClaims | undefined> {
-    const kid = keyIdOf(token);
-    const publicKey = kid ? await this.signingKeys.resolveVerificationKey(kid) : undefined;
-    if (!publicKey) return undefined;
-    return this.verifyIgnoringExpiry(this.accessJwt, token, accessClaims, {
-      algorithms: [ACCESS_TOKEN_ALG],
-      publicKey,
-      expiryGrace: this.auth.revokeExpiredAccessGrace,
-    });
+  verifyAccessTokenForRevocation(token: string): Promise<TokenClaims | undefined> {
+    return this.verifyAccessToken(token, this.auth.revokeExpiredAccessGrace);
   }
 
   /**
@@ -203,14 +196,23 @@ export class TokenService {
    * RFC 7662 introspection. Whether its session is still live is the
    * caller's question (SessionLiveness), as it is the access guard's.
    */
-  async verifyAccessTokenAt(token: string, now: Date): Promise<TokenClaims | undefined> {
+  verifyAccessTokenAt(token: string, now: Date): Promise<TokenClaims | undefined> {
+    return this.verifyAccessToken(token, 0, now);
+  }
+
+  /** With the published key its `kid` names, expiry within `expiryGrace` seconds of `now`. */
+  private async verifyAccessToken(
+    token: string,
+    expiryGrace: number,
+    now?: Date,
+  ): Promise<TokenClaims | undefined> {
     const kid = keyIdOf(token);
     const publicKey = kid ? await this.signingKeys.resolveVerificationKey(kid) : undefined;
     if (!publicKey) return undefined;
     return this.verifyIgnoringExpiry(this.accessJwt, token, accessClaims, {
       algorithms: [ACCESS_TOKEN_ALG],
       publicKey,
-      expiryGrace: 0,
+      expiryGrace,
       now,
     });
   }
