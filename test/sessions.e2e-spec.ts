@@ -99,6 +99,7 @@ describe('sessions (e2e)', () => {
         expect(Object.keys(session).sort()).toEqual(
           [
             'client_id',
+            'dpop_bound',
             'created_at',
             'current',
             'expires_at',

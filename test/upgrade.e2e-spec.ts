@@ -524,6 +524,7 @@ describe('upgrade to token store v2 (e2e)', () => {
         ip: family.client.ip,
         // v1 had no OAuth clients: every session came from the JSON routes.
         client_id: null,
+        dpop_bound: false,
         current: false,
       });
     }

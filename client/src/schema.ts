@@ -588,6 +588,8 @@ export interface components {
       ip: string | null;
       /** @description The OAuth client (`client_id`) that started the session at POST /oauth/token; null for sessions started on the JSON routes (/auth/login, /auth/register) */
       client_id: string | null;
+      /** @description True when the session is bound to a DPoP key (RFC 9449): its tokens are useless without it */
+      dpop_bound: boolean;
       /** @description True for the session of the access token making this request */
       current: boolean;
     };

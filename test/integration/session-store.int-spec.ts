@@ -664,6 +664,7 @@ describe('session store (integration, PostgreSQL)', () => {
         userAgent: 'session-store-spec',
         ip: '127.0.0.1',
         clientId: null,
+        dpopBound: false,
       });
       // From the instant of its expiry a session is no longer live.
       const expiry = new Date(shortLived.now.getTime() + 60 * 60_000);

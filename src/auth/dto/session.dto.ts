@@ -35,6 +35,12 @@ export class SessionDto {
   })
   client_id!: string | null;
 
+  @ApiProperty({
+    description:
+      'True when the session is bound to a DPoP key (RFC 9449): its tokens are useless without it',
+  })
+  dpop_bound!: boolean;
+
   @ApiProperty({ description: 'True for the session of the access token making this request' })
   current!: boolean;
 
@@ -47,6 +53,7 @@ export class SessionDto {
       user_agent: session.userAgent,
       ip: session.ip,
       client_id: session.clientId,
+      dpop_bound: session.dpopBound,
       current: session.id === currentId,
     };
   }

@@ -33,6 +33,7 @@ export interface LiveSession {
   userAgent: string | null;
   ip: string | null;
   clientId: string | null;
+  dpopBound: boolean;
 }
 
 /** What the rotation rule needs to judge a presented token (rotation.rules.ts). */
@@ -309,9 +310,11 @@ export class SessionRepository {
       user_agent: string | null;
       ip: string | null;
       client_id: string | null;
+      dpop_bound: boolean;
     }>(
       this.dataSource.manager,
-      `SELECT id, created_at, last_used_at, expires_at, user_agent, ip, client_id
+      `SELECT id, created_at, last_used_at, expires_at, user_agent, ip, client_id,
+              dpop_jkt IS NOT NULL AS dpop_bound
          FROM sessions
         WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
         ORDER BY last_used_at DESC, created_at DESC, id DESC`,
@@ -325,6 +328,7 @@ export class SessionRepository {
       userAgent: r.user_agent,
       ip: r.ip,
       clientId: r.client_id,
+      dpopBound: r.dpop_bound,
     }));
   }
 
