@@ -202,8 +202,9 @@ export async function createApp(
       origin: config.http.corsOrigins,
       credentials: true,
       methods: ['GET', 'POST', 'PATCH', 'DELETE'],
-      allowedHeaders: ['Authorization', 'Content-Type', 'X-Token-Transport'],
-      exposedHeaders: ['X-Total-Count', 'Retry-After'],
+      allowedHeaders: ['Authorization', 'Content-Type', 'X-Token-Transport', 'DPoP'],
+      // RFC 9449 §8: a browser client must be able to read the nonce it is asked to use.
+      exposedHeaders: ['X-Total-Count', 'Retry-After', 'DPoP-Nonce', 'WWW-Authenticate'],
       maxAge: 600,
     });
   }

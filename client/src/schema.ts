@@ -167,7 +167,7 @@ export interface paths {
     put?: never;
     /**
      * Revoke a token (RFC 7009)
-     * @description Ends the session of the given refresh or access token. Form-encoded as RFC 7009 §2.1 requires, or JSON. An access token is taken up to REVOKE_ACCESS_TOKEN_GRACE past its expiry, not later. Answers 200 whether or not the token was valid, known or already revoked (RFC 7009 §2.2), so it reveals nothing about it. An unknown `token_type_hint` is ignored (§2.2.1), and so is `client_id`: holding a token is what entitles a caller to end its session, so anyone who finds a leaked token can revoke it.
+     * @description Ends the session of the given refresh or access token. Form-encoded as RFC 7009 §2.1 requires, or JSON. An access token is taken up to REVOKE_ACCESS_TOKEN_GRACE past its expiry, not later. Answers 200 whether or not the token was valid, known or already revoked (RFC 7009 §2.2), so it reveals nothing about it. An unknown `token_type_hint` is ignored (§2.2.1), and so is `client_id`: holding a token is what entitles a caller to end its session, so anyone who finds a leaked token can revoke it, unless its session is DPoP-bound: then only with a DPoP proof of its key (`invalid_dpop_proof` otherwise).
      */
     post: operations['AuthController_revoke'];
     delete?: never;
@@ -431,6 +431,8 @@ export interface components {
       | 'rate_limited'
       | 'invalid_client'
       | 'unsupported_grant_type'
+      | 'invalid_dpop_proof'
+      | 'use_dpop_nonce'
       | 'internal_error';
     ErrorDetailDto: {
       /** @example username */
@@ -470,7 +472,8 @@ export interface components {
         | 'session_revoked'
         | 'logout'
         | 'logout_all'
-        | 'password_changed';
+        | 'password_changed'
+        | 'dpop_proof_refused';
       /** Format: date-time */
       occurred_at: string;
       /** Format: uuid */
@@ -501,10 +504,11 @@ export interface components {
       /** @description JWT access token (typ at+jwt), sent as `Authorization: Bearer` */
       access_token: string;
       /**
+       * @description `DPoP` when the session is bound to the key of the DPoP proof that started it (RFC 9449 §5): its access token is then sent as `Authorization: DPoP` with a proof.
        * @example Bearer
        * @enum {string}
        */
-      token_type: 'Bearer';
+      token_type: 'Bearer' | 'DPoP';
       /**
        * @description Access token lifetime in seconds
        * @example 900
@@ -675,6 +679,18 @@ export interface components {
        *     ]
        */
       introspection_endpoint_auth_methods_supported: string[];
+      /**
+       * @description RFC 9449 §5.1: the algorithms a DPoP proof may be signed with
+       * @example [
+       *       "ES256",
+       *       "ES384",
+       *       "ES512",
+       *       "PS256",
+       *       "RS256",
+       *       "EdDSA"
+       *     ]
+       */
+      dpop_signing_alg_values_supported: string[];
       /** @example http://localhost:8000/.well-known/jwks.json */
       jwks_uri: string;
       /**
@@ -744,15 +760,21 @@ export interface components {
        */
       token_type_hint?: 'access_token' | 'refresh_token';
     };
+    ConfirmationDto: {
+      /** @description JWK SHA-256 thumbprint (RFC 7638), base64url */
+      jkt: string;
+    };
     IntrospectionDto: {
       active: boolean;
       /**
-       * @description Access tokens only
+       * @description Access tokens only: `DPoP` for a token bound to a DPoP key
        * @enum {string}
        */
-      token_type?: 'Bearer';
+      token_type?: 'Bearer' | 'DPoP';
       /** @description The OAuth client of the session, if it has one */
       client_id?: string;
+      /** @description RFC 9449 §6.2: the key a DPoP-bound token is bound to */
+      cnf?: components['schemas']['ConfirmationDto'];
       /**
        * Format: uuid
        * @description The user
@@ -963,6 +985,8 @@ export interface operations {
     parameters: {
       query?: never;
       header?: {
+        /** @description A DPoP proof (RFC 9449 §4): a `dpop+jwt` JWS over this method and URL, signed by the client’s key. On a login, register or token request it binds the new session to that key (`token_type` is then `DPoP`); a bound session’s refresh and revocation require it. */
+        DPoP?: string;
         /** @description `cookie`: the refresh token is set as the HttpOnly, Secure, SameSite=Strict cookie `__Host-refresh_token` (Path=/) and left out of the JSON body. On /auth/refresh it also allows the cookie to be read. With COOKIE_SECURE=false (plain-http development only) the cookie is `refresh_token`, without Secure. */
         'X-Token-Transport'?: 'cookie';
       };
@@ -1019,6 +1043,8 @@ export interface operations {
     parameters: {
       query?: never;
       header?: {
+        /** @description A DPoP proof (RFC 9449 §4): a `dpop+jwt` JWS over this method and URL, signed by the client’s key. On a login, register or token request it binds the new session to that key (`token_type` is then `DPoP`); a bound session’s refresh and revocation require it. */
+        DPoP?: string;
         /** @description `cookie`: the refresh token is set as the HttpOnly, Secure, SameSite=Strict cookie `__Host-refresh_token` (Path=/) and left out of the JSON body. On /auth/refresh it also allows the cookie to be read. With COOKIE_SECURE=false (plain-http development only) the cookie is `refresh_token`, without Secure. */
         'X-Token-Transport'?: 'cookie';
       };
@@ -1075,6 +1101,8 @@ export interface operations {
     parameters: {
       query?: never;
       header?: {
+        /** @description A DPoP proof (RFC 9449 §4): a `dpop+jwt` JWS over this method and URL, signed by the client’s key. On a login, register or token request it binds the new session to that key (`token_type` is then `DPoP`); a bound session’s refresh and revocation require it. */
+        DPoP?: string;
         /** @description `cookie`: the refresh token is set as the HttpOnly, Secure, SameSite=Strict cookie `__Host-refresh_token` (Path=/) and left out of the JSON body. On /auth/refresh it also allows the cookie to be read. With COOKIE_SECURE=false (plain-http development only) the cookie is `refresh_token`, without Secure. */
         'X-Token-Transport'?: 'cookie';
       };
@@ -1097,7 +1125,7 @@ export interface operations {
           'application/json': components['schemas']['TokenResponseDto'];
         };
       };
-      /** @description Malformed body or no refresh token (`validation_failed`); the cookie sent more than once (`cookie_duplicated`), which clears neither */
+      /** @description Malformed body or no refresh token (`validation_failed`); the cookie sent more than once (`cookie_duplicated`), which clears neither; a DPoP-bound session without a valid proof of its key (`invalid_dpop_proof`, `use_dpop_nonce`), which leaves the session as it was */
       400: {
         headers: {
           [name: string]: unknown;
@@ -1225,7 +1253,10 @@ export interface operations {
   AuthController_revoke: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description A DPoP proof (RFC 9449 §4): a `dpop+jwt` JWS over this method and URL, signed by the client’s key. On a login, register or token request it binds the new session to that key (`token_type` is then `DPoP`); a bound session’s refresh and revocation require it. */
+        DPoP?: string;
+      };
       path?: never;
       cookie?: never;
     };
@@ -1243,7 +1274,7 @@ export interface operations {
         };
         content?: never;
       };
-      /** @description No token, or a parameter repeated (`invalid_request`) */
+      /** @description No token, or a parameter repeated (`invalid_request`); a token of a DPoP-bound session without a proof of its key (`invalid_dpop_proof`, `use_dpop_nonce`) */
       400: {
         headers: {
           [name: string]: unknown;
@@ -1447,7 +1478,10 @@ export interface operations {
   OAuthController_token: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /** @description A DPoP proof (RFC 9449 §4): a `dpop+jwt` JWS over this method and URL, signed by the client’s key. On a login, register or token request it binds the new session to that key (`token_type` is then `DPoP`); a bound session’s refresh and revocation require it. */
+        DPoP?: string;
+      };
       path?: never;
       cookie?: never;
     };
@@ -1465,7 +1499,7 @@ export interface operations {
           'application/json': components['schemas']['TokenResponseDto'];
         };
       };
-      /** @description `invalid_grant` (wrong credentials; a refresh token reused, revoked, expired, superseded or issued to another client), `invalid_request`, `unsupported_grant_type` */
+      /** @description `invalid_grant` (wrong credentials; a refresh token reused, revoked, expired, superseded or issued to another client), `invalid_request`, `unsupported_grant_type`, `invalid_dpop_proof` and `use_dpop_nonce` (RFC 9449 §5, §8) */
       400: {
         headers: {
           [name: string]: unknown;

@@ -34,6 +34,11 @@ export const AUTH_EVENT_TYPES = [
   'logout',
   'logout_all',
   'password_changed',
+  /**
+   * A refresh refused for its DPoP proof (RFC 9449); the session goes on.
+   * `reason` says what was wrong: `missing`, `key_mismatch`, `replayed`, ...
+   */
+  'dpop_proof_refused',
 ] as const;
 export type AuthEventType = (typeof AUTH_EVENT_TYPES)[number];
 

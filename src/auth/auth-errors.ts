@@ -50,7 +50,7 @@ export const AuthErrors = {
   malformedBearer: () =>
     new UnauthorizedError(
       ErrorCode.TokenInvalid,
-      'Malformed Authorization header: expected "Bearer" and exactly one token',
+      'Malformed Authorization header: expected "Bearer" or "DPoP" and exactly one token',
     ),
 
   /** A write that concurrent requests kept invalidating: rare enough to ask for a retry. */

@@ -47,6 +47,8 @@ import { RefreshTokenGuard } from './http/refresh-token.guard.js';
 import { CurrentPrincipal, type Principal } from '../common/principal.js';
 import { REFRESH_COOKIE_SCHEME, RefreshCookie } from './http/refresh-cookie.js';
 import { RefreshCookieFilter } from './http/refresh-cookie.filter.js';
+import { DpopHeader, DpopProof, DpopProofGuard } from './dpop/dpop-proof.guard.js';
+import type { DpopOutcome } from './dpop/dpop-proofs.service.js';
 
 const TransportHeader = () =>
   ApiHeader({
@@ -92,6 +94,8 @@ export class AuthController {
   ) {}
 
   @Public()
+  // Below the rate limit's guard on purpose: a throttled request checks no proof.
+  @UseGuards(DpopProofGuard)
   @RateLimited('ip')
   @Post('register')
   // RFC 6749 §5.1: token responses must not be cached.
@@ -99,6 +103,7 @@ export class AuthController {
   @Header('Pragma', 'no-cache')
   @ApiOperation({ summary: 'Create an account and start a session' })
   @TransportHeader()
+  @DpopHeader()
   @ApiCreatedResponse({ type: TokenResponseDto, headers: setCookieHeader })
   @ApiConflictResponse({ type: ErrorResponseDto, description: 'Username taken (`username_taken`)' })
   async register(
@@ -106,12 +111,14 @@ export class AuthController {
     @Client() client: ClientInfo,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
+    @DpopProof() proof: DpopOutcome,
   ): Promise<TokenResponseDto> {
-    const tokens = await this.auth.register(body.username, body.password, client);
+    const tokens = await this.auth.register(body.username, body.password, client, proof);
     return this.cookie.deliver(request, reply, tokens);
   }
 
   @Public()
+  @UseGuards(DpopProofGuard)
   @RateLimitedBy(LOGIN_LIMITS.kinds, LOGIN_LIMITS)
   @Post('login')
   @HttpCode(HttpStatus.OK)
@@ -123,6 +130,7 @@ export class AuthController {
       'At most MAX_SESSIONS_PER_USER sessions live at once: a new login ends the least recently used one.',
   })
   @TransportHeader()
+  @DpopHeader()
   @ApiOkResponse({ type: TokenResponseDto, headers: setCookieHeader })
   @ApiUnauthorizedResponse({
     type: ErrorResponseDto,
@@ -133,15 +141,16 @@ export class AuthController {
     @Client() client: ClientInfo,
     @Req() request: FastifyRequest,
     @Res({ passthrough: true }) reply: FastifyReply,
+    @DpopProof() proof: DpopOutcome,
   ): Promise<TokenResponseDto> {
-    const tokens = await this.auth.login(body.username, body.password, client);
+    const tokens = await this.auth.login(body.username, body.password, client, proof);
     return this.cookie.deliver(request, reply, tokens);
   }
 
   @Public()
   // Clears the cookie when, and only when, the session is over (see the filter).
   @UseFilters(RefreshCookieFilter)
-  @UseGuards(RefreshTokenGuard)
+  @UseGuards(RefreshTokenGuard, DpopProofGuard)
   // Below UseGuards on purpose: its guard then runs first, throttling before any token work.
   @RateLimitedBy(REFRESH_LIMITS.kinds, REFRESH_LIMITS)
   @Post('refresh')
@@ -161,12 +170,14 @@ export class AuthController {
       '(`cookie_duplicated`): another host of the site may have planted one.',
   })
   @TransportHeader()
+  @DpopHeader()
   @ApiCookieAuth(REFRESH_COOKIE_SCHEME)
   @ApiBadRequestResponse({
     type: ErrorResponseDto,
     description:
       'Malformed body or no refresh token (`validation_failed`); the cookie sent more than once ' +
-      '(`cookie_duplicated`), which clears neither',
+      '(`cookie_duplicated`), which clears neither; a DPoP-bound session without a valid proof of ' +
+      'its key (`invalid_dpop_proof`, `use_dpop_nonce`), which leaves the session as it was',
   })
   @ApiBody({ type: RefreshDto, required: false })
   @ApiOkResponse({ type: TokenResponseDto, headers: setCookieHeader })
@@ -187,8 +198,9 @@ export class AuthController {
     @Client() client: ClientInfo,
     @Req() request: FastifyRequest & { user: PresentedRefreshToken },
     @Res({ passthrough: true }) reply: FastifyReply,
+    @DpopProof() proof: DpopOutcome,
   ): Promise<TokenResponseDto> {
-    const tokens = await this.refreshes.refresh(request.user, client);
+    const tokens = await this.refreshes.refresh(request.user, client, proof);
     return this.cookie.deliver(request, reply, tokens);
   }
 
@@ -242,6 +254,7 @@ export class AuthController {
   }
 
   @Public()
+  @UseGuards(DpopProofGuard)
   @RateLimited('ip')
   // RFC 7009 §2.2.1: its errors are RFC 6749 §5.2's.
   @UseFilters(OAuthExceptionsFilter)
@@ -255,17 +268,26 @@ export class AuthController {
       'expiry, not later. Answers 200 whether or not the token was valid, known or already ' +
       'revoked (RFC 7009 §2.2), so it reveals nothing about it. An unknown `token_type_hint` ' +
       'is ignored (§2.2.1), and so is `client_id`: holding a token is what entitles a caller ' +
-      'to end its session, so anyone who finds a leaked token can revoke it.',
+      'to end its session, so anyone who finds a leaked token can revoke it, unless its session ' +
+      'is DPoP-bound: then only with a DPoP proof of its key (`invalid_dpop_proof` otherwise).',
   })
+  @DpopHeader()
   @ApiConsumes(FORM_CONTENT_TYPE, 'application/json')
   @ApiBody({ type: RevokeTokenDto })
   @ApiOkResponse({ description: 'Revoked, or nothing to revoke' })
   @ApiBadRequestResponse({
     type: ErrorResponseDto,
-    description: 'No token, or a parameter repeated (`invalid_request`)',
+    description:
+      'No token, or a parameter repeated (`invalid_request`); a token of a DPoP-bound session ' +
+      'without a proof of its key (`invalid_dpop_proof`, `use_dpop_nonce`)',
   })
-  async revoke(@Req() request: FastifyRequest, @Client() client: ClientInfo): Promise<void> {
+  async revoke(
+    @Req() request: FastifyRequest,
+    @Client() client: ClientInfo,
+    @DpopProof() proof: DpopOutcome,
+  ): Promise<void> {
     const params = OAuthParams.of(request, { json: true });
-    await this.auth.revokeToken(params.require('token'), params.get('token_type_hint'), client);
+    const token = params.require('token');
+    await this.auth.revokeToken(token, params.get('token_type_hint'), client, proof);
   }
 }

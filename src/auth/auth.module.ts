@@ -2,7 +2,13 @@ import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { PassportModule } from '@nestjs/passport';
 import { AuditModule } from '../audit/audit.module.js';
+import type { Redis } from 'ioredis';
 import { Clock } from '../common/clock.js';
+import { SHARED_REDIS } from '../rate-limit/rate-limit.kinds.js';
+import { DpopBinding } from './dpop/dpop-binding.service.js';
+import { DpopProofGuard } from './dpop/dpop-proof.guard.js';
+import { DpopProofs } from './dpop/dpop-proofs.service.js';
+import { DpopReplayCache } from './dpop/dpop-replay-cache.js';
 import { UsersModule } from '../users/users.module.js';
 import { AccountController } from './account.controller.js';
 import { AccountService } from './account.service.js';
@@ -71,6 +77,15 @@ import { VerifiedAccessTokens } from './tokens/verified-access-tokens.js';
     TokenGrantGuard,
     ResourceServerGuard,
     Introspector,
+    // DPoP (RFC 9449): proofs, their replay cache, and what each route requires.
+    DpopProofs,
+    DpopBinding,
+    DpopProofGuard,
+    {
+      provide: DpopReplayCache,
+      inject: [SHARED_REDIS],
+      useFactory: (redis: Redis | null) => new DpopReplayCache(redis),
+    },
     { provide: APP_GUARD, useClass: AccessTokenGuard },
     Clock,
   ],

@@ -10,6 +10,8 @@ import { PasswordService } from '../users/password.service.js';
 import { UsersService } from '../users/users.service.js';
 import { AuthErrors } from './auth-errors.js';
 import type { TokenResponseDto } from './dto/token-response.dto.js';
+import { DpopBinding } from './dpop/dpop-binding.service.js';
+import type { DpopOutcome } from './dpop/dpop-proofs.service.js';
 import type { EndedSessions } from './sessions/ended-sessions.js';
 import { SessionsService } from './sessions/sessions.service.js';
 import { TokenService } from './tokens/token.service.js';
@@ -34,15 +36,22 @@ export class AuthService {
     private readonly sessions: SessionsService,
     private readonly audit: AuditService,
     private readonly metrics: MetricsService,
+    private readonly dpop: DpopBinding,
     private readonly clock: Clock,
   ) {}
 
-  /** Creates the account and its first session in one transaction. */
+  /**
+   * Creates the account and its first session in one transaction. A valid
+   * DPoP `proof` binds the session to its key (see DpopBinding); a refused
+   * one is refused before any bcrypt work.
+   */
   async register(
     username: string,
     password: string,
     client: ClientInfo,
+    proof: DpopOutcome,
   ): Promise<TokenResponseDto> {
+    client = this.withKey(client, proof);
     const hash = await this.passwords.hash(password);
     return this.sessions.transaction(async (manager, ended) => {
       const user = await this.users.create(manager, username, hash);
@@ -50,7 +59,14 @@ export class AuthService {
     });
   }
 
-  async login(username: string, password: string, client: ClientInfo): Promise<TokenResponseDto> {
+  /** Starts a session, bound to the key of a valid DPoP `proof` (as register). */
+  async login(
+    username: string,
+    password: string,
+    client: ClientInfo,
+    proof: DpopOutcome,
+  ): Promise<TokenResponseDto> {
+    client = this.withKey(client, proof);
     const user = await this.users.findForLogin(username);
     if (!(await this.passwords.verify(password, user?.passwordHash)) || !user) {
       // The owner sees failed attempts on their account; an unknown name is recorded without a user.
@@ -74,6 +90,11 @@ export class AuthService {
       });
     this.metrics.login('success');
     return tokens;
+  }
+
+  private withKey(client: ClientInfo, proof: DpopOutcome): ClientInfo {
+    const keyThumbprint = this.dpop.keyForNewSession(proof);
+    return keyThumbprint === undefined ? client : { ...client, keyThumbprint };
   }
 
   /**
@@ -165,9 +186,16 @@ export class AuthService {
    * Unknown, invalid or already revoked tokens are not an error (§2.2), so the
    * endpoint reveals nothing about a token. The hint only orders the lookup.
    * An access token expired longer ago than the grace is such a token: 200,
-   * and its session goes on (see verifyAccessTokenForRevocation).
+   * and its session goes on (see verifyAccessTokenForRevocation). A token of
+   * a DPoP-bound session is revoked only with a proof of its key: holding
+   * the token is not enough there (RFC 9449 binds its use to the key).
    */
-  async revokeToken(token: string, hint: string | undefined, client: ClientInfo): Promise<void> {
+  async revokeToken(
+    token: string,
+    hint: string | undefined,
+    client: ClientInfo,
+    proof: DpopOutcome,
+  ): Promise<void> {
     const asRefresh = () => this.tokens.verifyRefreshTokenIgnoringExpiry(token);
     const asAccess = () => this.tokens.verifyAccessTokenForRevocation(token);
     const claims =
@@ -175,6 +203,7 @@ export class AuthService {
         ? ((await asAccess()) ?? asRefresh())
         : (asRefresh() ?? (await asAccess()));
     if (!claims) return;
+    this.dpop.checkRevocation(claims, proof);
     await this.sessions.transaction((manager, ended) =>
       this.sessions.end(manager, claims.sub, [claims.sid], 'token_revoked', client, ended),
     );

@@ -11,6 +11,11 @@ export interface ClientInfo {
    * the OAuth endpoints only; Lineage's own JSON routes have none.
    */
   clientId?: string;
+  /**
+   * The JWK thumbprint of the key the request proved it holds with a DPoP
+   * proof (RFC 9449), where a session may be bound to it.
+   */
+  keyThumbprint?: string;
 }
 
 export const USER_AGENT_MAX = 512;

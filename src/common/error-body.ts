@@ -50,6 +50,9 @@ const OAUTH_ERRORS: Partial<Record<string, { error: string; status: number }>> =
   [ErrorCode.SessionExpired]: { error: 'invalid_grant', status: HttpStatus.BAD_REQUEST },
   [ErrorCode.RefreshTokenReused]: { error: 'invalid_grant', status: HttpStatus.BAD_REQUEST },
   [ErrorCode.RefreshTokenSuperseded]: { error: 'invalid_grant', status: HttpStatus.BAD_REQUEST },
+  // RFC 9449 §5 and §8 register these as token-endpoint errors of their own.
+  [ErrorCode.InvalidDpopProof]: { error: 'invalid_dpop_proof', status: HttpStatus.BAD_REQUEST },
+  [ErrorCode.UseDpopNonce]: { error: 'use_dpop_nonce', status: HttpStatus.BAD_REQUEST },
 };
 
 /**
@@ -93,6 +96,13 @@ export function wwwAuthenticate(code: string, message: string): string {
   if (code === ErrorCode.TokenMissing || code === ErrorCode.InvalidCredentials) {
     return 'Bearer realm="lineage"';
   }
-  const description = message.replace(/["\\]/g, '');
+  // A quoted-string holds printable ASCII only (RFC 9110 §5.6.4): quotes,
+  // backslashes and anything else a header cannot carry are dropped.
+  const description = message.replace(/[^\x20-\x7e]|["\\]/g, '');
+  // RFC 9449 §7.1, §9: a request to a resource that failed for its DPoP
+  // proof is challenged under the DPoP scheme, with the error as is.
+  if (code === ErrorCode.InvalidDpopProof || code === ErrorCode.UseDpopNonce) {
+    return `DPoP realm="lineage", error="${code}", error_description="${description}"`;
+  }
   return `Bearer realm="lineage", error="invalid_token", error_description="${description}"`;
 }

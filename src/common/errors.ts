@@ -25,6 +25,10 @@ export const ErrorCode = {
   InvalidClient: 'invalid_client',
   /** RFC 6749 §5.2: the token endpoint does not support the grant_type sent. */
   UnsupportedGrantType: 'unsupported_grant_type',
+  /** RFC 9449 §5, §7.1: the DPoP proof is missing, invalid, or of another key than the token's. */
+  InvalidDpopProof: 'invalid_dpop_proof',
+  /** RFC 9449 §8, §9: the proof must carry the nonce sent in `DPoP-Nonce`. */
+  UseDpopNonce: 'use_dpop_nonce',
   InternalError: 'internal_error',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -4,6 +4,8 @@ import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 export interface Principal {
   userId: string;
   sessionId: string;
+  /** The DPoP key thumbprint (`cnf.jkt`) of a bound session's access token. */
+  keyThumbprint?: string;
 }
 
 export const CurrentPrincipal = createParamDecorator(

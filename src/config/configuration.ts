@@ -35,6 +35,16 @@ export interface AuthConfig {
   audience: string;
 }
 
+/** DPoP (RFC 9449): proof-of-possession for sessions bound to a client's key. */
+export interface DpopConfig {
+  /** Every new session must be bound: a login or token request without a proof is refused. */
+  required: boolean;
+  /** Proofs must carry a server nonce (RFC 9449 §8, §9), handed out in `DPoP-Nonce`. */
+  nonce: boolean;
+  /** Seconds a proof is accepted after its `iat`; also a nonce's window. */
+  proofMaxAge: number;
+}
+
 export interface AppConfig {
   nodeEnv: string;
   /** Where clients reach the service (scheme, host, port, no path): names the published metadata's URLs. */
@@ -43,6 +53,7 @@ export interface AppConfig {
   host: string;
   http: HttpConfig;
   oauth: OAuthConfig;
+  dpop: DpopConfig;
   rateLimit: RateLimitConfig;
   database: DatabaseConfig;
   auth: AuthConfig;

@@ -66,6 +66,11 @@ const environment = z.object({
   OAUTH_CLIENTS: clientIds.default(() => ['swagger-ui']),
   RESOURCE_SERVERS: resourceServers(MIN_RESOURCE_SERVER_SECRET_LENGTH).default(() => []),
 
+  DPOP_REQUIRED: flag.default(false),
+  DPOP_NONCE: flag.default(false),
+  // RFC 9449 §11.1: a short window bounds both a pre-made proof's use and the replay cache.
+  DPOP_PROOF_MAX_AGE: seconds(5, 300).default(60),
+
   ACCESS_TOKEN_TTL: seconds(1).default(15 * 60),
   REFRESH_TOKEN_TTL: seconds(1).default(7 * 86400),
   REFRESH_REUSE_GRACE: seconds(0),
@@ -167,6 +172,11 @@ function toAppConfig(env: Environment, runtime: RuntimeOverrides, ctx: z.Refinem
     host: env.HOST ?? (embedded ? '127.0.0.1' : '0.0.0.0'),
     http: { trustProxy: env.TRUST_PROXY, corsOrigins: env.CORS_ORIGINS },
     oauth: { clients: env.OAUTH_CLIENTS, resourceServers: env.RESOURCE_SERVERS },
+    dpop: {
+      required: env.DPOP_REQUIRED,
+      nonce: env.DPOP_NONCE,
+      proofMaxAge: env.DPOP_PROOF_MAX_AGE,
+    },
     rateLimit: {
       window: env.RATE_LIMIT_WINDOW,
       perIp: env.RATE_LIMIT_PER_IP,

@@ -6,6 +6,7 @@ import { RevocationFeed1764300000000 } from '../../migrations/1764300000000-Revo
 import { SigningKeys1764400000000 } from '../../migrations/1764400000000-SigningKeys.js';
 import { SessionGenerations1764500000000 } from '../../migrations/1764500000000-SessionGenerations.js';
 import { SessionClients1764600000000 } from '../../migrations/1764600000000-SessionClients.js';
+import { SessionKeys1764700000000 } from '../../migrations/1764700000000-SessionKeys.js';
 import { recordingPgDriver } from './sql.js';
 
 export const MIGRATIONS = [
@@ -15,6 +16,7 @@ export const MIGRATIONS = [
   SigningKeys1764400000000,
   SessionGenerations1764500000000,
   SessionClients1764600000000,
+  SessionKeys1764700000000,
 ];
 
 /** Longer than statement_timeout, so a live server always answers first. */

@@ -15,6 +15,9 @@ export type RefreshOutcome = (typeof REFRESH_OUTCOMES)[number];
 export const LOGIN_OUTCOMES = ['success', 'failure', 'rate_limited'] as const;
 export type LoginOutcome = (typeof LOGIN_OUTCOMES)[number];
 
+/** Where a DPoP proof was refused: starting a session, refreshing, revoking, or on a resource. */
+export type DpopRefusalPlace = 'session_start' | 'refresh' | 'revoke' | 'resource';
+
 /**
  * The application's Prometheus metrics, in a registry of its own rather than
  * prom-client's global one: one process may hold several applications (the
@@ -32,6 +35,7 @@ export class MetricsService {
   private readonly refreshTotal: Counter<'outcome'>;
   private readonly sessionsRevokedTotal: Counter<'reason'>;
   private readonly loginTotal: Counter<'outcome'>;
+  private readonly dpopRefusalsTotal: Counter<'place' | 'reason'>;
   private readonly revocationFeedConsumers: Gauge<'resource_server'>;
 
   constructor() {
@@ -60,6 +64,12 @@ export class MetricsService {
       name: 'lineage_login_total',
       help: 'Login attempts by outcome',
       labelNames: ['outcome'],
+      registers,
+    });
+    this.dpopRefusalsTotal = new Counter({
+      name: 'lineage_dpop_refusals_total',
+      help: 'Requests refused for their DPoP proof (RFC 9449), by where and why; none ends a session',
+      labelNames: ['place', 'reason'],
       registers,
     });
     this.revocationFeedConsumers = new Gauge({
@@ -100,6 +110,11 @@ export class MetricsService {
 
   login(outcome: LoginOutcome): void {
     this.loginTotal.inc({ outcome });
+  }
+
+  /** `reason` is one of a fixed set (DpopRefusalReason), so the series are bounded. */
+  dpopRefused(place: DpopRefusalPlace, reason: string): void {
+    this.dpopRefusalsTotal.inc({ place, reason });
   }
 
   /**

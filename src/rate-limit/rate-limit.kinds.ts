@@ -26,6 +26,11 @@ export const isFailureKind = (kind: RateLimitKind): kind is FailureKind =>
 
 export const RATE_LIMITS = 'lineage:rate-limits';
 export const FAILURE_COUNTERS = Symbol('FAILURE_COUNTERS');
+/**
+ * The instance's one Redis connection (an ioredis `Redis`), or null without
+ * REDIS_URL, for other state that must be shared across instances.
+ */
+export const SHARED_REDIS = Symbol('SHARED_REDIS');
 
 /** The limits one request is under. */
 export interface RateLimitRule {

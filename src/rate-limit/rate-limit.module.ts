@@ -21,6 +21,7 @@ import {
   bucketOf,
   FAILURE_COUNTERS,
   rateLimitRule,
+  SHARED_REDIS,
   type ThrottlerKind,
 } from './rate-limit.kinds.js';
 import { RateLimitStorage } from './rate-limit.storage.js';
@@ -81,9 +82,14 @@ function throttlerOptions(config: RateLimitConfig): ThrottlerModuleOptions {
       useFactory: (storage: RateLimitStorage): FailureCounters =>
         storage.redis ? new RedisFailureCounters(storage.redis) : new MemoryFailureCounters(),
     },
+    {
+      provide: SHARED_REDIS,
+      inject: [getStorageToken()],
+      useFactory: (storage: RateLimitStorage) => storage.redis,
+    },
     FailedAttemptsInterceptor,
   ],
-  exports: [FAILURE_COUNTERS, FailedAttemptsInterceptor],
+  exports: [FAILURE_COUNTERS, SHARED_REDIS, FailedAttemptsInterceptor],
 })
 export class RateLimitModule implements OnApplicationShutdown {
   constructor(

@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import pg from 'pg';
+import { UNBOUND } from '../../src/auth/tokens/token.service.js';
 import { SessionRepository } from '../../src/auth/sessions/session.repository.js';
 import { SessionRevocations } from '../../src/auth/sessions/session-revocations.js';
 import {
@@ -76,7 +77,7 @@ describe('session revocation feed (integration, PostgreSQL LISTEN/NOTIFY)', () =
         absoluteExpiresAt: new Date(now.getTime() + 30 * DAY_MS),
         userAgent: null,
         ip: null,
-        clientId: null,
+        binding: UNBOUND,
       }),
     );
     return sessionId;

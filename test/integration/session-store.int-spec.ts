@@ -5,7 +5,7 @@ import {
   type Rotation,
   SessionRepository,
 } from '../../src/auth/sessions/session.repository.js';
-import { generationJti } from '../../src/auth/tokens/token.service.js';
+import { generationJti, UNBOUND } from '../../src/auth/tokens/token.service.js';
 import { insertUser, type Integration, startIntegration } from '../support/integration.js';
 import { holdRowLock } from '../support/row-lock.js';
 
@@ -95,7 +95,7 @@ describe('session store (integration, PostgreSQL)', () => {
         absoluteExpiresAt,
         userAgent: 'session-store-spec',
         ip: '127.0.0.1',
-        clientId: null,
+        binding: UNBOUND,
       }),
     );
     return made;
@@ -409,7 +409,7 @@ describe('session store (integration, PostgreSQL)', () => {
             absoluteExpiresAt: new Date(now.getTime() + DAY_MS),
             userAgent: null,
             ip: null,
-            clientId: null,
+            binding: UNBOUND,
           });
           // Inside the transaction the row exists ...
           const inside = await manager.query<unknown[]>('SELECT 1 FROM sessions WHERE id = $1', [

@@ -56,7 +56,7 @@ export function expectErrorBody(res: ErrorResponse): ErrorBody {
     // An OAuth endpoint's error (RFC 6749 §5.2): the same shape, plus the OAuth members.
     expect(keys.sort()).toEqual(['code', 'error', 'error_description', 'message', 'statusCode']);
     expect(body.error).toMatch(
-      /^(invalid_request|invalid_client|invalid_grant|unsupported_grant_type)$/,
+      /^(invalid_request|invalid_client|invalid_grant|unsupported_grant_type|invalid_dpop_proof|use_dpop_nonce)$/,
     );
     expect(body.error_description).toBe(body.message);
   } else {
@@ -75,6 +75,14 @@ export function expectErrorBody(res: ErrorResponse): ErrorBody {
   if (res.status === 401 && body.code === 'invalid_client') {
     // RFC 6749 §5.2: a client that failed to authenticate is challenged to use Basic.
     expect(res.headers['www-authenticate']).toBe('Basic realm="lineage"');
+  } else if (
+    res.status === 401 &&
+    (body.code === 'invalid_dpop_proof' || body.code === 'use_dpop_nonce')
+  ) {
+    // RFC 9449 §7.1, §9: a resource refusing a DPoP proof challenges under the DPoP scheme.
+    expect(res.headers['www-authenticate']).toMatch(
+      new RegExp(`^DPoP realm="lineage", error="${body.code}", error_description="[\x20-\x7e]*"$`),
+    );
   } else if (res.status === 401) {
     const challenge = res.headers['www-authenticate'];
     expect(challenge).toMatch(/^Bearer realm="lineage"/);

@@ -5,8 +5,14 @@ export class TokenResponseDto {
   @ApiProperty({ description: 'JWT access token (typ at+jwt), sent as `Authorization: Bearer`' })
   access_token!: string;
 
-  @ApiProperty({ example: 'Bearer', enum: ['Bearer'] })
-  token_type!: 'Bearer';
+  @ApiProperty({
+    example: 'Bearer',
+    enum: ['Bearer', 'DPoP'],
+    description:
+      '`DPoP` when the session is bound to the key of the DPoP proof that started it (RFC 9449 §5): ' +
+      'its access token is then sent as `Authorization: DPoP` with a proof.',
+  })
+  token_type!: 'Bearer' | 'DPoP';
 
   @ApiProperty({ example: 900, description: 'Access token lifetime in seconds' })
   expires_in!: number;

@@ -1,12 +1,14 @@
 import { type ExecutionContext, Injectable } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { DpopBinding } from '../dpop/dpop-binding.service.js';
+import { DpopProofs } from '../dpop/dpop-proofs.service.js';
 import { AuthErrors } from '../auth-errors.js';
 import { IS_PUBLIC_KEY } from '../../common/public.decorator.js';
 import type { Principal } from '../../common/principal.js';
 import { SessionLiveness } from '../sessions/session-liveness.service.js';
-import { ACCESS_STRATEGY, bearerCredential, bearerToken } from './access-token.strategy.js';
+import { ACCESS_STRATEGY, accessCredential, accessToken } from './access-token.strategy.js';
 import { VerifiedAccessTokens } from '../tokens/verified-access-tokens.js';
 import { passportFailure } from './passport-failure.js';
 
@@ -17,6 +19,8 @@ export class AccessTokenGuard extends AuthGuard(ACCESS_STRATEGY) {
     private readonly reflector: Reflector,
     private readonly verified: VerifiedAccessTokens,
     private readonly sessions: SessionLiveness,
+    private readonly proofs: DpopProofs,
+    private readonly dpop: DpopBinding,
   ) {
     super();
   }
@@ -34,24 +38,34 @@ export class AccessTokenGuard extends AuthGuard(ACCESS_STRATEGY) {
     void context.switchToHttp().getResponse<FastifyReply>().header('Cache-Control', 'no-store');
     // A token the strategy verified before (and not yet expired) needs only
     // the per-request session check; anything else goes through passport-jwt.
-    const request = context.switchToHttp().getRequest<{ user?: Principal }>();
-    const credential = bearerCredential(request);
+    const request = context.switchToHttp().getRequest<FastifyRequest & { user?: Principal }>();
+    const credential = accessCredential(request);
     // Refused as an unusable token, as other malformed bearer values are:
     // 401 token_invalid, where RFC 6750 §3.1 would allow 400 invalid_request,
     // so a client has one way to handle a credential that did not work.
     if (credential === 'malformed') {
       throw AuthErrors.malformedBearer();
     }
-    const token = credential === 'absent' ? null : credential.token;
-    const principal = token ? this.verified.lookup(token) : undefined;
-    if (!principal) return (await super.canActivate(context)) as boolean;
-    try {
-      await this.sessions.assertActive(principal.sessionId, principal.userId);
-    } catch (error) {
-      this.verified.forget(token!);
-      throw error;
+    if (credential === 'absent') return (await super.canActivate(context)) as boolean;
+    const principal = this.verified.lookup(credential.token);
+    if (principal) {
+      try {
+        await this.sessions.assertActive(principal.sessionId, principal.userId);
+      } catch (error) {
+        this.verified.forget(credential.token);
+        throw error;
+      }
+      request.user = principal;
+    } else {
+      await super.canActivate(context);
     }
-    request.user = principal;
+    // Last: the proof's jti is spent only by a request whose token is good.
+    const proof = await this.proofs.evaluate(
+      request,
+      context.switchToHttp().getResponse<FastifyReply>(),
+      credential.token,
+    );
+    this.dpop.checkResource(request.user!.keyThumbprint, credential.scheme, proof);
     return true;
   }
 
@@ -62,7 +76,7 @@ export class AccessTokenGuard extends AuthGuard(ACCESS_STRATEGY) {
     context: ExecutionContext,
   ): TUser {
     if (err || !user) {
-      const presented = bearerToken(context.switchToHttp().getRequest()) !== null;
+      const presented = accessToken(context.switchToHttp().getRequest()) !== null;
       throw passportFailure(err, info, 'Access', presented);
     }
     return user as TUser;

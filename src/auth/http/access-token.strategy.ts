@@ -19,42 +19,44 @@ import { VerifiedAccessTokens } from '../tokens/verified-access-tokens.js';
 export const ACCESS_STRATEGY = 'jwt';
 
 /**
- * RFC 6750 §2.1: `credentials = "Bearer" 1*SP b64token`, exactly one token,
- * the scheme name case-insensitive (RFC 9110 §11.1). passport-jwt's own
- * extractor takes the first whitespace-separated word after the scheme and
- * ignores the rest, so `Bearer <token> <anything>` passed.
+ * RFC 6750 §2.1 and RFC 9449 §7.1: `credentials = ("Bearer" / "DPoP") 1*SP
+ * token68`, exactly one token, the scheme name case-insensitive (RFC 9110
+ * §11.1). passport-jwt's own extractor takes the first whitespace-separated
+ * word after the scheme and ignores the rest, so `Bearer <token> <anything>` passed.
  */
-const BEARER_CREDENTIALS = /^Bearer +([A-Za-z0-9\-._~+/]+=*)$/i;
-/** The Bearer scheme with something after it: a credential was meant, well-formed or not. */
-const BEARER_ATTEMPT = /^Bearer\s+\S/i;
+const CREDENTIALS = /^(Bearer|DPoP) +([A-Za-z0-9\-._~+/]+=*)$/i;
+/** Either scheme with something after it: a credential was meant, well-formed or not. */
+const ATTEMPT = /^(Bearer|DPoP)\s+\S/i;
+
+export type AccessScheme = 'bearer' | 'dpop';
 
 /**
- * What the Authorization header holds: one well-formed bearer token; none
- * (no header, another scheme, or "Bearer" alone); or a malformed one.
+ * What the Authorization header holds: one well-formed access token and its
+ * scheme; none (no header, another scheme, or a scheme alone); or a malformed one.
  */
-export type BearerCredential = { token: string } | 'absent' | 'malformed';
+export type AccessCredential = { scheme: AccessScheme; token: string } | 'absent' | 'malformed';
 
-export function bearerCredential(request: unknown): BearerCredential {
+export function accessCredential(request: unknown): AccessCredential {
   const header = (request as { headers?: Record<string, unknown> }).headers?.authorization;
   if (typeof header !== 'string') return 'absent';
-  const match = BEARER_CREDENTIALS.exec(header);
-  if (match) return { token: match[1] };
-  return BEARER_ATTEMPT.test(header) ? 'malformed' : 'absent';
+  const match = CREDENTIALS.exec(header);
+  if (match) return { scheme: match[1].toLowerCase() as AccessScheme, token: match[2] };
+  return ATTEMPT.test(header) ? 'malformed' : 'absent';
 }
 
-/** Where an access token is read from (RFC 6750 §2.1: the Authorization header only). */
-export function bearerToken(request: unknown): string | null {
-  const credential = bearerCredential(request);
+/** Where an access token is read from: the Authorization header only (RFC 6750 §2.1, RFC 9449 §7.1). */
+export function accessToken(request: unknown): string | null {
+  const credential = accessCredential(request);
   return typeof credential === 'object' ? credential.token : null;
 }
 
 /**
- * Verifies the bearer access token (RFC 6750 §2.1: Authorization header only)
+ * Verifies the access token (RFC 6750 §2.1: Authorization header only)
  * with the published key its `kid` names, through the same key set the JWKS
  * serves; pins the algorithm to ES256 (so neither `none` nor an HMAC keyed
  * with our public key can pass), issuer, audience and `typ` (RFC 8725 §3.1,
  * §3.10, §3.11), then checks the session is still live so logout takes
- * effect at once.
+ * effect at once. The DPoP proof a bound token needs is the guard's check.
  */
 @Injectable()
 export class AccessTokenStrategy extends PassportStrategy(Strategy, ACCESS_STRATEGY) {
@@ -65,7 +67,7 @@ export class AccessTokenStrategy extends PassportStrategy(Strategy, ACCESS_STRAT
     private readonly verified: VerifiedAccessTokens,
   ) {
     super({
-      jwtFromRequest: bearerToken,
+      jwtFromRequest: accessToken,
       passReqToCallback: true,
       secretOrKeyProvider: (
         _request: unknown,
@@ -95,10 +97,11 @@ export class AccessTokenStrategy extends PassportStrategy(Strategy, ACCESS_STRAT
     const claims = readClaims(decoded, ACCESS_TOKEN_TYP);
     if (!claims) throw AuthErrors.accessTokenInvalid();
     await this.sessions.assertActive(claims.sid, claims.sub);
-    const principal = { userId: claims.sub, sessionId: claims.sid };
+    const principal: Principal = { userId: claims.sub, sessionId: claims.sid };
+    if (claims.cnf) principal.keyThumbprint = claims.cnf.jkt;
     // Fully verified: the guard may skip verification for this exact token
     // until it expires (the session check still runs every time).
-    const token = bearerToken(request);
+    const token = accessToken(request);
     if (token) this.verified.remember(token, principal, claims.exp);
     return principal;
   }

@@ -13,8 +13,10 @@ import { TokenService } from '../tokens/token.service.js';
 /** An RFC 7662 §2.2 introspection response. */
 export interface Introspection {
   active: boolean;
-  token_type?: 'Bearer';
+  token_type?: 'Bearer' | 'DPoP';
   client_id?: string;
+  /** RFC 9449 §6.2: the key a DPoP-bound token is bound to. */
+  cnf?: { jkt: string };
   sub?: string;
   sid?: string;
   aud?: string;
@@ -68,7 +70,7 @@ export class Introspector {
       if (error instanceof AppError) return INACTIVE;
       throw error;
     }
-    return active(claims, 'Bearer');
+    return active(claims, claims.cnf ? 'DPoP' : 'Bearer');
   }
 
   private async refreshToken(token: string, now: Date): Promise<Introspection | undefined> {
@@ -83,11 +85,12 @@ export class Introspector {
   }
 }
 
-function active(claims: TokenClaims, tokenType?: 'Bearer'): Introspection {
+function active(claims: TokenClaims, tokenType?: 'Bearer' | 'DPoP'): Introspection {
   return {
     active: true,
     ...(tokenType ? { token_type: tokenType } : {}),
     ...(claims.client_id === undefined ? {} : { client_id: claims.client_id }),
+    ...(claims.cnf ? { cnf: { jkt: claims.cnf.jkt } } : {}),
     sub: claims.sub,
     sid: claims.sid,
     aud: claims.aud,

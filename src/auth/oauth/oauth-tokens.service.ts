@@ -3,6 +3,7 @@ import type { ClientInfo } from '../../common/client-info.js';
 import { ValidationError } from '../../common/errors.js';
 import { AuthErrors } from '../auth-errors.js';
 import { AuthService } from '../auth.service.js';
+import type { DpopOutcome } from '../dpop/dpop-proofs.service.js';
 import { PASSWORD_INPUT_MAX, USERNAME_INPUT_MAX } from '../dto/credentials.dto.js';
 import type { TokenResponseDto } from '../dto/token-response.dto.js';
 import type { PresentedRefreshToken } from '../sessions/refresh-outcomes.js';
@@ -28,12 +29,13 @@ export class OAuthTokens {
     params: OAuthParams,
     presented: PresentedRefreshToken | undefined,
     client: ClientInfo & { clientId: string },
+    proof: DpopOutcome,
   ): Promise<TokenResponseDto> {
     if (grant === 'password') {
       const username = bounded(params, 'username', USERNAME_INPUT_MAX);
       const password = bounded(params, 'password', PASSWORD_INPUT_MAX);
       // The session records the client, and its tokens name it.
-      return this.auth.login(username, password, client);
+      return this.auth.login(username, password, client, proof);
     }
     const issuedTo = presented!.claims.client_id;
     // RFC 6749 §6: a refresh token is spent only by the client it was
@@ -43,7 +45,7 @@ export class OAuthTokens {
     if (issuedTo !== undefined && issuedTo !== client.clientId) {
       throw AuthErrors.refreshTokenOfAnotherClient();
     }
-    return this.refreshes.refresh(presented!, client);
+    return this.refreshes.refresh(presented!, client, proof);
   }
 }
 

@@ -29,6 +29,8 @@ import { LOGIN_LIMITS, REFRESH_LIMITS } from '../rate-limits.js';
 import type { PresentedRefreshToken } from '../sessions/refresh-outcomes.js';
 import { type Introspection, Introspector } from './introspection.service.js';
 import { IntrospectionDto, IntrospectionRequestDto } from './introspection.dto.js';
+import { DpopHeader, DpopProof, DpopProofGuard } from '../dpop/dpop-proof.guard.js';
+import type { DpopOutcome } from '../dpop/dpop-proofs.service.js';
 import { OAuthParams } from './oauth-params.js';
 import { ResourceServerAuthenticated } from './resource-server.guard.js';
 import { OAuthTokens } from './oauth-tokens.service.js';
@@ -50,7 +52,7 @@ export class OAuthController {
   ) {}
 
   @Public()
-  @UseGuards(TokenGrantGuard)
+  @UseGuards(TokenGrantGuard, DpopProofGuard)
   // Below UseGuards on purpose: the rate limit then runs first, before any token or client work.
   @RateLimitedBy(
     [...LOGIN_LIMITS.kinds, ...REFRESH_LIMITS.kinds],
@@ -71,13 +73,15 @@ export class OAuthController {
       '(`error`, `error_description`) and keep `code` and `message`.',
   })
   @ApiConsumes(FORM_CONTENT_TYPE)
+  @DpopHeader()
   @ApiBody({ type: TokenRequestDto })
   @ApiOkResponse({ type: TokenResponseDto })
   @ApiBadRequestResponse({
     type: ErrorResponseDto,
     description:
       '`invalid_grant` (wrong credentials; a refresh token reused, revoked, expired, superseded ' +
-      'or issued to another client), `invalid_request`, `unsupported_grant_type`',
+      'or issued to another client), `invalid_request`, `unsupported_grant_type`, ' +
+      '`invalid_dpop_proof` and `use_dpop_nonce` (RFC 9449 §5, §8)',
   })
   @ApiUnauthorizedResponse({
     type: ErrorResponseDto,
@@ -86,11 +90,15 @@ export class OAuthController {
   token(
     @Req() request: TokenRequest & { user?: PresentedRefreshToken },
     @Client() client: ClientInfo,
+    @DpopProof() proof: DpopOutcome,
   ): Promise<TokenResponseDto> {
-    return this.tokens.exchange(request.grant, OAuthParams.of(request), request.user, {
-      ...client,
-      clientId: request.oauthClient,
-    });
+    return this.tokens.exchange(
+      request.grant,
+      OAuthParams.of(request),
+      request.user,
+      { ...client, clientId: request.oauthClient },
+      proof,
+    );
   }
 
   @ResourceServerAuthenticated()

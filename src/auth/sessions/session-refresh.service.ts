@@ -9,8 +9,10 @@ import type { AppConfig, AuthConfig } from '../../config/configuration.js';
 import { Transactions } from '../../database/transactions.js';
 import { MetricsService } from '../../observability/metrics.service.js';
 import { AuthErrors } from '../auth-errors.js';
+import { DpopBinding } from '../dpop/dpop-binding.service.js';
+import type { DpopOutcome } from '../dpop/dpop-proofs.service.js';
 import type { TokenResponseDto } from '../dto/token-response.dto.js';
-import type { RefreshTokenClaims } from '../tokens/token-claims.js';
+import { bindingOf, type RefreshTokenClaims } from '../tokens/token-claims.js';
 import { generationJti, hashToken, TokenService } from '../tokens/token.service.js';
 import { type PresentedRefreshToken, OUTCOME_EFFECTS, type Refusal } from './refresh-outcomes.js';
 import { decideRotation, type RotationDecision } from './rotation.rules.js';
@@ -39,6 +41,7 @@ export class SessionRefresh {
     private readonly sessions: SessionsService,
     private readonly audit: AuditService,
     private readonly metrics: MetricsService,
+    private readonly dpop: DpopBinding,
     private readonly clock: Clock,
   ) {
     this.auth = config.get('auth', { infer: true });
@@ -53,9 +56,18 @@ export class SessionRefresh {
    * verdict of reuse, supersession or refusal stays true, and the two
    * verdicts that hand out a token (rotate, re-issue) are re-checked by the
    * conditional write that makes them so, and retried when the row moved.
+   *
+   * A DPoP-bound session's token refreshes only with a proof of its key,
+   * checked first: without the key a replayed token never reaches the rule,
+   * so it can neither rotate the session nor end it as reuse.
    */
-  async refresh(presented: PresentedRefreshToken, client: ClientInfo): Promise<TokenResponseDto> {
+  async refresh(
+    presented: PresentedRefreshToken,
+    client: ClientInfo,
+    proof: DpopOutcome,
+  ): Promise<TokenResponseDto> {
     const { claims } = presented;
+    await this.dpop.checkRefresh(claims, proof, client);
     for (let attempt = 1; attempt <= ROTATION_ATTEMPTS; attempt += 1) {
       const now = this.clock.now();
       const lifetime = this.tokens.refreshLifetime(now);
@@ -193,8 +205,7 @@ export class SessionRefresh {
             jti: generationJti(state.tokenSalt, generation),
             issuedAt: state.rotatedAt,
             expiresAt: state.expiresAt,
-            // A session's client never changes: the parent names the child's.
-            clientId: claims.client_id ?? null,
+            binding: bindingOf(claims),
           });
     const sameClient = client.ip === state.ip && client.userAgent === state.userAgent;
     const reissued = await this.transactions.run(async (manager) => {
@@ -219,7 +230,7 @@ export class SessionRefresh {
       refreshToken,
       state.expiresAt,
       now,
-      claims.client_id ?? null,
+      bindingOf(claims),
     );
   }
 
@@ -229,7 +240,7 @@ export class SessionRefresh {
     claims: RefreshTokenClaims,
     now: Date,
   ): TokenResponseDto {
-    const clientId = claims.client_id ?? null;
+    const binding = bindingOf(claims);
     const refreshToken = this.tokens.signRefreshToken({
       userId: rotation.userId,
       sessionId: rotation.sessionId,
@@ -237,7 +248,7 @@ export class SessionRefresh {
       jti: rotated.jti.toString('base64url'),
       issuedAt: rotation.issuedAt,
       expiresAt: rotated.expiresAt,
-      clientId,
+      binding,
     });
     this.metrics.refresh(OUTCOME_EFFECTS.rotate.metric);
     return this.tokens.response(
@@ -246,7 +257,7 @@ export class SessionRefresh {
       refreshToken,
       rotated.expiresAt,
       now,
-      clientId,
+      binding,
     );
   }
 }

@@ -90,6 +90,14 @@ export class Session {
   clientId!: string | null;
 
   /**
+   * The JWK thumbprint (RFC 7638) of the key the session is bound to by
+   * DPoP (RFC 9449), fixed at its start and named by every one of its tokens
+   * (`cnf.jkt`); null for a session not bound to a key.
+   */
+  @Column({ name: 'dpop_jkt', type: 'varchar', length: 43, nullable: true })
+  dpopJkt!: string | null;
+
+  /**
    * A session from before token store v2: its generation 0 is the v1 refresh
    * token the client held at the upgrade (its jti, and its SHA-256), and
    * `legacy_parent_hash` the v1 token that one was rotated from.

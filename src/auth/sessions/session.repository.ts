@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, type EntityManager } from 'typeorm';
+import type { SessionBinding } from '../tokens/token-claims.js';
 import { runSql } from '../../database/sql.js';
 import type { RevocationReason } from '../../common/revocation-reasons.js';
 
@@ -14,7 +15,7 @@ export interface NewSession {
   absoluteExpiresAt: Date;
   userAgent: string | null;
   ip: string | null;
-  clientId: string | null;
+  binding: SessionBinding;
 }
 
 /** The session row as the access guard needs it. */
@@ -93,8 +94,8 @@ export class SessionRepository {
       manager,
       `INSERT INTO sessions
               (id, user_id, created_at, absolute_expires_at, token_salt, rotated_at,
-               last_used_at, expires_at, generation, user_agent, ip, client_id)
-       VALUES ($1, $2, $3, $4, $5, $6, $3, $7, 0, $8, $9, $10)`,
+               last_used_at, expires_at, generation, user_agent, ip, client_id, dpop_jkt)
+       VALUES ($1, $2, $3, $4, $5, $6, $3, $7, 0, $8, $9, $10, $11)`,
       [
         session.sessionId,
         session.userId,
@@ -105,7 +106,8 @@ export class SessionRepository {
         session.first.expiresAt,
         session.userAgent,
         session.ip,
-        session.clientId,
+        session.binding.clientId,
+        session.binding.keyThumbprint,
       ],
     );
   }

@@ -11,6 +11,7 @@ import type { AppConfig, AuthConfig } from '../../config/configuration.js';
 import { Transactions } from '../../database/transactions.js';
 import { MetricsService } from '../../observability/metrics.service.js';
 import type { TokenResponseDto } from '../dto/token-response.dto.js';
+import type { SessionBinding } from '../tokens/token-claims.js';
 import { generationJti, newTokenSalt, TokenService } from '../tokens/token.service.js';
 import { EndedSessions } from './ended-sessions.js';
 import { type LiveSession, SessionRepository } from './session.repository.js';
@@ -83,6 +84,10 @@ export class SessionsService {
     const absoluteExpiresAt = this.tokens.absoluteExpiry(now);
     const first = this.tokens.refreshLifetime(now, absoluteExpiresAt);
     const tokenSalt = newTokenSalt();
+    const binding: SessionBinding = {
+      clientId: client.clientId ?? null,
+      keyThumbprint: client.keyThumbprint ?? null,
+    };
     await this.sessions.create(manager, {
       userId,
       sessionId,
@@ -92,7 +97,7 @@ export class SessionsService {
       absoluteExpiresAt,
       userAgent: client.userAgent,
       ip: client.ip,
-      clientId: client.clientId ?? null,
+      binding,
     });
     const refreshToken = this.tokens.signRefreshToken({
       userId,
@@ -100,7 +105,7 @@ export class SessionsService {
       generation: 0,
       jti: generationJti(tokenSalt, 0),
       ...first,
-      clientId: client.clientId ?? null,
+      binding,
     });
     await this.audit.record(
       [...this.revocationEvents(userId, evicted, 'evicted'), { type: event, userId, sessionId }],
@@ -114,7 +119,7 @@ export class SessionsService {
       refreshToken,
       first.expiresAt,
       now,
-      client.clientId ?? null,
+      binding,
     );
   }
 

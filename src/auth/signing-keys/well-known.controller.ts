@@ -3,6 +3,7 @@ import { ConfigService } from '@nestjs/config';
 import { ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
 import { Public } from '../../common/public.decorator.js';
 import type { AppConfig } from '../../config/configuration.js';
+import { DPOP_ALGORITHMS } from '../dpop/dpop-proof.js';
 import { JWKS_MAX_AGE_SECONDS } from './key-set.js';
 import { SIGNING_ALG } from './signing-key.store.js';
 import { SigningKeys } from './signing-keys.service.js';
@@ -71,6 +72,13 @@ class MetadataDto {
   })
   introspection_endpoint_auth_methods_supported!: string[];
 
+  @ApiProperty({
+    type: [String],
+    example: [...DPOP_ALGORITHMS],
+    description: 'RFC 9449 §5.1: the algorithms a DPoP proof may be signed with',
+  })
+  dpop_signing_alg_values_supported!: string[];
+
   @ApiProperty({ example: url('/.well-known/jwks.json') })
   jwks_uri!: string;
 
@@ -131,6 +139,7 @@ export class WellKnownController {
       revocation_endpoint_auth_methods_supported: ['none'],
       introspection_endpoint: `${base}/oauth/introspect`,
       introspection_endpoint_auth_methods_supported: ['client_secret_basic'],
+      dpop_signing_alg_values_supported: [...DPOP_ALGORITHMS],
       jwks_uri: `${base}/.well-known/jwks.json`,
       // RFC 8414 requires the member. There is no authorization endpoint,
       // hence no response type; no `registration_endpoint` either, a name

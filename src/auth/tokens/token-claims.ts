@@ -31,7 +31,28 @@ export interface TokenClaims {
    * sessions of Lineage's own JSON routes.
    */
   client_id?: string;
+  /**
+   * RFC 9449 §6.1 / RFC 7800: the JWK thumbprint (RFC 7638) of the key a
+   * DPoP-bound session's tokens are bound to; absent for unbound sessions.
+   */
+  cnf?: { jkt: string };
 }
+
+/** A session's fixed parties, carried by each of its tokens (see Session). */
+export interface SessionBinding {
+  /** The OAuth client that started it, if any. */
+  clientId: string | null;
+  /** The DPoP key thumbprint it is bound to, if any. */
+  keyThumbprint: string | null;
+}
+
+/** The binding a token names: a session's never changes, so a parent names its child's. */
+export function bindingOf(claims: TokenClaims): SessionBinding {
+  return { clientId: claims.client_id ?? null, keyThumbprint: claims.cnf?.jkt ?? null };
+}
+
+/** A SHA-256 JWK thumbprint, base64url (RFC 7638 §3). */
+export const JWK_THUMBPRINT = /^[A-Za-z0-9_-]{43}$/;
 
 export interface DecodedJwt {
   header: { alg?: unknown; typ?: unknown; kid?: unknown };
@@ -82,7 +103,7 @@ function readShared(
   }
   const p = decoded.payload as Partial<Record<keyof TokenClaims, unknown>> | null;
   if (typeof p !== 'object' || p === null) return undefined;
-  const { sub, sid, jti, iat, exp, iss, aud, client_id: clientId } = p;
+  const { sub, sid, jti, iat, exp, iss, aud, client_id: clientId, cnf } = p;
   if (typeof sub !== 'string' || !UUID.test(sub)) return undefined;
   if (typeof sid !== 'string' || !UUID.test(sid)) return undefined;
   if (typeof jti !== 'string' || !jtiValid(jti)) return undefined;
@@ -91,8 +112,13 @@ function readShared(
   if (clientId !== undefined && (typeof clientId !== 'string' || clientId.length > 64)) {
     return undefined;
   }
+  const jkt = (cnf as { jkt?: unknown } | null | undefined)?.jkt;
+  if (cnf !== undefined && (typeof jkt !== 'string' || !JWK_THUMBPRINT.test(jkt))) {
+    return undefined;
+  }
   const claims: TokenClaims = { sub, sid, jti, iat: iat as number, exp: exp as number, iss, aud };
   if (clientId !== undefined) claims.client_id = clientId;
+  if (cnf !== undefined) claims.cnf = { jkt: jkt as string };
   return claims;
 }
 

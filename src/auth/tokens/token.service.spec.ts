@@ -4,7 +4,7 @@ import jsonwebtoken from 'jsonwebtoken';
 import { type AppConfig } from '../../config/configuration.js';
 import { buildConfig } from '../../config/environment.js';
 import type { SigningKeys } from '../signing-keys/signing-keys.service.js';
-import { generationJti, newTokenSalt, TokenService } from './token.service.js';
+import { generationJti, newTokenSalt, TokenService, UNBOUND } from './token.service.js';
 
 // One ES256 key standing in for the key set (its own tests are signing-keys.service.spec.ts).
 const KID = 'unit-test-key';
@@ -66,7 +66,7 @@ describe('TokenService', () => {
       generation: 3,
       jti: generationJti(salt, 3),
       ...tokens.refreshLifetime(now, tokens.absoluteExpiry(now)),
-      clientId: null,
+      binding: UNBOUND,
     };
     const first = tokens.signRefreshToken(spec);
     const again = {
@@ -88,11 +88,14 @@ describe('TokenService', () => {
       jti: generationJti(salt, 0),
       ...tokens.refreshLifetime(now),
     };
-    const withClient = tokens.signRefreshToken({ ...spec, clientId: 'web-app' });
-    const without = tokens.signRefreshToken({ ...spec, clientId: null });
+    const withClient = tokens.signRefreshToken({ ...spec, binding: { clientId: 'web-app', keyThumbprint: null } });
+    const without = tokens.signRefreshToken({ ...spec, binding: UNBOUND });
     expect(tokens.verifyRefreshTokenIgnoringExpiry(withClient)?.client_id).toBe('web-app');
     expect(tokens.verifyRefreshTokenIgnoringExpiry(without)).not.toHaveProperty('client_id');
-    const response = tokens.response(USER, SESSION, withClient, spec.expiresAt, now, 'web-app');
+    const response = tokens.response(USER, SESSION, withClient, spec.expiresAt, now, {
+      clientId: 'web-app',
+      keyThumbprint: null,
+    });
     expect(jsonwebtoken.decode(response.access_token)).toMatchObject({ client_id: 'web-app' });
     expect(
       jsonwebtoken.decode(
@@ -143,7 +146,7 @@ describe('TokenService', () => {
       generation: 0,
       jti: generationJti(newTokenSalt(), 0),
       ...tokens.refreshLifetime(new Date(), tokens.absoluteExpiry(new Date())),
-      clientId: null,
+      binding: UNBOUND,
     });
     expect(jsonwebtoken.decode(refresh, { complete: true })?.header).toEqual({
       alg: 'HS256',

@@ -14,6 +14,7 @@ import {
   REFRESH_TOKEN_ALG,
   REFRESH_TOKEN_TYP,
   type RefreshTokenClaims,
+  type SessionBinding,
   type TokenClaims,
 } from './token-claims.js';
 import type { TokenResponseDto } from '../dto/token-response.dto.js';
@@ -32,8 +33,19 @@ export interface RefreshTokenSpec {
   jti: string;
   issuedAt: Date;
   expiresAt: Date;
-  /** The session's OAuth client, if it has one. */
-  clientId: string | null;
+  /** The session's OAuth client and DPoP key, if it has them. */
+  binding: SessionBinding;
+}
+
+/** A session without an OAuth client or a DPoP key. */
+export const UNBOUND: SessionBinding = Object.freeze({ clientId: null, keyThumbprint: null });
+
+/** The claims a binding adds to a token, last and only when set. */
+function bindingClaims({ clientId, keyThumbprint }: SessionBinding) {
+  return {
+    ...(clientId === null ? {} : { client_id: clientId }),
+    ...(keyThumbprint === null ? {} : { cnf: { jkt: keyThumbprint } }),
+  };
 }
 
 /** A v1 refresh token (from before token store v2): a UUID jti and no generation. */
@@ -112,7 +124,7 @@ export class TokenService {
     sessionId: string,
     now: Date,
     sessionEnd: Date,
-    clientId: string | null = null,
+    binding: SessionBinding = UNBOUND,
   ): SignedToken {
     const iat = toEpochSeconds(now);
     const claims: TokenClaims = {
@@ -123,7 +135,7 @@ export class TokenService {
       exp: Math.min(iat + this.auth.accessTokenTtl, toEpochSeconds(sessionEnd)),
       iss: this.auth.issuer,
       aud: this.auth.audience,
-      ...(clientId === null ? {} : { client_id: clientId }),
+      ...bindingClaims(binding),
     };
     const signer = this.signingKeys.signer(now.getTime());
     if (!signer) throw new Error('No signing key is available');
@@ -149,9 +161,9 @@ export class TokenService {
       exp: toEpochSeconds(spec.expiresAt),
       iss: this.auth.issuer,
       aud: this.auth.audience,
-      // Last, and only when set: a session without a client keeps the bytes
-      // its tokens had before clients were recorded.
-      ...(spec.clientId === null ? {} : { client_id: spec.clientId }),
+      // Last, and only when set: a session without a client or a key keeps
+      // the bytes its tokens had before either was recorded.
+      ...bindingClaims(spec.binding),
     });
   }
 
@@ -261,19 +273,23 @@ export class TokenService {
     return new Date((toEpochSeconds(now) + this.auth.sessionMaxAge) * 1000);
   }
 
-  /** The RFC 6749 §5.1 response; the access token never outlives the session's refresh token. */
+  /**
+   * The RFC 6749 §5.1 response; the access token never outlives the
+   * session's refresh token, and names the session's binding.
+   */
   response(
     userId: string,
     sessionId: string,
     refreshToken: string,
     refreshExpiresAt: Date,
     now: Date,
-    clientId: string | null = null,
+    binding: SessionBinding = UNBOUND,
   ): TokenResponseDto {
-    const access = this.signAccessToken(userId, sessionId, now, refreshExpiresAt, clientId);
+    const access = this.signAccessToken(userId, sessionId, now, refreshExpiresAt, binding);
     return {
       access_token: access.token,
-      token_type: 'Bearer',
+      // RFC 9449 §5: a token bound to a DPoP key is of type DPoP.
+      token_type: binding.keyThumbprint === null ? 'Bearer' : 'DPoP',
       expires_in: access.claims.exp - access.claims.iat,
       refresh_token: refreshToken,
       refresh_expires_in: Math.max(0, toEpochSeconds(refreshExpiresAt) - access.claims.iat),
