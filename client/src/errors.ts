@@ -8,7 +8,7 @@ type ServerErrorBody = components['schemas']['ErrorResponseDto'];
  * for an answer that is not the API's (see LineageApiError.from).
  */
 export type ErrorBody = Omit<ServerErrorBody, 'code'> & {
-  code: ServerErrorBody['code'] | DpopErrorCode | 'unexpected_response';
+  code: ServerErrorBody['code'] | 'unexpected_response';
 };
 
 /** The access token is past `exp`: refresh, then retry (the README's Errors section lists every code). */
@@ -37,8 +37,6 @@ export const INVALID_DPOP_PROOF = 'invalid_dpop_proof';
  * with it, once.
  */
 export const USE_DPOP_NONCE = 'use_dpop_nonce';
-
-export type DpopErrorCode = typeof INVALID_DPOP_PROOF | typeof USE_DPOP_NONCE;
 
 /**
  * DPoP refusals are about one request's proof, not the session: the tokens

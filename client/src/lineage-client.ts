@@ -27,7 +27,7 @@ export {
   type DpopPublicJwk,
   type DpopSigner,
 } from './dpop.js';
-export { LineageApiError, type DpopErrorCode, type ErrorBody } from './errors.js';
+export { LineageApiError, type ErrorBody } from './errors.js';
 export { memoryTokenStorage, type StoredTokens, type TokenStorage } from './token-storage.js';
 
 type Schemas = components['schemas'];
