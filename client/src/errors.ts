@@ -28,6 +28,22 @@ export const SESSION_ENDED_CODES: ReadonlySet<string> = new Set([
   'refresh_token_reused',
 ]);
 
+/** The proof was missing, malformed, signed with another key or replayed (RFC 9449 §7.1). */
+export const INVALID_DPOP_PROOF = 'invalid_dpop_proof';
+
+/**
+ * The server wants its nonce in the proof (RFC 9449 §8 at the auth routes as
+ * a 400, §9 at resources as a 401) and sent it in `DPoP-Nonce`: sign again
+ * with it, once.
+ */
+export const USE_DPOP_NONCE = 'use_dpop_nonce';
+
+/**
+ * DPoP refusals are about one request's proof, not the session: the tokens
+ * stay, since the next request, properly signed, may well succeed.
+ */
+export const DPOP_CODES: ReadonlySet<string> = new Set([INVALID_DPOP_PROOF, USE_DPOP_NONCE]);
+
 /** A non-2xx answer from the API, carrying its error body as sent. */
 export class LineageApiError extends Error {
   override readonly name = 'LineageApiError';

@@ -1,7 +1,32 @@
-import { LineageApiError, REFRESHABLE_CODES, SESSION_ENDED_CODES } from './errors.js';
+import {
+  createDpopSigner,
+  defaultDpopKeyStore,
+  type DpopKeyStore,
+  type DpopSigner,
+} from './dpop.js';
+import {
+  DPOP_CODES,
+  LineageApiError,
+  REFRESHABLE_CODES,
+  SESSION_ENDED_CODES,
+  USE_DPOP_NONCE,
+} from './errors.js';
 import type { components, operations } from './schema.js';
 import { memoryTokenStorage, type StoredTokens, type TokenStorage } from './token-storage.js';
 
+export {
+  createDpopProof,
+  createDpopSigner,
+  exportDpopPublicJwk,
+  generateDpopKeyPair,
+  indexedDbDpopKeyStore,
+  memoryDpopKeyStore,
+  type DpopKeyPair,
+  type DpopKeyStore,
+  type DpopProofInput,
+  type DpopPublicJwk,
+  type DpopSigner,
+} from './dpop.js';
 export { LineageApiError, type ErrorBody } from './errors.js';
 export { memoryTokenStorage, type StoredTokens, type TokenStorage } from './token-storage.js';
 
@@ -21,6 +46,13 @@ export interface LineageClientOptions {
   storage?: TokenStorage;
   /** A fetch implementation; the global one by default (Node >= 20, browsers). */
   fetch?: typeof fetch;
+  /**
+   * Binds sessions to a key pair this client holds (DPoP, RFC 9449), so its
+   * tokens are worthless to whoever copies them without the key. `true`
+   * keeps the key in IndexedDB where there is one (browsers: it survives a
+   * reload, non-extractable), in memory elsewhere; `keys` names the store.
+   */
+  dpop?: true | { keys?: DpopKeyStore };
 }
 
 export interface LineageClient {
@@ -50,6 +82,11 @@ export interface LineageClient {
 }
 
 type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+interface Init {
+  method: Method;
+  headers: Record<string, string>;
+  body?: string;
+}
 type Query = Record<string, string | number | boolean | undefined>;
 
 interface Call {
@@ -57,6 +94,12 @@ interface Call {
   path: string;
   query?: Query;
   body?: unknown;
+  /**
+   * A DPoP client signs this call even without a DPoP access token: the
+   * routes that bind a session to its key or check it (login, register,
+   * refresh, revoke; RFC 9449 §5).
+   */
+  proof?: true;
 }
 
 /**
@@ -67,6 +110,12 @@ interface Call {
  * surfaced as it is, and
  * one saying the session is over (revoked, expired, reused) also clears the
  * stored tokens.
+ *
+ * With `dpop`, the auth routes carry a proof, which binds the session to the
+ * client's key (RFC 9449 §5), and a session the server bound (`token_type:
+ * DPoP`) sends its access token as `Authorization: DPoP` with a proof of its
+ * own (§7.1). A request refused with `use_dpop_nonce` is signed again with the
+ * server's nonce and sent once more (§8, §9).
  */
 export function createLineageClient(options: LineageClientOptions): LineageClient {
   const baseUrl = options.baseUrl.replace(/\/+$/, '');
@@ -74,25 +123,84 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
   // Called through a wrapper: browsers throw "Illegal invocation" when the
   // global fetch is called with a `this` other than the window.
   const fetchImpl: typeof fetch = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  const dpop =
+    options.dpop === undefined
+      ? undefined
+      : createDpopSigner(
+          (options.dpop === true ? undefined : options.dpop.keys) ?? defaultDpopKeyStore(),
+        );
 
   /** The refresh every caller that saw a refreshable 401 right now awaits. */
-  let refreshing: Promise<string> | undefined;
+  let refreshing: Promise<StoredTokens> | undefined;
 
-  function send(call: Call, accessToken?: string): Promise<Response> {
+  /** Whether the tokens are DPoP-bound, and this client can sign for them. */
+  function bound(tokens: StoredTokens): boolean {
+    return dpop !== undefined && tokens.token_type?.toLowerCase() === 'dpop';
+  }
+
+  function send(call: Call, tokens?: StoredTokens): Promise<Response> {
     const url = new URL(baseUrl + call.path);
     for (const [name, value] of Object.entries(call.query ?? {})) {
       if (value !== undefined) url.searchParams.set(name, String(value));
     }
+    const dpopBound = tokens !== undefined && bound(tokens);
     const headers: Record<string, string> = {};
-    if (accessToken !== undefined) headers.Authorization = `Bearer ${accessToken}`;
+    if (tokens !== undefined) {
+      headers.Authorization = `${dpopBound ? 'DPoP' : 'Bearer'} ${tokens.access_token}`;
+    }
     // The server refuses a JSON content type with an empty body, so the header
     // goes only with a body.
     if (call.body !== undefined) headers['Content-Type'] = 'application/json';
-    return fetchImpl(url, {
+    const init = {
       method: call.method,
       headers,
       body: call.body === undefined ? undefined : JSON.stringify(call.body),
-    });
+    };
+    if (dpop === undefined) return fetchImpl(url, init);
+    // Resource requests are signed only with a bound access token, whose hash
+    // the proof then carries (`ath`, RFC 9449 §4.2); with a Bearer one they go
+    // out as without DPoP.
+    if (dpopBound) return signed(dpop, url, init, tokens.access_token);
+    if (call.proof === true) return signed(dpop, url, init);
+    return remembering(dpop, url, init);
+  }
+
+  /** Sends a DPoP client's unsigned request, keeping the server's `DPoP-Nonce` (RFC 9449 §8.2). */
+  async function remembering(signer: DpopSigner, url: URL, init: Init): Promise<Response> {
+    const response = await fetchImpl(url, init);
+    signer.remember(url, response);
+    return response;
+  }
+
+  /**
+   * Sends a request with a proof; when the server answers that it wants its
+   * nonce in the proof, signs again with the nonce it sent and resends, once
+   * (RFC 9449 §8, §9).
+   */
+  async function signed(
+    signer: DpopSigner,
+    url: URL,
+    init: Init,
+    accessToken?: string,
+  ): Promise<Response> {
+    // A new proof per attempt: a resent proof (same jti) is a replay (§11.1).
+    const attempt = async () => {
+      const proof = await signer.proof(init.method, url, accessToken);
+      return remembering(signer, url, { ...init, headers: { ...init.headers, DPoP: proof } });
+    };
+    const response = await attempt();
+    if (!(await asksForNonce(response))) return response;
+    await response.body?.cancel();
+    // The retry's answer is final, whatever it is: a server that asks again is not asked twice.
+    return attempt();
+  }
+
+  /** A `use_dpop_nonce` refusal that came with the nonce to use. */
+  async function asksForNonce(response: Response): Promise<boolean> {
+    if (response.status !== 400 && response.status !== 401) return false;
+    if (!response.headers.has('DPoP-Nonce')) return false;
+    // Read from a copy: the caller reads the body of a refusal that is not this one.
+    return (await LineageApiError.from(response.clone())).code === USE_DPOP_NONCE;
   }
 
   async function expectOk(response: Response): Promise<Response> {
@@ -104,18 +212,25 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
     return (await (await expectOk(response)).json()) as T;
   }
 
-  async function storeTokens(tokens: TokenResponse): Promise<void> {
+  async function storeTokens(tokens: TokenResponse): Promise<StoredTokens> {
     // This client always uses the JSON transport; a response without a refresh
     // token would mean the cookie transport, which it never asks for.
     if (tokens.refresh_token === undefined) {
       throw new Error('token response without refresh_token (cookie transport is not supported)');
     }
-    await storage.set({ access_token: tokens.access_token, refresh_token: tokens.refresh_token });
+    const stored: StoredTokens = {
+      access_token: tokens.access_token,
+      refresh_token: tokens.refresh_token,
+    };
+    // Only a DPoP client needs the type (Bearer or DPoP); others store the pair as before.
+    if (dpop !== undefined) stored.token_type = tokens.token_type;
+    await storage.set(stored);
+    return stored;
   }
 
   async function startSession(path: string, credentials: Credentials): Promise<TokenResponse> {
     const tokens = await json<TokenResponse>(
-      await send({ method: 'POST', path, body: credentials }),
+      await send({ method: 'POST', path, body: credentials, proof: true }),
     );
     await storeTokens(tokens);
     return tokens;
@@ -128,7 +243,7 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
    * refreshes would be safe; sharing one promise just spares the round trips
    * and the re-issue events they would record.
    */
-  function refreshOnce(presented: StoredTokens): Promise<string> {
+  function refreshOnce(presented: StoredTokens): Promise<StoredTokens> {
     refreshing ??= refresh(presented).finally(() => {
       refreshing = undefined;
     });
@@ -144,11 +259,13 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
     if (current !== null && stillCurrent(current)) await storage.clear();
   }
 
-  async function refresh(presented: StoredTokens): Promise<string> {
+  async function refresh(presented: StoredTokens): Promise<StoredTokens> {
     const response = await send({
       method: 'POST',
       path: '/auth/refresh',
       body: { refresh_token: presented.refresh_token },
+      // A bound session's refresh token is refused without its key's proof (RFC 9449 §5).
+      proof: true,
     });
     if (!response.ok) {
       const error = await LineageApiError.from(response);
@@ -157,13 +274,14 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
       if (error.code === 'refresh_token_superseded') {
         const current = await storage.get();
         if (current !== null && current.refresh_token !== presented.refresh_token) {
-          return current.access_token;
+          return current;
         }
       }
       // A 401 here (session_revoked, session_expired, refresh_token_reused,
       // token_invalid) means the session is over: nothing stored can revive it.
-      // Other failures (429, 503, network) leave the tokens for a later try.
-      if (response.status === 401) {
+      // Other failures (429, 503, network, a refused DPoP proof) leave the
+      // tokens for a later try.
+      if (response.status === 401 && !DPOP_CODES.has(error.code)) {
         await forgetIf((current) => current.refresh_token === presented.refresh_token);
       }
       throw error;
@@ -171,18 +289,20 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
     const tokens = (await response.json()) as TokenResponse;
     // Rotation: the returned refresh token replaces the presented one, which
     // the server now treats as used.
-    await storeTokens(tokens);
-    return tokens.access_token;
+    return storeTokens(tokens);
   }
 
-  /** The access token to retry with, after `used` was refused (expired or invalid). */
-  async function accessTokenAfterRefusal(used: string, refused: LineageApiError): Promise<string> {
+  /** The tokens to retry with, after `used`'s access token was refused (expired or invalid). */
+  async function tokensAfterRefusal(
+    used: StoredTokens,
+    refused: LineageApiError,
+  ): Promise<StoredTokens> {
     const current = await storage.get();
     // Logged out, or a refresh failed and cleared the tokens, meanwhile.
     if (current === null) throw refused;
     // Another caller's refresh finished between this request's send and its
     // 401: the stored token is already the new one.
-    if (current.access_token !== used) return current.access_token;
+    if (current.access_token !== used.access_token) return current;
     return refreshOnce(current);
   }
 
@@ -197,20 +317,20 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
 
   /** Sends an authenticated call; on a refreshable 401, refreshes and retries it once. */
   async function authorized(call: Call): Promise<Response> {
-    const used = (await storage.get())?.access_token;
+    const used = await storage.get();
     // Without tokens the request still goes out, and the server's answer
     // (401 token_missing) is the error the caller gets.
-    if (used === undefined) return expectOk(await send(call));
+    if (used === null) return expectOk(await send(call));
     const response = await send(call, used);
     if (response.ok) return response;
-    const error = await failure(response, used);
+    const error = await failure(response, used.access_token);
     // Only an access token the server no longer accepts is worth a refresh: an
     // ended session would fail again. A second refusal is final (no loop).
     if (!REFRESHABLE_CODES.has(error.code)) throw error;
-    const fresh = await accessTokenAfterRefusal(used, error);
+    const fresh = await tokensAfterRefusal(used, error);
     // The retry's answer is final, whatever it is: at most one retry.
     const retried = await send(call, fresh);
-    if (!retried.ok) throw await failure(retried, fresh);
+    if (!retried.ok) throw await failure(retried, fresh.access_token);
     return retried;
   }
 
@@ -228,7 +348,7 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
       try {
         const response = await send(
           { method: 'POST', path: '/auth/logout', body: { refresh_token: tokens.refresh_token } },
-          tokens.access_token,
+          tokens,
         );
         if (response.ok) return;
         const error = await LineageApiError.from(response);
@@ -241,12 +361,15 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
               method: 'POST',
               path: '/auth/revoke',
               body: { token: tokens.refresh_token, token_type_hint: 'refresh_token' },
+              // A bound refresh token is revoked only with its key's proof.
+              proof: true,
             }),
           );
           return;
         }
-        // Any other 401: the session is already over, which is what was asked.
-        if (error.status !== 401) throw error;
+        // Any other 401: the session is already over, which is what was asked;
+        // but not after a refused DPoP proof, which left the session as it was.
+        if (error.status !== 401 || DPOP_CODES.has(error.code)) throw error;
       } finally {
         await storage.clear();
       }

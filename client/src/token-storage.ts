@@ -3,6 +3,13 @@ export interface StoredTokens {
   access_token: string;
   /** Single-use (RFC 9700 §4.14.2): every refresh replaces it with the one the server returns. */
   refresh_token: string;
+  /**
+   * The token response's `token_type` (RFC 6749 §5.1, case-insensitive), kept
+   * by a DPoP client only: `DPoP` means the session is bound to its key (RFC
+   * 9449 §5) and the access token goes out as `Authorization: DPoP` with a
+   * proof (§7.1); absent, or `Bearer`, as `Authorization: Bearer`.
+   */
+  token_type?: string;
 }
 
 /**

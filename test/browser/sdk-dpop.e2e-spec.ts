@@ -1,0 +1,337 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { calculateJwkThumbprint, type JWK } from 'jose';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import type { StoredTokens } from '../../client/src/lineage-client.js';
+import { PASSWORD, uniqueUsername } from '../support/requests.js';
+import { useTestApp } from '../support/test-app.js';
+import { expiredAccessToken } from '../support/tokens.js';
+
+// Debian's Chromium, as for the Swagger UI test (see swagger-ui.e2e-spec.ts):
+// nothing is fetched at test time, and in CI a missing browser fails the run.
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const IN_CI = Boolean(process.env.CI) && process.env.CI !== 'false';
+const HAS_CHROMIUM = existsSync(CHROMIUM);
+
+if (!HAS_CHROMIUM && !IN_CI) {
+  console.warn(
+    `Skipping the SDK DPoP browser test: no Chromium at ${CHROMIUM}. ` +
+      'Install it with `sudo apt-get install chromium`, or point CHROMIUM_PATH at a Chromium binary.',
+  );
+}
+
+const ROOT = join(import.meta.dirname, '..', '..');
+/** Where the page and the SDK are served from: the API's own origin, so no CORS is involved. */
+const PREFIX = '/sdk-test/';
+const STEP_MS = 15_000;
+const EXPECTED_REFUSAL = /^Failed to load resource: the server responded with a status of 40[01]\b/;
+
+/**
+ * The page: the SDK as the browser loads it (ES modules compiled by tsc), a
+ * DPoP client with the default key store (IndexedDB in a browser), and a few
+ * functions the test calls through page.evaluate.
+ */
+const PAGE = `<!doctype html>
+<meta charset="utf-8">
+<title>Lineage SDK DPoP</title>
+<script type="module">
+  import {
+    createLineageClient,
+    exportDpopPublicJwk,
+    indexedDbDpopKeyStore,
+    memoryDpopKeyStore,
+    memoryTokenStorage,
+  } from './sdk/lineage-client.js';
+
+  // The test's own choice, not the SDK's: the refresh token must outlive the
+  // page reload the test makes, so this page keeps the tokens in
+  // sessionStorage. The SDK's default stays memory (a store script can read
+  // hands the refresh token to any XSS payload).
+  const sessionTokens = {
+    get: () => JSON.parse(sessionStorage.getItem('lineage-tokens') ?? 'null'),
+    set: (tokens) => sessionStorage.setItem('lineage-tokens', JSON.stringify(tokens)),
+    clear: () => sessionStorage.removeItem('lineage-tokens'),
+  };
+  const baseUrl = location.origin;
+  const client = createLineageClient({ baseUrl, storage: sessionTokens, dpop: true });
+
+  const encoder = new TextEncoder();
+  const base64url = (bytes) =>
+    btoa(String.fromCharCode(...new Uint8Array(bytes)))
+      .replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '');
+
+  /** Calls the SDK and hands back either its value or the API error's status and code. */
+  async function outcome(promise) {
+    try {
+      return { value: await promise };
+    } catch (error) {
+      return { error: { status: error.status, code: error.code, message: String(error) } };
+    }
+  }
+
+  globalThis.dpopTest = {
+    register: (username, password) => client.register({ username, password }),
+    tokens: () => sessionTokens.get(),
+    setTokens: (tokens) => sessionTokens.set(tokens),
+    async todoRoundTrip(title) {
+      const created = await client.todos.create({ title });
+      const { items } = await client.todos.list();
+      return { created: created.id, listed: items.map((todo) => todo.id) };
+    },
+    /** The stored key pair, as the page sees it. */
+    async key() {
+      const pair = await indexedDbDpopKeyStore().get();
+      if (pair === null) return null;
+      const jwk = await exportDpopPublicJwk(pair.publicKey);
+      // RFC 7638 §3: the SHA-256 of the required members, in lexicographic order.
+      const members = JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y });
+      const thumbprint = base64url(await crypto.subtle.digest('SHA-256', encoder.encode(members)));
+      const exported = await crypto.subtle.exportKey('jwk', pair.privateKey).then(
+        () => 'exported',
+        (error) => error.name,
+      );
+      return { jwk, thumbprint, privateExtractable: pair.privateKey.extractable, exported };
+    },
+    /**
+     * What a thief holding the tokens but not the key gets: a second client,
+     * on a fresh key in memory, whose requests are logged.
+     */
+    async otherKey(tokens) {
+      const calls = [];
+      const logged = async (input, init) => {
+        const response = await fetch(input, init);
+        calls.push({ method: init.method, path: new URL(input).pathname, status: response.status });
+        return response;
+      };
+      const thief = createLineageClient({
+        baseUrl,
+        storage: memoryTokenStorage(tokens),
+        fetch: logged,
+        dpop: { keys: memoryDpopKeyStore() },
+      });
+      return { ...(await outcome(thief.todos.list())), calls };
+    },
+  };
+  document.body.dataset.ready = 'true';
+</script>
+<body></body>`;
+
+interface TodoRoundTrip {
+  created: string;
+  listed: string[];
+}
+
+interface PageKey {
+  jwk: JWK;
+  thumbprint: string;
+  privateExtractable: boolean;
+  exported: string;
+}
+
+interface Outcome<T> {
+  value?: T;
+  error?: { status: number; code: string; message: string };
+}
+
+/** What the page script puts on globalThis (typed here, where the DOM library is absent). */
+interface TestPage {
+  dpopTest: {
+    register(username: string, password: string): Promise<{ token_type: string }>;
+    tokens(): StoredTokens | null;
+    setTokens(tokens: StoredTokens): void;
+    todoRoundTrip(title: string): Promise<TodoRoundTrip>;
+    key(): Promise<PageKey | null>;
+    otherKey(
+      tokens: StoredTokens,
+    ): Promise<Outcome<unknown> & { calls: { method: string; path: string; status: number }[] }>;
+  };
+}
+
+type PageApi = TestPage['dpopTest'];
+
+/** Calls one of the page's functions (the function runs in the page, so it names only its globals). */
+function call<K extends keyof PageApi>(
+  page: Page,
+  name: K,
+  ...args: Parameters<PageApi[K]>
+): Promise<Awaited<ReturnType<PageApi[K]>>> {
+  return page.evaluate(
+    ({ name, args }) => {
+      const fn = (globalThis as unknown as TestPage).dpopTest[name] as (...a: unknown[]) => unknown;
+      return fn(...args);
+    },
+    { name, args },
+  ) as Promise<Awaited<ReturnType<PageApi[K]>>>;
+}
+
+(HAS_CHROMIUM || IN_CI ? describe : describe.skip)('client SDK with DPoP in a real browser', () => {
+  const t = useTestApp({}, { listen: true });
+  let browser: Browser;
+  let sdkDir: string;
+  let baseUrl: string;
+  /** Uncaught script errors and console errors of the page open now. */
+  const pageProblems: string[] = [];
+
+  beforeAll(async () => {
+    if (!HAS_CHROMIUM) {
+      throw new Error(
+        `In CI but no Chromium at ${CHROMIUM}: .ci/run installs it with ` +
+          '`apt-get install -y --no-install-recommends chromium`.',
+      );
+    }
+    baseUrl = t.baseUrl;
+    // The SDK as it ships: compiled by its own tsconfig (DOM library, no Node types).
+    sdkDir = await mkdtemp(join(tmpdir(), 'lineage-sdk-'));
+    await promisify(execFile)(
+      process.execPath,
+      [
+        join(ROOT, 'node_modules/typescript/bin/tsc'),
+        '-p',
+        'client/tsconfig.json',
+        '--outDir',
+        sdkDir,
+      ],
+      { cwd: ROOT },
+    );
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+      timeout: 30_000,
+    });
+  }, 90_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    if (sdkDir) await rm(sdkDir, { recursive: true, force: true });
+  });
+
+  /** A new browser profile (empty IndexedDB and sessionStorage) with the page open. */
+  async function openPage(): Promise<{ context: BrowserContext; page: Page }> {
+    pageProblems.length = 0;
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    page.setDefaultTimeout(STEP_MS);
+    page.on('pageerror', (error) => pageProblems.push(`pageerror: ${error.message}`));
+    page.on('console', (message) => {
+      // Chromium logs every 4xx the page's fetches get; the 401 of an expired
+      // access token and the 400 of a refused proof are this test's plan.
+      if (message.type() === 'error' && !EXPECTED_REFUSAL.test(message.text())) {
+        pageProblems.push(`console: ${message.text()}`);
+      }
+    });
+    await page.route(`${baseUrl}${PREFIX}**`, async (route) => {
+      const path = new URL(route.request().url()).pathname.slice(PREFIX.length);
+      if (path === 'index.html') {
+        return route.fulfill({ contentType: 'text/html; charset=utf-8', body: PAGE });
+      }
+      const module = /^sdk\/([\w-]+\.js)$/.exec(path);
+      if (module) {
+        return route.fulfill({
+          contentType: 'text/javascript; charset=utf-8',
+          body: await readFile(join(sdkDir, module[1])),
+        });
+      }
+      return route.fulfill({ status: 404, body: 'not found' });
+    });
+    await load(page);
+    return { context, page };
+  }
+
+  async function load(page: Page, reload = false): Promise<void> {
+    if (reload) await page.reload();
+    else await page.goto(`${baseUrl}${PREFIX}index.html`);
+    await page.locator('body[data-ready="true"]').waitFor({ state: 'attached' });
+  }
+
+  async function storedTokens(page: Page): Promise<StoredTokens> {
+    const tokens = await call(page, 'tokens');
+    if (tokens === null) throw new Error('the page stored no tokens');
+    return tokens;
+  }
+
+  /** Stores an expired access token of the same session in the page, so the next call refreshes. */
+  async function expireAccessToken(page: Page): Promise<StoredTokens> {
+    const tokens = await storedTokens(page);
+    const expired = { ...tokens, access_token: expiredAccessToken(t, tokens.access_token) };
+    await call(page, 'setTokens', expired);
+    return expired;
+  }
+
+  async function withProblems<T>(run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      throw new Error(`${message}\npage problems: ${JSON.stringify(pageProblems, null, 2)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  it('binds the session to a non-extractable key in IndexedDB that survives a reload, and refresh keeps rotating', async () => {
+    const { context, page } = await openPage();
+    try {
+      await withProblems(async () => {
+        const username = uniqueUsername('dpop');
+        const registered = await call(page, 'register', username, PASSWORD);
+        expect(registered.token_type).toBe('DPoP');
+        expect(await storedTokens(page)).toMatchObject({ token_type: 'DPoP' });
+        const first = await call(page, 'todoRoundTrip', 'before the reload');
+        expect(first.listed).toEqual([first.created]);
+        const before = await call(page, 'key');
+        if (before === null) throw new Error('no key pair in IndexedDB after registering');
+
+        await load(page, true);
+
+        const after = await call(page, 'key');
+        expect(after?.jwk).toEqual(before.jwk);
+        expect(after?.thumbprint).toBe(before.thumbprint);
+        // The page's RFC 7638 thumbprint is the one jose computes.
+        expect(after?.thumbprint).toBe(await calculateJwkThumbprint(before.jwk));
+        expect(after?.privateExtractable).toBe(false);
+        expect(after?.exported).toBe('InvalidAccessError');
+
+        // After the reload: an expired access token makes the SDK refresh,
+        // signed with the key from IndexedDB; rotation goes on.
+        const expired = await expireAccessToken(page);
+        const second = await call(page, 'todoRoundTrip', 'after the reload');
+        expect(second.listed).toEqual([second.created, first.created]);
+        const rotated = await storedTokens(page);
+        expect(rotated.refresh_token).not.toBe(expired.refresh_token);
+        expect(rotated.access_token).not.toBe(expired.access_token);
+        expect(rotated.token_type).toBe('DPoP');
+        expect(pageProblems).toEqual([]);
+      });
+    } finally {
+      await context.close();
+    }
+  }, 90_000);
+
+  it('refuses a refresh signed with another key (invalid_dpop_proof), and the key holder still refreshes', async () => {
+    const { context, page } = await openPage();
+    try {
+      await withProblems(async () => {
+        const username = uniqueUsername('dpop');
+        await call(page, 'register', username, PASSWORD);
+        const expired = await expireAccessToken(page);
+
+        const stolen = await call(page, 'otherKey', expired);
+        expect(stolen.error).toMatchObject({ status: 400, code: 'invalid_dpop_proof' });
+        // It was the refresh that was refused, not only the expired access token.
+        expect(stolen.calls).toContainEqual({ method: 'POST', path: '/auth/refresh', status: 400 });
+
+        // The session is intact: the page's own client refreshes with its key.
+        const own = await call(page, 'todoRoundTrip', 'still mine');
+        expect(own.listed).toEqual([own.created]);
+        expect((await storedTokens(page)).refresh_token).not.toBe(expired.refresh_token);
+        expect(pageProblems).toEqual([]);
+      });
+    } finally {
+      await context.close();
+    }
+  }, 90_000);
+});
