@@ -1,4 +1,12 @@
-import { createRemoteJWKSet, customFetch, errors, jwtVerify, type JWTPayload } from 'jose';
+import {
+  calculateJwkThumbprint,
+  createRemoteJWKSet,
+  customFetch,
+  EmbeddedJWK,
+  errors,
+  jwtVerify,
+  type JWTPayload,
+} from 'jose';
 import { SseParser } from './sse.js';
 
 export { SseParser, type ServerSentEvent, type SseHandlers } from './sse.js';
@@ -49,6 +57,22 @@ export interface TokenVerifierOptions {
   fetch?: typeof fetch;
   /** Told when the feed goes up or down, with why; for logs and health checks. */
   onFeedStateChange?: (state: FeedState) => void;
+  /** Seconds a DPoP proof is accepted after its `iat` (60 by default, as Lineage's default). */
+  dpopProofMaxAge?: number;
+}
+
+/**
+ * The request a token came with, for DPoP-bound tokens (RFC 9449 §7.1):
+ * the Authorization scheme, the method, the URL as the client addressed it
+ * (this service's public URL: behind a proxy, not the Host it sees) and
+ * the `DPoP` header.
+ */
+export interface PresentedRequest {
+  scheme: 'Bearer' | 'DPoP';
+  method: string;
+  url: string;
+  /** The `DPoP` header, if any. */
+  proof?: string;
 }
 
 export interface FeedState {
@@ -65,6 +89,8 @@ export interface AccessTokenClaims extends JWTPayload {
   jti: string;
   iat: number;
   exp: number;
+  /** A DPoP-bound token's key thumbprint (RFC 9449 §6.1). */
+  cnf?: { jkt: string };
 }
 
 export type TokenVerificationErrorCode =
@@ -74,6 +100,11 @@ export type TokenVerificationErrorCode =
   | 'token_expired'
   /** Its session ended (logout, revocation, account deletion) before the token expired. */
   | 'session_ended'
+  /**
+   * A DPoP-bound token without a valid proof of its key, or sent under the
+   * wrong scheme (RFC 9449 §7.1): answer 401 with `WWW-Authenticate: DPoP`.
+   */
+  | 'invalid_dpop_proof'
   /** The revocation feed is down and the policy is fail-closed: retry shortly (a 503). */
   | 'revocation_feed_down'
   /** The JWK Set could not be fetched (a 503): nothing was learned about the token. */
@@ -98,8 +129,12 @@ export class TokenVerificationError extends Error {
 }
 
 export interface TokenVerifier {
-  /** The token's claims, or a TokenVerificationError. */
-  verify(token: string): Promise<AccessTokenClaims>;
+  /**
+   * The token's claims, or a TokenVerificationError. A DPoP-bound token
+   * (`cnf.jkt`) needs `request`, with a proof of its key; without `request`
+   * only unbound (bearer) tokens verify.
+   */
+  verify(token: string, request?: PresentedRequest): Promise<AccessTokenClaims>;
   /** Connected, caught up, and heard from within `maxFeedSilence`. */
   readonly feedUp: boolean;
   /** Resolves once the feed is up the first time; rejects if closed before. */
@@ -116,6 +151,33 @@ const DEFAULT_MAX_FEED_SILENCE_MS = 5_000;
 const DEFAULT_INITIAL_RECONNECT_MS = 250;
 const DEFAULT_MAX_RECONNECT_MS = 5_000;
 const PRUNE_INTERVAL_MS = 30_000;
+const DPOP_TYP = 'dpop+jwt';
+// Asymmetric only (RFC 9449 §4.3): the algorithms Lineage publishes.
+const DPOP_ALGORITHMS = ['ES256', 'ES384', 'ES512', 'PS256', 'RS256', 'EdDSA'];
+const DEFAULT_DPOP_MAX_AGE_S = 60;
+const DPOP_IAT_LEEWAY_S = 5;
+
+const dpopRefusal = (message: string) =>
+  new TokenVerificationError('invalid_dpop_proof', `Invalid DPoP proof: ${message}`);
+
+/** RFC 9449 §4.3 check 9: compared without query and fragment, after URL normalization. */
+function targetUri(url: string): string | null {
+  try {
+    const parsed = new URL(url);
+    return parsed.origin + parsed.pathname;
+  } catch {
+    return null;
+  }
+}
+
+async function sha256Base64url(text: string): Promise<string> {
+  const digest = new Uint8Array(
+    await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text)),
+  );
+  let binary = '';
+  for (const byte of digest) binary += String.fromCharCode(byte);
+  return btoa(binary).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
 
 /** RFC 6749 §2.3.1: each part form-urlencoded (encodeURIComponent's output decodes the same), then Basic. */
 function basicAuthorization({ id, secret }: ResourceServerCredentials): string {
@@ -170,6 +232,11 @@ function classify(error: unknown): TokenVerificationError {
  *   up, and not after `maxFeedSilence` without a byte (Lineage sends a
  *   heartbeat every 2 s): a connection can hang without an error. While it is
  *   down, `onFeedDown` decides.
+ * - DPoP-bound tokens (RFC 9449 §7.1) only with a proof of their key over
+ *   the request and the token, each proof accepted once by this verifier.
+ *   A service of several instances shares no replay state here: a proof
+ *   replayed to another instance within its lifetime is not detected, the
+ *   rest of the binding still holds (only the key's holder makes proofs).
  */
 export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifier {
   const base = (options.url ?? options.issuer).replace(/\/+$/, '');
@@ -188,6 +255,63 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
 
   /** sid -> epoch ms after which its tokens are refused by their `exp` anyway. */
   const ended = new Map<string, number>();
+  const dpopMaxAge = options.dpopProofMaxAge ?? DEFAULT_DPOP_MAX_AGE_S;
+  /** Accepted DPoP proofs by key and jti -> epoch ms until which a replay is refused. */
+  const seenProofs = new Map<string, number>();
+
+  /**
+   * RFC 9449 §7.1 for a token bound to `jkt` (or unbound: undefined): the
+   * scheme matches the binding, and a bound token comes with a fresh proof
+   * of its key over this request and this token (§4.3), never seen before.
+   */
+  async function checkBinding(
+    token: string,
+    jkt: string | undefined,
+    request: PresentedRequest | undefined,
+  ): Promise<void> {
+    if (jkt === undefined) {
+      if (request?.scheme === 'DPoP') throw dpopRefusal('the token is not DPoP-bound');
+      return;
+    }
+    if (request?.scheme !== 'DPoP') throw dpopRefusal('a DPoP-bound token is sent as DPoP');
+    if (request.proof === undefined || request.proof.includes(',')) {
+      throw dpopRefusal('exactly one DPoP header is required');
+    }
+    let header: { jwk?: unknown };
+    let claims: JWTPayload;
+    try {
+      const verified = await jwtVerify(request.proof, EmbeddedJWK, {
+        typ: DPOP_TYP,
+        algorithms: DPOP_ALGORITHMS,
+      });
+      ({ protectedHeader: header, payload: claims } = verified);
+    } catch (error) {
+      throw dpopRefusal(describe(error));
+    }
+    const now = Date.now() / 1000;
+    const { jti, htm, htu, iat, ath } = claims as Record<string, unknown>;
+    if (typeof jti !== 'string' || jti === '' || jti.length > 256) throw dpopRefusal('no jti');
+    if (htm !== request.method) throw dpopRefusal('htm does not match the request');
+    if (
+      typeof htu !== 'string' ||
+      targetUri(htu) === null ||
+      targetUri(htu) !== targetUri(request.url)
+    ) {
+      throw dpopRefusal('htu does not match the request');
+    }
+    if (typeof iat !== 'number' || iat < now - dpopMaxAge || iat > now + DPOP_IAT_LEEWAY_S) {
+      throw dpopRefusal('iat is outside the accepted window');
+    }
+    if (ath !== (await sha256Base64url(token))) throw dpopRefusal('ath does not match the token');
+    const thumbprint = await calculateJwkThumbprint(
+      header.jwk as Parameters<typeof calculateJwkThumbprint>[0],
+    );
+    if (thumbprint !== jkt) throw dpopRefusal('signed by another key than the token is bound to');
+    const seenKey = `${thumbprint}.${jti}`;
+    const nowMs = Date.now();
+    if ((seenProofs.get(seenKey) ?? 0) > nowMs) throw dpopRefusal('this proof was already used');
+    seenProofs.set(seenKey, nowMs + (dpopMaxAge + DPOP_IAT_LEEWAY_S) * 1000);
+  }
   let initialDelay = options.reconnectDelay?.initial ?? DEFAULT_INITIAL_RECONNECT_MS;
   let connected = false;
   let caughtUp = false;
@@ -223,6 +347,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     if (now - lastPrune < PRUNE_INTERVAL_MS) return;
     lastPrune = now;
     for (const [sid, until] of ended) if (until <= now) ended.delete(sid);
+    for (const [proof, until] of seenProofs) if (until <= now) seenProofs.delete(proof);
   }
 
   function onEvent(type: string, data: string): void {
@@ -345,7 +470,7 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   const running = run();
 
   return {
-    async verify(token: string): Promise<AccessTokenClaims> {
+    async verify(token: string, request?: PresentedRequest): Promise<AccessTokenClaims> {
       if (closed)
         throw new TokenVerificationError('revocation_feed_down', 'The verifier is closed');
       let payload: JWTPayload;
@@ -364,6 +489,11 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
       if (typeof payload.sid !== 'string' || typeof payload.sub !== 'string') {
         throw new TokenVerificationError('token_invalid', 'Invalid access token: no sid or sub');
       }
+      const jkt = (payload.cnf as { jkt?: unknown } | undefined)?.jkt;
+      if (payload.cnf !== undefined && typeof jkt !== 'string') {
+        throw new TokenVerificationError('token_invalid', 'Invalid access token: malformed cnf');
+      }
+      await checkBinding(token, jkt as string | undefined, request);
       const until = ended.get(payload.sid);
       if (until !== undefined && until > Date.now()) {
         throw new TokenVerificationError('session_ended', 'The session of this token has ended');

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { logout, register, type Tokens } from '../support/requests.js';
+import { dpopProof, newProofKey, type ProofKey, type ProofOptions } from '../support/dpop.js';
+import { logout, PASSWORD, register, type Tokens, uniqueUsername } from '../support/requests.js';
 import {
   buildClient,
   type ResourceServerProcess,
@@ -105,6 +106,48 @@ describe('a resource server following the revocation feed (separate process, e2e
 
   const closed = () => failClosed!;
   const open = () => failOpen!;
+
+  it('accepts a DPoP-bound token only with a fresh proof of its key (RFC 9449 §7.1)', async () => {
+    const key = await newProofKey();
+    const registered = await t
+      .http()
+      .post('/auth/register')
+      .set('DPoP', await dpopProof(key, { htm: 'POST', htu: `${t.baseUrl}/auth/register` }))
+      .send({ username: uniqueUsername('rs'), password: PASSWORD })
+      .expect(201);
+    const token = (registered.body as Tokens).access_token;
+    const rs = closed();
+    const proof = (extra: Partial<ProofOptions> = {}, by: ProofKey = key) =>
+      dpopProof(by, { htm: 'GET', htu: `${rs.url}/protected`, accessToken: token, ...extra });
+    const good = await proof();
+    expect(await rs.call(token, { scheme: 'DPoP', proof: good })).toEqual({ status: 200 });
+    const refused = { status: 401, code: 'invalid_dpop_proof' };
+    expect(await rs.call(token, { scheme: 'DPoP', proof: good })).toEqual(refused);
+    expect(await rs.call(token)).toEqual(refused);
+    expect(await rs.call(token, { scheme: 'DPoP' })).toEqual(refused);
+    for (const forged of [
+      await proof({}, await newProofKey()),
+      await proof({ accessToken: `${token}x` }),
+      await proof({ htm: 'POST' }),
+      await proof({ htu: `${t.baseUrl}/protected` }),
+      await proof({ claims: { iat: Math.floor(Date.now() / 1000) - 600 } }),
+    ]) {
+      expect(await rs.call(token, { scheme: 'DPoP', proof: forged })).toEqual(refused);
+    }
+    // An unbound token is a bearer token only.
+    const plain = await register(t);
+    expect(
+      await rs.call(plain.access_token, {
+        scheme: 'DPoP',
+        proof: await dpopProof(key, {
+          htm: 'GET',
+          htu: `${rs.url}/protected`,
+          accessToken: plain.access_token,
+        }),
+      }),
+    ).toEqual(refused);
+    expect(await rs.call(token, { scheme: 'DPoP', proof: await proof() })).toEqual({ status: 200 });
+  });
 
   it("accepts a live session's token on its signature, and refuses what is not a Lineage token", async () => {
     const user = await register(t);

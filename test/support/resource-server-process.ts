@@ -33,8 +33,14 @@ export interface ResourceServerProcess {
   process: ChildProcess;
   /** Everything it printed so far. */
   output: string[];
-  /** GET /protected with the token: the status and the body's code (when refused). */
-  call(token: string): Promise<{ status: number; code?: string }>;
+  /**
+   * GET /protected with the token (as Bearer, or under `scheme` with the
+   * `proof` header): the status and the body's code (when refused).
+   */
+  call(
+    token: string,
+    dpop?: { scheme: 'Bearer' | 'DPoP'; proof?: string },
+  ): Promise<{ status: number; code?: string }>;
   feedUp(): Promise<boolean>;
   stop(): Promise<void>;
 }
@@ -75,9 +81,12 @@ export async function startResourceServer(
     url,
     process: child,
     output,
-    async call(token) {
+    async call(token, dpop) {
       const res = await fetch(`${url}/protected`, {
-        headers: { Authorization: `Bearer ${token}` },
+        headers: {
+          Authorization: `${dpop?.scheme ?? 'Bearer'} ${token}`,
+          ...(dpop?.proof === undefined ? {} : { DPoP: dpop.proof }),
+        },
       });
       const body = (await res.json()) as { code?: string };
       return { status: res.status, code: body.code };

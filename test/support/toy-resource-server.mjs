@@ -3,7 +3,8 @@
 // package, client/dist), and refuses those of ended sessions as the
 // revocation feed announces them. Run by test/support/resource-server-process.ts.
 //
-//   GET /protected  Bearer token: 200 {sub, sid}; 401 or 503 {code} otherwise
+//   GET /protected  Bearer token, or DPoP token and proof: 200 {sub, sid};
+//                   401 or 503 {code} otherwise
 //   GET /health     200 {feedUp}
 //
 // Configured by the environment: LINEAGE_URL, FEED_URL, ISSUER, AUDIENCE,
@@ -39,9 +40,17 @@ const server = createServer((req, res) => {
   }
   if (req.method !== 'GET' || req.url !== '/protected')
     return send(res, 404, { code: 'not_found' });
-  const match = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '');
+  const match = /^(Bearer|DPoP) (\S+)$/i.exec(req.headers.authorization ?? '');
   if (!match) return send(res, 401, { code: 'token_missing' });
-  verifier.verify(match[1]).then(
+  // The URL clients address, as a proof's htu names it: this service's own
+  // origin here; behind a proxy, its public URL.
+  const request = {
+    scheme: match[1].toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer',
+    method: req.method,
+    url: `http://127.0.0.1:${server.address().port}${req.url}`,
+    proof: req.headers.dpop,
+  };
+  verifier.verify(match[2], request).then(
     (claims) => send(res, 200, { sub: claims.sub, sid: claims.sid }),
     (error) => {
       if (typeof error?.code !== 'string') return send(res, 500, { code: 'internal_error' });
