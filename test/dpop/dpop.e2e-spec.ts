@@ -566,3 +566,41 @@ describe('DPoP with server nonces and DPOP_REQUIRED (e2e)', () => {
     expect(response.status).toBe(200);
   });
 });
+
+describe('DPoP while Redis is unreachable (e2e)', () => {
+  let t: TestApp;
+  let origin: string;
+
+  beforeAll(async () => {
+    const [port, nobody] = [await freePort(), await freePort()];
+    origin = `http://127.0.0.1:${port}`;
+    // A Redis URL where nothing listens: the replay cache falls back to memory.
+    t = await startTestApp({ PUBLIC_URL: origin, REDIS_URL: `redis://127.0.0.1:${nobody}` });
+    await t.app.listen({ port, host: '127.0.0.1' });
+  });
+
+  afterAll(() => t?.close());
+
+  it('still binds and refreshes, and still refuses a replay to this instance', async () => {
+    const key = await newProofKey();
+    const post = async (path: string, body: object, proof: string) =>
+      received(
+        await fetch(`${origin}${path}`, {
+          method: 'POST',
+          headers: { 'Content-Type': 'application/json', DPoP: proof },
+          body: JSON.stringify(body),
+        }),
+      );
+    const registered = await post(
+      '/auth/register',
+      { username: uniqueUsername('outage'), password: PASSWORD },
+      await dpopProof(key, { htm: 'POST', htu: `${origin}/auth/register` }),
+    );
+    expect(registered.status).toBe(201);
+    const proof = await dpopProof(key, { htm: 'POST', htu: `${origin}/auth/refresh` });
+    const body = { refresh_token: registered.body.refresh_token };
+    const refreshed = await post('/auth/refresh', body, proof);
+    expect([refreshed.status, refreshed.body.token_type]).toEqual([200, 'DPoP']);
+    expectError(await post('/auth/refresh', body, proof), 400, 'invalid_dpop_proof');
+  });
+});
