@@ -1,17 +1,19 @@
 // The hand-written baseline `npm run bench` compares Lineage against: bare
 // Fastify + pg, the least correct work for each answer (see each route), with
-// HS256 access tokens checked by a bare HMAC. No framework, no validation
-// layer, no ORM.
+// HS256 access tokens checked by a bare HMAC, DPoP proofs checked with
+// node:crypto alone. No framework, no validation layer, no ORM.
 // Started by bench/run.mjs with DATABASE_URL, JWT_ACCESS_SECRET,
-// JWT_REFRESH_SECRET and PORT in its environment.
+// JWT_REFRESH_SECRET, PUBLIC_URL and PORT in its environment.
 import {
   createHash,
   createHmac,
+  createPublicKey,
   createSecretKey,
   generateKeyPairSync,
   randomUUID,
   sign as signWith,
   timingSafeEqual,
+  verify as verifyWith,
 } from 'node:crypto';
 import Fastify from 'fastify';
 import pg from 'pg';
@@ -53,9 +55,129 @@ function verify(token, key) {
   return claims.exp > Date.now() / 1000 ? claims : null;
 }
 
+// DPoP (RFC 9449), the least work for the same answers: ES256 proofs only
+// (the algorithms are the server's choice, §5.1), no server nonce (as the
+// bench runs Lineage), and a proof's `jti` remembered in this process's
+// memory for as long as the proof could pass the `iat` check (§11.1).
+const PUBLIC_ORIGIN = new URL(env.PUBLIC_URL).origin;
+const PROOF_MAX_AGE = 60;
+const PROOF_IAT_LEEWAY = 5;
+const JTI_TTL_MS = (PROOF_MAX_AGE + PROOF_IAT_LEEWAY) * 1000;
+const MAX_JTIS = 100_000;
+// Key thumbprint and jti -> expiry. Every entry lives equally long, so the
+// insertion order is the expiry order and a sweep stops at the first live one.
+const jtis = new Map();
+
+function claimJti(jkt, jti, nowMs) {
+  for (const [key, expiresAt] of jtis) {
+    if (expiresAt > nowMs) break;
+    jtis.delete(key);
+  }
+  // A thumbprint is base64url, without a dot: the key is unambiguous.
+  const key = `${jkt}.${jti}`;
+  // Full of live entries: refusing is safe (the client signs another proof), forgetting is not.
+  if (jtis.has(key) || jtis.size >= MAX_JTIS) return false;
+  jtis.set(key, nowMs + JTI_TTL_MS);
+  return true;
+}
+
+/** RFC 3986 §6.2.2 and §6.2.3 normalization of an http(s) URL, without query or fragment. */
+function normalizeHtu(value) {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:'
+      ? `${url.origin}${url.pathname}`
+      : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whether the request's DPoP header proves the key `bound` (RFC 9449 §4.3),
+ * for a request sent with `accessToken` (`ath`, §7.1) or none. With no key
+ * bound, no proof is needed, but one that is sent must hold. The cheap
+ * checks come first, the signature after the key matched, the `jti` last,
+ * so a refused proof spends no entry.
+ */
+function dpopAllows(request, bound, accessToken) {
+  const proof = request.headers.dpop;
+  if (proof === undefined) return bound === undefined;
+  // Two headers arrive joined by ", ", which splits into more than three parts.
+  const parts = typeof proof === 'string' && proof.length <= 8192 ? proof.split('.') : [];
+  if (parts.length !== 3) return false;
+  let header;
+  let claims;
+  try {
+    header = JSON.parse(Buffer.from(parts[0], 'base64url').toString('utf8'));
+    claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
+  } catch {
+    return false;
+  }
+  // §4.3 checks 4 to 7: typ, an asymmetric alg, a public key (RFC 7518 §6.2.2.1: `d` is the private part).
+  if (header?.typ !== 'dpop+jwt' || header.alg !== 'ES256') return false;
+  const jwk = header.jwk;
+  if (typeof jwk !== 'object' || jwk === null || jwk.kty !== 'EC' || jwk.crv !== 'P-256') {
+    return false;
+  }
+  if (typeof jwk.x !== 'string' || typeof jwk.y !== 'string' || 'd' in jwk) return false;
+  const { jti, htm, htu, iat, ath } = claims ?? {};
+  const url = request.url;
+  const query = url.indexOf('?');
+  const expected = `${PUBLIC_ORIGIN}${query === -1 ? url : url.slice(0, query)}`;
+  const nowMs = Date.now();
+  if (typeof jti !== 'string' || jti.length === 0 || jti.length > 256) return false;
+  if (htm !== request.method) return false;
+  if (htu !== expected && (typeof htu !== 'string' || normalizeHtu(htu) !== expected)) return false;
+  const now = nowMs / 1000;
+  if (typeof iat !== 'number' || !(iat >= now - PROOF_MAX_AGE && iat <= now + PROOF_IAT_LEEWAY)) {
+    return false;
+  }
+  if (
+    accessToken !== undefined &&
+    ath !== createHash('sha256').update(accessToken, 'ascii').digest('base64url')
+  ) {
+    return false;
+  }
+  // RFC 7638 §3.2: the required members in lexicographic order, no whitespace.
+  const jkt = createHash('sha256')
+    .update(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }))
+    .digest('base64url');
+  if (bound !== undefined && jkt !== bound) return false;
+  let key;
+  try {
+    key = createPublicKey({ key: jwk, format: 'jwk' });
+  } catch {
+    return false;
+  }
+  const signed = verifyWith(
+    'sha256',
+    Buffer.from(`${parts[0]}.${parts[1]}`),
+    { key, dsaEncoding: 'ieee-p1363' },
+    Buffer.from(parts[2], 'base64url'),
+  );
+  return signed && claimJti(jkt, jti, nowMs);
+}
+
+/**
+ * The claims of the request's access token: an unbound one as Bearer, a
+ * bound one (`cnf.jkt`) only as DPoP with a proof of its key (RFC 9449 §7.1).
+ */
 function bearer(request) {
   const header = request.headers.authorization;
-  return header?.startsWith('Bearer ') ? verify(header.slice(7), accessKey) : null;
+  if (header?.startsWith('Bearer ')) {
+    const token = header.slice(7);
+    const claims = verify(token, accessKey);
+    return claims && claims.cnf === undefined && dpopAllows(request, undefined, token)
+      ? claims
+      : null;
+  }
+  if (header?.startsWith('DPoP ')) {
+    const token = header.slice(5);
+    const claims = verify(token, accessKey);
+    return claims?.cnf && dpopAllows(request, claims.cnf.jkt, token) ? claims : null;
+  }
+  return null;
 }
 
 const app = Fastify({ logger: false });
@@ -113,14 +235,18 @@ app.get('/users/me', async (request, reply) => {
 // outside the grace window, or whose family is revoked, revokes the family;
 // inside the grace window the current child is signed again (the same bytes).
 // No event row per routine refresh.
+// A session bound to a DPoP key carries its thumbprint in its refresh
+// tokens' `cnf.jkt` (RFC 9449 §6.1): signed by this server, so no column
+// needs reading; every child inherits it, and the access token names it.
 const REUSE_GRACE_MS = 10_000;
 
 function refreshPair(claims, child, now) {
   const iat = Math.floor(now / 1000);
   const base = { sub: claims.sub, sid: claims.sid, iss: 'lineage', aud: 'lineage-api' };
+  if (claims.cnf) base.cnf = { jkt: claims.cnf.jkt };
   return {
     access_token: signEs256({ ...base, jti: randomUUID(), iat, exp: iat + ACCESS_TTL }),
-    token_type: 'Bearer',
+    token_type: claims.cnf ? 'DPoP' : 'Bearer',
     expires_in: ACCESS_TTL,
     refresh_token: sign(
       { ...base, jti: child.id, iat: child.iat, exp: child.exp },
@@ -135,6 +261,11 @@ app.post('/auth/refresh', async (request, reply) => {
   const presented = request.body?.refresh_token;
   const claims = verify(presented, refreshKey);
   if (!claims) return reply.code(401).send({ statusCode: 401 });
+  // Before the rotation: a stolen token sent without a proof of the
+  // session's key neither rotates nor counts as reuse (RFC 9449 §5).
+  if (!dpopAllows(request, claims.cnf?.jkt, undefined)) {
+    return reply.code(400).send({ statusCode: 400, error: 'invalid_dpop_proof' });
+  }
   const now = Date.now();
   const iat = Math.floor(now / 1000);
   const child = { id: randomUUID(), iat, exp: iat + REFRESH_TTL };

@@ -3,7 +3,15 @@
 // Embedded PostgreSQL by default; DATABASE_URL is honoured. Loopback only,
 // bounded durations. Prints a table and writes bench/results.json.
 import { fork, spawn } from 'node:child_process';
-import { createHash, createHmac, createSecretKey, randomBytes, randomUUID } from 'node:crypto';
+import {
+  createHash,
+  createHmac,
+  createSecretKey,
+  generateKeyPairSync,
+  randomBytes,
+  randomUUID,
+  sign,
+} from 'node:crypto';
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -197,6 +205,37 @@ function asBaselineToken(token, secret) {
   return `${header}.${payload}.${signature}`;
 }
 
+/**
+ * A client's DPoP key (RFC 9449 §4.2): an EC P-256 key pair, its proof
+ * header (with the public JWK) encoded once, and its RFC 7638 thumbprint.
+ */
+function newProofKey() {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = publicKey.export({ format: 'jwk' });
+  const header = Buffer.from(JSON.stringify({ typ: 'dpop+jwt', alg: 'ES256', jwk })).toString(
+    'base64url',
+  );
+  const jkt = createHash('sha256')
+    .update(JSON.stringify({ crv: jwk.crv, kty: jwk.kty, x: jwk.x, y: jwk.y }))
+    .digest('base64url');
+  return { privateKey, header, jkt };
+}
+
+/** A new proof for one request: a fresh jti, iat now, signed synchronously. */
+function dpopProof(key, htm, htu, ath) {
+  const claims = { jti: randomUUID(), htm, htu, iat: Math.floor(Date.now() / 1000) };
+  if (ath !== undefined) claims.ath = ath;
+  const body = `${key.header}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  const signature = sign('sha256', Buffer.from(body), {
+    key: key.privateKey,
+    dsaEncoding: 'ieee-p1363',
+  });
+  return `${body}.${signature.toString('base64url')}`;
+}
+
+/** RFC 9449 §4.2: the `ath` of a proof sent with an access token. */
+const accessTokenHash = (token) => createHash('sha256').update(token, 'ascii').digest('base64url');
+
 /** GET with the bearer token of one of the seeded users, round robin. */
 function getScenario(base, path, tokens) {
   let next = 0;
@@ -213,6 +252,37 @@ function getScenario(base, path, tokens) {
             authorization: `Bearer ${tokens[next++ % tokens.length]}`,
           },
         }),
+      },
+    ],
+  });
+}
+
+/**
+ * GET with the DPoP-bound token of one of the seeded users, round robin:
+ * `Authorization: DPoP` and a new proof of the user's key (RFC 9449 §7.1).
+ * `users` holds each one's token, key and `ath`; `htu` is the URL the server
+ * compares with (its PUBLIC_URL and the path).
+ */
+function boundGetScenario(base, path, users) {
+  let next = 0;
+  const htu = `${base}${path}`;
+  return run({
+    url: base,
+    requests: [
+      {
+        method: 'GET',
+        path,
+        setupRequest: (request) => {
+          const user = users[next++ % users.length];
+          return {
+            ...request,
+            headers: {
+              ...request.headers,
+              authorization: `DPoP ${user.token}`,
+              dpop: dpopProof(user.key, 'GET', htu, user.ath),
+            },
+          };
+        },
       },
     ],
   });
@@ -246,6 +316,40 @@ function refreshScenario(base, ready, connections) {
   });
 }
 
+/**
+ * refreshScenario for DPoP-bound chains: each chain (its refresh token and
+ * key) goes with its request in autocannon's context, which it keeps until
+ * that request's response, and comes back with the new token.
+ */
+function boundRefreshScenario(base, ready, connections) {
+  const htu = `${base}/auth/refresh`;
+  return run({
+    url: base,
+    connections,
+    requests: [
+      {
+        method: 'POST',
+        path: '/auth/refresh',
+        headers: { 'content-type': 'application/json' },
+        setupRequest: (request, context) => {
+          const chain = ready.shift();
+          context.chain = chain;
+          return {
+            ...request,
+            headers: { ...request.headers, dpop: dpopProof(chain.key, 'POST', htu) },
+            body: JSON.stringify({ refresh_token: chain.token }),
+          };
+        },
+        onResponse: (status, body, context) => {
+          if (status !== 200) return;
+          context.chain.token = JSON.parse(body).refresh_token;
+          ready.push(context.chain);
+        },
+      },
+    ],
+  });
+}
+
 function loginScenario(base, usernames, connections = LOGIN_CONNECTIONS) {
   let next = 0;
   return run({
@@ -272,9 +376,10 @@ function loginScenario(base, usernames, connections = LOGIN_CONNECTIONS) {
  * Sessions written straight into the tables, each with its first refresh
  * token signed exactly as Lineage signs one (HS256, typ rt+jwt, whole-second
  * iat/exp; only its SHA-256 is stored): the same state a login leaves,
- * without paying bcrypt for hundreds of logins.
+ * without paying bcrypt for hundreds of logins. With `keys`, chain i is
+ * bound to keys[i]: its token carries the key's thumbprint as `cnf.jkt`.
  */
-async function seedBaselineChains(db, refreshSecret, usernames, count) {
+async function seedBaselineChains(db, refreshSecret, usernames, count, keys) {
   const key = createSecretKey(Buffer.from(refreshSecret, 'utf8'));
   const b64 = (value) => Buffer.from(JSON.stringify(value)).toString('base64url');
   const { rows } = await db.query('SELECT id FROM users WHERE username = ANY($1::text[])', [
@@ -288,7 +393,17 @@ async function seedBaselineChains(db, refreshSecret, usernames, count) {
     const userId = rows[i % rows.length].id;
     const familyId = randomUUID();
     const tokenId = randomUUID();
-    const body = `${b64({ alg: 'HS256', typ: 'rt+jwt' })}.${b64({ sub: userId, sid: familyId, jti: tokenId, iat, exp, iss: 'lineage', aud: 'lineage-api' })}`;
+    const claims = {
+      sub: userId,
+      sid: familyId,
+      jti: tokenId,
+      iat,
+      exp,
+      iss: 'lineage',
+      aud: 'lineage-api',
+    };
+    if (keys) claims.cnf = { jkt: keys[i].jkt };
+    const body = `${b64({ alg: 'HS256', typ: 'rt+jwt' })}.${b64(claims)}`;
     const token = `${body}.${createHmac('sha256', key).update(body).digest('base64url')}`;
     tokens.push(token);
     families.push({
@@ -319,14 +434,21 @@ async function seedBaselineChains(db, refreshSecret, usernames, count) {
   return tokens;
 }
 
-async function login(base, username) {
+/** A login; with a DPoP key, its session is bound to it (RFC 9449 §5). */
+async function login(base, username, key) {
+  const headers = { 'content-type': 'application/json' };
+  if (key) headers.dpop = dpopProof(key, 'POST', `${base}/auth/login`);
   const res = await fetch(`${base}/auth/login`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers,
     body: JSON.stringify({ username, password: PASSWORD }),
   });
   if (res.status !== 200) throw new Error(`seed login failed: ${res.status} ${await res.text()}`);
-  return res.json();
+  const body = await res.json();
+  if (body.token_type !== (key ? 'DPoP' : 'Bearer')) {
+    throw new Error(`seed login gave a ${body.token_type} token`);
+  }
+  return body;
 }
 
 async function main() {
@@ -366,7 +488,11 @@ async function main() {
         METRICS_TOKEN: metricsToken,
         DATABASE_URL: databaseUrl,
         PORT: String(appPort),
+        // The URL autocannon hits: DPoP proofs' htu is compared with it.
         PUBLIC_URL: `http://127.0.0.1:${appPort}`,
+        // No Redis: the DPoP replay cache (and the rate limits' counters)
+        // stay in this process's memory, as the baseline's does.
+        REDIS_URL: '',
         // The issuer the seeded refresh chains and the baseline use.
         JWT_ISSUER: 'lineage',
         HOST: '127.0.0.1',
@@ -384,7 +510,13 @@ async function main() {
 
     const baseline = fork(join(root, 'bench/baseline.mjs'), [], {
       stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
-      env: { ...process.env, ...baseSecrets, DATABASE_URL: databaseUrl, PORT: String(basePort) },
+      env: {
+        ...process.env,
+        ...baseSecrets,
+        DATABASE_URL: databaseUrl,
+        PORT: String(basePort),
+        PUBLIC_URL: `http://127.0.0.1:${basePort}`,
+      },
     });
     children.push(baseline);
     const baseBase = `http://127.0.0.1:${basePort}`;
@@ -434,6 +566,18 @@ async function main() {
     const baseAccessTokens = accessTokens.map((token) =>
       asBaselineToken(token, baseSecrets.JWT_ACCESS_SECRET),
     );
+    // A second session per user, bound to a key of that user's own; the
+    // baseline's token carries the same claims (`cnf.jkt` included), so the
+    // same key proves both.
+    const boundUsers = [];
+    const baseBoundUsers = [];
+    for (const username of QUICK ? [] : usernames) {
+      const key = newProofKey();
+      const token = (await login(appBase, username, key)).access_token;
+      const baseToken = asBaselineToken(token, baseSecrets.JWT_ACCESS_SECRET);
+      boundUsers.push({ token, key, ath: accessTokenHash(token) });
+      baseBoundUsers.push({ token: baseToken, key, ath: accessTokenHash(baseToken) });
+    }
     // Separate chains for each server, so neither ever presents a used token,
     // and enough of them that the rounds never run out (a token taken for a
     // request that a round's end cut off is lost with its chain).
@@ -451,6 +595,17 @@ async function main() {
       usernames,
       chainCount,
     );
+    // As many DPoP-bound chains on each side, a key each.
+    const appBoundChains = [];
+    for (let i = 0; i < (QUICK ? 0 : chainCount); i += 1) {
+      const key = newProofKey();
+      const token = (await login(appBase, usernames[i % usernames.length], key)).refresh_token;
+      appBoundChains.push({ token, key });
+    }
+    const baseBoundKeys = Array.from({ length: chainCount }, newProofKey);
+    const baseBoundChains = (
+      await seedBaselineChains(db, secrets.JWT_REFRESH_SECRET, usernames, chainCount, baseBoundKeys)
+    ).map((token, i) => ({ token, key: baseBoundKeys[i] }));
 
     const results = {
       machine: { cores, cpu: cpus()[0]?.model, node: process.version },
@@ -492,6 +647,11 @@ async function main() {
     );
     if (!QUICK) {
       await compare(
+        'GET /todos (DPoP-bound)',
+        () => boundGetScenario(appBase, '/todos', boundUsers),
+        () => boundGetScenario(baseBase, '/todos', baseBoundUsers),
+      );
+      await compare(
         'GET /users/me',
         () => getScenario(appBase, '/users/me', accessTokens),
         () => getScenario(baseBase, '/users/me', baseAccessTokens),
@@ -500,6 +660,12 @@ async function main() {
         'POST /auth/refresh',
         () => refreshScenario(appBase, appChains, CONNECTIONS),
         () => refreshScenario(baseBase, baseChains, CONNECTIONS),
+        { writes: true },
+      );
+      await compare(
+        'POST /auth/refresh (DPoP-bound)',
+        () => boundRefreshScenario(appBase, appBoundChains, CONNECTIONS),
+        () => boundRefreshScenario(baseBase, baseBoundChains, CONNECTIONS),
         { writes: true },
       );
 
@@ -593,6 +759,13 @@ async function main() {
     ) {
       throw new Error(`invariants broken: ${JSON.stringify(inv)}`);
     }
+    // Every proof the loader signed should have been accepted: a refusal
+    // here is a broken proof, and the scenario's errors say where.
+    const dpopRefusals = [...metricsText.matchAll(/^lineage_dpop_refusals_total\{[^}]*\} (\d+)/gm)];
+    results.dpop = {
+      lineage_replay_cache: 'memory (no REDIS_URL)',
+      lineage_refusals: dpopRefusals.reduce((sum, match) => sum + Number(match[1]), 0),
+    };
     results.lineage_peak_rss_mb = await peakRssMb(app.pid);
     await db.end();
 
@@ -642,6 +815,13 @@ function printTable(results) {
       `${side.wal_bytes_per_request} WAL bytes, ${side.rows_written_per_request} rows`;
     console.log(
       `Writes per request, ${name}: lineage ${writes(s.lineage)}; baseline ${writes(s.baseline)}`,
+    );
+  }
+  if (results.dpop) {
+    console.log(
+      `DPoP: proofs ES256, signed by the loader for every request; Lineage's jti replay cache in ` +
+        `${results.dpop.lineage_replay_cache}, the baseline's in its own; ` +
+        `${results.dpop.lineage_refusals} proofs refused by Lineage`,
     );
   }
   console.log(
