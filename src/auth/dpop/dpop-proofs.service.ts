@@ -5,7 +5,7 @@ import { Clock } from '../../common/clock.js';
 import { pathOf } from '../../common/request-path.js';
 import type { AppConfig, DpopConfig } from '../../config/configuration.js';
 import { DpopNonces } from './dpop-nonces.js';
-import { checkProof, DpopProofError, type ProofFault } from './dpop-proof.js';
+import { checkProof, DpopProofError, type ProofFault, ProofKeyCache } from './dpop-proof.js';
 import { DpopReplayCache } from './dpop-replay-cache.js';
 
 /** Seconds a proof's `iat` may lie ahead of this server's clock (client clocks drift). */
@@ -35,6 +35,7 @@ export class DpopProofs {
   private readonly config: DpopConfig;
   private readonly origin: string;
   private readonly nonces: DpopNonces | null;
+  private readonly keys = new ProofKeyCache();
 
   constructor(
     config: ConfigService<AppConfig, true>,
@@ -70,14 +71,18 @@ export class DpopProofs {
       return refused('malformed', 'Send exactly one DPoP header with one proof');
     }
     try {
-      const checked = await checkProof(proof, {
-        htm: request.method,
-        htu: `${this.origin}${pathOf(request.url)}`,
-        accessToken,
-        now,
-        maxAge: this.config.proofMaxAge,
-        leeway: PROOF_IAT_LEEWAY,
-      });
+      const checked = checkProof(
+        proof,
+        {
+          htm: request.method,
+          htu: `${this.origin}${pathOf(request.url)}`,
+          accessToken,
+          now,
+          maxAge: this.config.proofMaxAge,
+          leeway: PROOF_IAT_LEEWAY,
+        },
+        this.keys,
+      );
       if (this.nonces && !(checked.nonce && this.nonces.accepts(checked.nonce, now))) {
         return refused('nonce', 'DPoP proof must carry the nonce of the DPoP-Nonce header');
       }
