@@ -186,6 +186,8 @@ describe('published signing keys and rotation (e2e, two processes)', () => {
       revocation_endpoint_auth_methods_supported: ['none'],
       introspection_endpoint: `${publicUrl}/oauth/introspect`,
       introspection_endpoint_auth_methods_supported: ['client_secret_basic'],
+      // RFC 9449 §5.1: asymmetric algorithms only.
+      dpop_signing_alg_values_supported: ['ES256', 'ES384', 'ES512', 'PS256', 'RS256', 'EdDSA'],
       jwks_uri: `${publicUrl}/.well-known/jwks.json`,
       response_types_supported: [],
       access_token_signing_alg_values_supported: ['ES256'],
