@@ -1,28 +1,15 @@
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { calculateJwkThumbprint, type JWK } from 'jose';
-import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import type { StoredTokens } from '../../client/src/lineage-client.js';
 import { PASSWORD, uniqueUsername } from '../support/requests.js';
+import { describeInChromium, launchChromium } from '../support/browser.js';
 import { useTestApp } from '../support/test-app.js';
 import { expiredAccessToken } from '../support/tokens.js';
-
-// Debian's Chromium, as for the Swagger UI test (see swagger-ui.e2e-spec.ts):
-// nothing is fetched at test time, and in CI a missing browser fails the run.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const IN_CI = Boolean(process.env.CI) && process.env.CI !== 'false';
-const HAS_CHROMIUM = existsSync(CHROMIUM);
-
-if (!HAS_CHROMIUM && !IN_CI) {
-  console.warn(
-    `Skipping the SDK DPoP browser test: no Chromium at ${CHROMIUM}. ` +
-      'Install it with `sudo apt-get install chromium`, or point CHROMIUM_PATH at a Chromium binary.',
-  );
-}
 
 const ROOT = join(import.meta.dirname, '..', '..');
 /** Where the page and the SDK are served from: the API's own origin, so no CORS is involved. */
@@ -168,7 +155,7 @@ function call<K extends keyof PageApi>(
   ) as Promise<Awaited<ReturnType<PageApi[K]>>>;
 }
 
-(HAS_CHROMIUM || IN_CI ? describe : describe.skip)('client SDK with DPoP in a real browser', () => {
+describeInChromium('client SDK with DPoP in a real browser', () => {
   const t = useTestApp({}, { listen: true });
   let browser: Browser;
   let sdkDir: string;
@@ -177,12 +164,6 @@ function call<K extends keyof PageApi>(
   const pageProblems: string[] = [];
 
   beforeAll(async () => {
-    if (!HAS_CHROMIUM) {
-      throw new Error(
-        `In CI but no Chromium at ${CHROMIUM}: .ci/run installs it with ` +
-          '`apt-get install -y --no-install-recommends chromium`.',
-      );
-    }
     baseUrl = t.baseUrl;
     // The SDK as it ships: compiled by its own tsconfig (DOM library, no Node types).
     sdkDir = await mkdtemp(join(tmpdir(), 'lineage-sdk-'));
@@ -197,11 +178,7 @@ function call<K extends keyof PageApi>(
       ],
       { cwd: ROOT },
     );
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-      timeout: 30_000,
-    });
+    browser = await launchChromium();
   }, 90_000);
 
   afterAll(async () => {

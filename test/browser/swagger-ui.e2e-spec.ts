@@ -1,31 +1,15 @@
-import { existsSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, chromium, type Locator, type Page } from 'playwright-core';
+import { type Browser, type Locator, type Page } from 'playwright-core';
 import { PASSWORD, register } from '../support/requests.js';
+import { describeInChromium, launchChromium } from '../support/browser.js';
 import { useTestApp } from '../support/test-app.js';
-
-// Debian's Chromium (`apt-get install chromium`), not a Playwright-downloaded
-// build: CI installs it from the distribution, so nothing is fetched at test time.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-// In CI a missing browser is a broken pipeline (.ci/run installs it), never a
-// silent skip; on a developer machine `npm test` must still pass without it.
-// Any CI value but "false" counts, as for Jest's own CI detection (ci-info).
-const IN_CI = Boolean(process.env.CI) && process.env.CI !== 'false';
-const HAS_CHROMIUM = existsSync(CHROMIUM);
-
-if (!HAS_CHROMIUM && !IN_CI) {
-  console.warn(
-    `Skipping the Swagger UI browser test: no Chromium at ${CHROMIUM}. ` +
-      'Install it with `sudo apt-get install chromium`, or point CHROMIUM_PATH at a Chromium binary.',
-  );
-}
 
 /** Bound for each UI step; the UI answers in well under a second on an idle machine. */
 const STEP_MS = 15_000;
 
-(HAS_CHROMIUM || IN_CI ? describe : describe.skip)('Swagger UI in a real browser', () => {
+describeInChromium('Swagger UI in a real browser', () => {
   const t = useTestApp({}, { listen: true });
   let browser: Browser;
   let page: Page;
@@ -34,18 +18,8 @@ const STEP_MS = 15_000;
   const pageProblems: string[] = [];
 
   beforeAll(async () => {
-    if (!HAS_CHROMIUM) {
-      throw new Error(
-        `In CI but no Chromium at ${CHROMIUM}: .ci/run installs it with ` +
-          '`apt-get install -y --no-install-recommends chromium`.',
-      );
-    }
     baseUrl = t.baseUrl;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-      timeout: 30_000,
-    });
+    browser = await launchChromium();
     page = await browser.newPage();
     page.setDefaultTimeout(STEP_MS);
     page.on('pageerror', (error) => pageProblems.push(`pageerror: ${error.message}`));
