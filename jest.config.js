@@ -45,8 +45,13 @@ export default {
     {
       ...shared,
       displayName: 'unit',
-      // The SDK's pure logic too: client/src is built on its own, without test files.
-      testMatch: ['<rootDir>/src/**/*.spec.ts', '<rootDir>/test/client/**/*.spec.ts'],
+      // The SDK's pure logic and the documents' checks too (client/src is built on
+      // its own, without test files).
+      testMatch: [
+        '<rootDir>/src/**/*.spec.ts',
+        '<rootDir>/test/client/**/*.spec.ts',
+        '<rootDir>/test/docs/**/*.spec.ts',
+      ],
     },
     {
       ...shared,
