@@ -2,7 +2,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Browser, type Locator, type Page } from 'playwright-core';
-import { PASSWORD, register } from '../support/requests.js';
+import { PASSWORD, register, uniqueUsername } from '../support/requests.js';
 import { describeInChromium, launchChromium } from '../support/browser.js';
 import { useTestApp } from '../support/test-app.js';
 
@@ -76,21 +76,25 @@ describeInChromium('Swagger UI in a real browser', () => {
     );
   }
 
-  it('logs in, authorizes with the access token and lists todos with 200', async () => {
-    const { username } = await register(t);
+  // The README's "Swagger UI" quick start, step by step.
+  it('registers, authorizes with the access token, adds and lists todos, logs out', async () => {
+    const username = uniqueUsername();
     try {
+      // 1. Open /docs.
       await page.goto(`${baseUrl}/docs`);
       await operation('get', '/todos').waitFor();
 
-      const login = await tryOut('post', '/auth/login');
-      await login
+      // 2. POST /auth/register: Try it out, the body, Execute.
+      const registration = await tryOut('post', '/auth/register');
+      await registration
         .locator('textarea.body-param__text')
         .fill(JSON.stringify({ username, password: PASSWORD }));
-      const loggedIn = await execute(login);
-      expect(loggedIn.status).toBe('200');
-      const { access_token } = JSON.parse(loggedIn.body) as { access_token: string };
+      const registered = await execute(registration);
+      expect(registered.status).toBe('201');
+      const { access_token } = JSON.parse(registered.body) as { access_token: string };
       expect(access_token).toMatch(/^eyJ/);
 
+      // 3. Authorize, the bearer form, the pasted access token.
       await page.locator('.auth-wrapper button.authorize').click();
       const modal = page.locator('.modal-ux');
       // One form per security scheme (bearer, and the refresh-token cookie): use the bearer one.
@@ -104,10 +108,18 @@ describeInChromium('Swagger UI in a real browser', () => {
       await bearerForm.getByRole('button', { name: 'Close' }).click();
       await modal.waitFor({ state: 'detached' });
 
+      // 4. POST /todos with a title, then GET /todos lists it.
+      const creation = await tryOut('post', '/todos');
+      await creation
+        .locator('textarea.body-param__text')
+        .fill(JSON.stringify({ title: 'Read the docs' }));
+      expect((await execute(creation)).status).toBe('201');
       const todos = await tryOut('get', '/todos');
       const listed = await execute(todos);
       expect(listed.status).toBe('200');
-      expect(JSON.parse(listed.body)).toEqual([]);
+      expect(JSON.parse(listed.body)).toEqual([
+        expect.objectContaining({ title: 'Read the docs' }),
+      ]);
       // The request Swagger UI shows it sent went to the document's server
       // (PUBLIC_URL, this app's origin) and carried the pasted token.
       const sent = await todos.locator('.curl-command').innerText();
@@ -116,6 +128,18 @@ describeInChromium('Swagger UI in a real browser', () => {
 
       // The strict CSP let everything the UI needs run: no blocked script or style.
       expect(pageProblems).toEqual([]);
+
+      // 5. POST /auth/logout as the page offers it, then GET /todos again: 401.
+      const logout = await tryOut('post', '/auth/logout');
+      expect((await execute(logout)).status).toBe('200');
+      const afterLogout = await execute(todos);
+      expect(afterLogout.status).toBe('401');
+      expect(JSON.parse(afterLogout.body)).toMatchObject({ code: 'session_revoked' });
+      // Chromium logs the refused request, and nothing else went wrong.
+      expect(pageProblems).toEqual([
+        expect.stringMatching(/^console: Failed to load resource: .* 401/),
+      ]);
+      pageProblems.length = 0;
     } catch (error) {
       await screenshotOnFailure(error);
     }
