@@ -46,7 +46,12 @@ export default {
       ...shared,
       displayName: 'unit',
       // The SDK's pure logic too: client/src is built on its own, without test files.
-      testMatch: ['<rootDir>/src/**/*.spec.ts', '<rootDir>/test/client/**/*.spec.ts'],
+      // And the deployment files, read as an orchestrator would.
+      testMatch: [
+        '<rootDir>/src/**/*.spec.ts',
+        '<rootDir>/test/client/**/*.spec.ts',
+        '<rootDir>/test/deploy/**/*.spec.ts',
+      ],
     },
     {
       ...shared,
