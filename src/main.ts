@@ -93,9 +93,7 @@ async function bootstrap(): Promise<void> {
       ]);
       clearInterval(sweep);
       if (!drained) {
-        logger.warn(
-          `Requests still running after ${drainTimeoutMs} ms; closing their connections`,
-        );
+        logger.warn(`Requests still running after ${drainTimeoutMs} ms; closing their connections`);
         server.closeAllConnections();
       }
       await app.close(); // destroy hooks, then the TypeORM pool
