@@ -294,8 +294,9 @@ describe('buildConfig', () => {
     });
 
     it.each([
-      [{ DATABASE_POOL_SIZE: '0' }, 'DATABASE_POOL_SIZE must be between 1 and 1000 (got 0)'],
-      [{ DATABASE_POOL_SIZE: '5000' }, 'DATABASE_POOL_SIZE must be between 1 and 1000 (got 5000)'],
+      [{ DATABASE_POOL_SIZE: '0' }, 'DATABASE_POOL_SIZE must be between 2 and 1000 (got 0)'],
+      [{ DATABASE_POOL_SIZE: '1' }, 'DATABASE_POOL_SIZE must be between 2 and 1000 (got 1)'],
+      [{ DATABASE_POOL_SIZE: '5000' }, 'DATABASE_POOL_SIZE must be between 2 and 1000 (got 5000)'],
       [{ DATABASE_POOL_SIZE: 'ten' }, 'DATABASE_POOL_SIZE must be an integer (got "ten")'],
       [
         { SHUTDOWN_DELAY: '-1' },

@@ -118,7 +118,8 @@ const current = {
   DOCS_ENABLED: flag,
 
   // Connections of this instance's pool; the session feed holds one more of its own.
-  DATABASE_POOL_SIZE: integer(1, MAX_POOL_SIZE).default(10),
+  // At least two: at start the migration lock holds one while the migrations use another.
+  DATABASE_POOL_SIZE: integer(2, MAX_POOL_SIZE).default(10),
   // Seconds the instance keeps serving after a stop signal, already unready,
   // while load balancers notice; then the drain.
   SHUTDOWN_DELAY: seconds(0, 600).default(0),
