@@ -21,7 +21,6 @@ const FLOORS = [
   { folder: 'database', imports: ['common', 'config'] },
   { folder: 'observability', imports: ['common', 'config'] },
   { folder: 'rate-limit', imports: ['common', 'config', 'observability'] },
-  { folder: 'health', imports: ['common', 'config', 'database'] },
   {
     folder: 'users',
     imports: ['common', 'config', 'database', 'observability'],
@@ -37,6 +36,8 @@ const FLOORS = [
     folder: 'auth',
     imports: ['common', 'config', 'database', 'observability', 'rate-limit', 'users', 'audit'],
   },
+  // Readiness reports on the signing keys and the session feed, which auth/ owns.
+  { folder: 'health', imports: ['common', 'config', 'database', 'auth'] },
 ];
 
 const layerZones = FLOORS.flatMap(({ folder, imports }) =>

@@ -45,12 +45,14 @@ export default {
     {
       ...shared,
       displayName: 'unit',
-      // The SDK's pure logic and the documents' checks too (client/src is built on
-      // its own, without test files).
+      // The SDK's pure logic (client/src is built on its own, without test
+      // files), the documents' checks, and the deployment files, read as an
+      // orchestrator would.
       testMatch: [
         '<rootDir>/src/**/*.spec.ts',
         '<rootDir>/test/client/**/*.spec.ts',
         '<rootDir>/test/docs/**/*.spec.ts',
+        '<rootDir>/test/deploy/**/*.spec.ts',
       ],
     },
     {

@@ -210,14 +210,17 @@ export async function createApp(
   }
   // Parses the Cookie header for the refresh-token cookie transport.
   await app.register(fastifyCookie);
-  SwaggerModule.setup('docs', app, () => buildOpenApiDocument(app, config), {
-    jsonDocumentUrl: 'docs-json',
-    swaggerOptions: {
-      persistAuthorization: true,
-      // The client the Authorize dialog logs in as (OAUTH_CLIENTS lists it by default).
-      initOAuth: { clientId: SWAGGER_UI_CLIENT },
-    },
-  });
+  // DOCS_ENABLED: served by default outside production only (see environment.ts).
+  if (config.docsEnabled) {
+    SwaggerModule.setup('docs', app, () => buildOpenApiDocument(app, config), {
+      jsonDocumentUrl: 'docs-json',
+      swaggerOptions: {
+        persistAuthorization: true,
+        // The client the Authorize dialog logs in as (OAUTH_CLIENTS lists it by default).
+        initOAuth: { clientId: SWAGGER_UI_CLIENT },
+      },
+    });
+  }
   await app.init();
   await app.getHttpAdapter().getInstance().ready();
   return app;

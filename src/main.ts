@@ -8,12 +8,10 @@ import { ConfigError } from './config/configuration.js';
 import { buildConfig } from './config/environment.js';
 import { generatedSecretsFor } from './config/secrets.js';
 import type { EmbeddedDatabase } from './database/embedded-postgres.js';
+import { ShutdownSignal } from './health/shutdown-signal.js';
 import { createRootLogger, PinoNestLogger, RequestLogScope } from './observability/logging.js';
 
 const logger = new Logger('Lineage');
-
-/** How long in-flight requests may take to finish once a stop signal arrives. */
-const DRAIN_TIMEOUT_MS = 10_000;
 
 // stdout, buffered in production (see createRootLogger); flushed before every exit.
 const logDestination = pino.destination({ dest: 1, sync: process.env.NODE_ENV !== 'production' });
@@ -62,10 +60,20 @@ async function bootstrap(): Promise<void> {
   try {
     const config = buildConfig(env, { embeddedDatabaseUrl: embedded?.url, generatedSecrets });
     const app = await createApp(config, { pino: rootLogger });
+    const { delay, drainTimeout } = config.shutdown;
+    const drainTimeoutMs = drainTimeout * 1000;
     let stopping = false;
     const shutdown = async (signal: string) => {
       if (stopping) return;
       stopping = true;
+      // Unready first (GET /health/ready answers 503), while everything still serves.
+      app.get(ShutdownSignal).receive();
+      if (delay > 0) {
+        // Load balancers and Kubernetes endpoints take a moment to stop sending
+        // new requests; closing the port before they notice would refuse them.
+        logger.log(`${signal} received: unready; serving for ${delay} s more, then draining`);
+        await sleep(delay * 1000);
+      }
       logger.log(`${signal} received: finishing in-flight requests, then shutting down`);
       // The HTTP server first: Nest's close() runs the modules' destroy hooks
       // (session feed, scheduler) before it closes the server. Fastify stops
@@ -81,13 +89,11 @@ async function bootstrap(): Promise<void> {
           await (app.getHttpAdapter().close() as Promise<void>);
           return true;
         })(),
-        sleep(DRAIN_TIMEOUT_MS, false, { ref: false }),
+        sleep(drainTimeoutMs, false, { ref: false }),
       ]);
       clearInterval(sweep);
       if (!drained) {
-        logger.warn(
-          `Requests still running after ${DRAIN_TIMEOUT_MS} ms; closing their connections`,
-        );
+        logger.warn(`Requests still running after ${drainTimeoutMs} ms; closing their connections`);
         server.closeAllConnections();
       }
       await app.close(); // destroy hooks, then the TypeORM pool
@@ -104,7 +110,7 @@ async function bootstrap(): Promise<void> {
     process.once('SIGTERM', onSignal);
     await app.listen({ port: config.port, host: config.host });
     logger.log(
-      `Listening on http://localhost:${config.port} (docs at /docs) using ${
+      `Listening on http://localhost:${config.port}${config.docsEnabled ? ' (docs at /docs)' : ''} using ${
         embedded ? 'embedded PostgreSQL' : 'DATABASE_URL'
       }`,
     );

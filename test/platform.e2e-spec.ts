@@ -44,6 +44,8 @@ const PUBLIC_OPERATIONS = new Set([
   'POST /auth/refresh',
   'POST /auth/revoke',
   'GET /health',
+  'GET /health/live',
+  'GET /health/ready',
   'GET /.well-known/jwks.json',
   'GET /.well-known/oauth-authorization-server',
   'GET /.well-known/openid-configuration',
@@ -368,6 +370,23 @@ describe('OpenAPI document', () => {
     expect(res.headers['content-type']).toMatch(/^text\/html/);
     expect(res.text).toMatch(/<html/i);
     expect(res.text).toContain('Swagger UI');
+  });
+});
+
+describe('DOCS_ENABLED=false (the production default)', () => {
+  const withoutDocs = useTestApp({ DOCS_ENABLED: 'false' });
+
+  it.each(['/docs', '/docs/', '/docs-json'])('GET %s is 404 not_found', async (path) => {
+    expectError(await withoutDocs.http().get(path), 404, 'not_found');
+  });
+
+  it('the metadata names no service documentation; the API is unchanged', async () => {
+    const metadata = await withoutDocs.http().get('/.well-known/oauth-authorization-server');
+    expect(metadata.status).toBe(200);
+    expect(metadata.body).not.toHaveProperty('service_documentation');
+    const served = await t.http().get('/.well-known/oauth-authorization-server').expect(200);
+    expect(served.body).toHaveProperty('service_documentation');
+    await withoutDocs.http().get('/health/ready').expect(200);
   });
 });
 

@@ -4,6 +4,46 @@
  */
 
 export interface paths {
+  '/health/live': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Liveness: the process serves HTTP
+     * @description Checks no dependency: a database outage leaves it 200. For liveness probes, which restart the instance when it fails.
+     */
+    get: operations['HealthController_live'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/health/ready': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Readiness: the instance should receive traffic
+     * @description Ready when PostgreSQL answers, a signing key is loaded and the session revocation feed is live; 503 from the moment the instance receives SIGTERM or SIGINT, while it still finishes its requests. For readiness probes and load balancers.
+     */
+    get: operations['HealthController_ready'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/health': {
     parameters: {
       query?: never;
@@ -11,7 +51,11 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** Liveness and database reachability */
+    /**
+     * Database reachability (use /health/live and /health/ready)
+     * @deprecated
+     * @description Kept for existing health checks: 200 while PostgreSQL answers, 503 when it does not and from the moment the instance receives a stop signal. Prefer `/health/live` for liveness and `/health/ready` for readiness.
+     */
     get: operations['HealthController_check'];
     put?: never;
     post?: never;
@@ -405,6 +449,41 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
   schemas: {
+    LivenessDto: {
+      /**
+       * @example ok
+       * @enum {string}
+       */
+      status: 'ok';
+    };
+    ReadinessChecksDto: {
+      /**
+       * @description PostgreSQL answers a ping
+       * @example up
+       * @enum {string}
+       */
+      database: 'up';
+      /**
+       * @description A signing key this instance can sign access tokens with is loaded
+       * @example loaded
+       * @enum {string}
+       */
+      signing_keys: 'loaded';
+      /**
+       * @description The session revocation feed (PostgreSQL LISTEN/NOTIFY) is connected and resynced, so logouts on other instances take effect here at once
+       * @example live
+       * @enum {string}
+       */
+      session_feed: 'live';
+    };
+    ReadinessDto: {
+      /**
+       * @example ok
+       * @enum {string}
+       */
+      status: 'ok';
+      checks: components['schemas']['ReadinessChecksDto'];
+    };
     /**
      * @description Stable machine-readable code; clients may switch on it
      * @enum {string}
@@ -453,6 +532,18 @@ export interface components {
       message: string;
       /** @description Per-field problems (validation_failed only) */
       details?: components['schemas']['ErrorDetailDto'][];
+    };
+    HealthDto: {
+      /**
+       * @example ok
+       * @enum {string}
+       */
+      status: 'ok';
+      /**
+       * @example up
+       * @enum {string}
+       */
+      database: 'up';
     };
     AuthEventDto: {
       /**
@@ -707,8 +798,11 @@ export interface components {
        *     ]
        */
       access_token_signing_alg_values_supported: string[];
-      /** @example http://localhost:8000/docs */
-      service_documentation: string;
+      /**
+       * @description Swagger UI; absent where the deployment does not serve it (DOCS_ENABLED)
+       * @example http://localhost:8000/docs
+       */
+      service_documentation?: string;
       /**
        * @description Lineage: create an account (JSON)
        * @example http://localhost:8000/auth/register
@@ -827,6 +921,54 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+  HealthController_live: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['LivenessDto'];
+        };
+      };
+    };
+  };
+  HealthController_ready: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: {
+        headers: {
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ReadinessDto'];
+        };
+      };
+      /** @description Not ready (`service_unavailable`): shutting down, database unreachable, no usable signing key, or the session feed not live; the message says which. Retry after `Retry-After` seconds */
+      503: {
+        headers: {
+          'Retry-After'?: number;
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['ErrorResponseDto'];
+        };
+      };
+    };
+  };
   HealthController_check: {
     parameters: {
       query?: never;
@@ -841,7 +983,7 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          'application/json': unknown;
+          'application/json': components['schemas']['HealthDto'];
         };
       };
       /** @description Database unreachable, or the instance is shutting down (`service_unavailable`); retry after `Retry-After` seconds */

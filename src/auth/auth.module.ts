@@ -89,5 +89,7 @@ import { VerifiedAccessTokens } from './tokens/verified-access-tokens.js';
     { provide: APP_GUARD, useClass: AccessTokenGuard },
     Clock,
   ],
+  // What readiness (GET /health/ready) checks.
+  exports: [SigningKeys, SessionRevocations],
 })
 export class AuthModule {}

@@ -68,7 +68,7 @@ async function run(argv: string[]): Promise<void> {
     const config = buildConfig(env, { embeddedDatabaseUrl, generatedSecrets });
     const { accessTokenTtl, signingKeysReloadInterval, signingKeysSecret } = config.auth;
     const dataSource = await new DataSource(
-      dataSourceOptions(config.database.url, ENTITIES),
+      dataSourceOptions(config.database.url, ENTITIES, config.database.poolSize),
     ).initialize();
     try {
       await runMigrationsLocked(dataSource);

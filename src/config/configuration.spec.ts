@@ -1,3 +1,4 @@
+import { parse } from 'pg-connection-string';
 import { ConfigError } from './configuration.js';
 import { buildConfig } from './environment.js';
 
@@ -25,8 +26,10 @@ describe('buildConfig', () => {
     expect(config.auth.refreshTokenTtl).toBe(7 * 86400);
     expect(config.auth.refreshReuseGrace).toBe(10);
     expect(config.auth.bcryptCost).toBe(12);
-    expect(config.database).toEqual({ url: base.DATABASE_URL, embedded: false });
+    expect(config.database).toEqual({ url: base.DATABASE_URL, embedded: false, poolSize: 10 });
     expect(config.seedDemoUser).toBe(false);
+    expect(config.shutdown).toEqual({ delay: 0, drainTimeout: 10 });
+    expect(config.docsEnabled).toBe(true);
   });
 
   it('accepts lifetimes as seconds or with units', () => {
@@ -278,6 +281,52 @@ describe('buildConfig', () => {
     expect(errorOf(() => buildConfig({ ...base, PUBLIC_URL: value })).variable).toBe('PUBLIC_URL');
   });
 
+  describe('pool and shutdown', () => {
+    it('takes DATABASE_POOL_SIZE, SHUTDOWN_DELAY and SHUTDOWN_DRAIN_TIMEOUT', () => {
+      const config = buildConfig({
+        ...base,
+        DATABASE_POOL_SIZE: '25',
+        SHUTDOWN_DELAY: '5s',
+        SHUTDOWN_DRAIN_TIMEOUT: '1m',
+      });
+      expect(config.database.poolSize).toBe(25);
+      expect(config.shutdown).toEqual({ delay: 5, drainTimeout: 60 });
+    });
+
+    it.each([
+      [{ DATABASE_POOL_SIZE: '0' }, 'DATABASE_POOL_SIZE must be between 2 and 1000 (got 0)'],
+      [{ DATABASE_POOL_SIZE: '1' }, 'DATABASE_POOL_SIZE must be between 2 and 1000 (got 1)'],
+      [{ DATABASE_POOL_SIZE: '5000' }, 'DATABASE_POOL_SIZE must be between 2 and 1000 (got 5000)'],
+      [{ DATABASE_POOL_SIZE: 'ten' }, 'DATABASE_POOL_SIZE must be an integer (got "ten")'],
+      [
+        { SHUTDOWN_DELAY: '-1' },
+        'SHUTDOWN_DELAY must be seconds or a duration like 15m, 7d (got "-1")',
+      ],
+      [{ SHUTDOWN_DELAY: '1h' }, 'SHUTDOWN_DELAY must be at most 600 seconds'],
+      [{ SHUTDOWN_DRAIN_TIMEOUT: '0' }, 'SHUTDOWN_DRAIN_TIMEOUT must be at least 1 seconds'],
+      [
+        { SHUTDOWN_DRAIN_TIMEOUT: 'soon' },
+        'SHUTDOWN_DRAIN_TIMEOUT must be seconds or a duration like 15m, 7d (got "soon")',
+      ],
+    ])('refuses %p', (env, message) => {
+      expect(errorOf(() => buildConfig({ ...base, ...env })).message).toBe(
+        `Invalid configuration: ${message}`,
+      );
+    });
+
+    it('passes TLS settings in DATABASE_URL through to node-postgres', () => {
+      const url = 'postgres://u:p@db.internal:5432/lineage?sslmode=verify-full';
+      expect(buildConfig({ ...base, DATABASE_URL: url }).database.url).toBe(url);
+      // What node-postgres makes of it: TLS on, certificate and host name verified.
+      expect(parse(url).ssl).toEqual({});
+      expect(parse(`${url.split('?')[0]}?sslmode=no-verify`).ssl).toEqual({
+        rejectUnauthorized: false,
+      });
+      expect(parse(`${url.split('?')[0]}?ssl=true`).ssl).toBe(true);
+      expect(parse(`${url.split('?')[0]}?sslmode=disable`).ssl).toBe(false);
+    });
+  });
+
   describe('in production', () => {
     const production = {
       ...base,
@@ -319,6 +368,27 @@ describe('buildConfig', () => {
       expect(buildConfig(production).seedDemoUser).toBe(false);
     });
 
+    it('refuses SEED_DEMO_USER=true: the demo password is published', () => {
+      const error = errorOf(() => buildConfig({ ...production, SEED_DEMO_USER: 'true' }));
+      expect(error.message).toBe(
+        'Invalid configuration: SEED_DEMO_USER cannot be true when NODE_ENV=production: ' +
+          'the demo account has a published password',
+      );
+      expect(buildConfig({ ...production, SEED_DEMO_USER: 'false' }).seedDemoUser).toBe(false);
+      // Outside production it still may, against a real server.
+      expect(buildConfig({ ...base, SEED_DEMO_USER: 'true' }).seedDemoUser).toBe(true);
+    });
+
+    it('serves /docs only with DOCS_ENABLED=true', () => {
+      expect(buildConfig(production).docsEnabled).toBe(false);
+      expect(buildConfig({ ...production, DOCS_ENABLED: 'true' }).docsEnabled).toBe(true);
+      expect(buildConfig({ ...base, NODE_ENV: 'test' }).docsEnabled).toBe(true);
+      expect(buildConfig({ ...base, DOCS_ENABLED: 'false' }).docsEnabled).toBe(false);
+      expect(errorOf(() => buildConfig({ ...production, DOCS_ENABLED: 'yes' })).message).toBe(
+        'Invalid configuration: DOCS_ENABLED must be true or false (got "yes")',
+      );
+    });
+
     it('refuses a refresh-token cookie without Secure', () => {
       expect(errorOf(() => buildConfig({ ...production, COOKIE_SECURE: 'false' })).variable).toBe(
         'COOKIE_SECURE',
@@ -335,7 +405,11 @@ describe('buildConfig', () => {
 
     it('uses the embedded server, generated secrets and seeds the demo user', () => {
       const config = buildConfig({}, runtime);
-      expect(config.database).toEqual({ url: runtime.embeddedDatabaseUrl, embedded: true });
+      expect(config.database).toEqual({
+        url: runtime.embeddedDatabaseUrl,
+        embedded: true,
+        poolSize: 10,
+      });
       expect(config.auth.signingKeysSecret).toBe(runtime.generatedSecrets.signingKeysSecret);
       expect(config.auth.refreshSecret).toBe(runtime.generatedSecrets.refreshSecret);
       expect(config.seedDemoUser).toBe(true);

@@ -4,6 +4,8 @@ export interface DatabaseConfig {
   url: string;
   /** True when the URL points at the embedded server this process started. */
   embedded: boolean;
+  /** Most connections this instance's pool opens (the session feed holds one more). */
+  poolSize: number;
 }
 
 export interface AuthConfig {
@@ -60,6 +62,17 @@ export interface AppConfig {
   seedDemoUser: boolean;
   housekeeping: HousekeepingConfig;
   observability: ObservabilityConfig;
+  /** Whether /docs (Swagger UI) and /docs-json (the OpenAPI document) are served. */
+  docsEnabled: boolean;
+  shutdown: ShutdownConfig;
+}
+
+/** What a stop signal (SIGTERM, SIGINT) sets going; see main.ts. */
+export interface ShutdownConfig {
+  /** Seconds the instance keeps serving, unready, so load balancers stop sending it requests first. */
+  delay: number;
+  /** Seconds in-flight requests may take to finish before their connections are closed. */
+  drainTimeout: number;
 }
 
 export interface ObservabilityConfig {

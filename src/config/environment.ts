@@ -44,9 +44,12 @@ const DEFAULT_REUSE_GRACE_SECONDS = 10;
 const reuseGraceBound = (refreshTokenTtl: number) =>
   Math.min(MAX_REUSE_GRACE_SECONDS, Math.floor(refreshTokenTtl / 10));
 
+// PostgreSQL's default max_connections is 100; a pool far beyond that is a typo.
+const MAX_POOL_SIZE = 1000;
+
 // ---- Every variable --------------------------------------------------------
 
-const environment = z.object({
+const current = {
   NODE_ENV: given(z.string()).default('development'),
   DATABASE_URL: given(
     url(
@@ -90,14 +93,6 @@ const environment = z.object({
   RATE_LIMIT_WINDOW: seconds(1).default(60),
   RATE_LIMIT_PER_IP: integer(1, 1_000_000).default(20),
   RATE_LIMIT_REFRESH_PER_IP: integer(1, 1_000_000).default(60),
-  // Silently ignoring it would leave an operator believing in a limit that no longer exists.
-  RATE_LIMIT_PER_ACCOUNT_HOURLY: z
-    .never({
-      error:
-        'is no longer used: set RATE_LIMIT_FREE_FAILURES, RATE_LIMIT_FAILURE_DELAY, ' +
-        'RATE_LIMIT_FAILURE_DELAY_MAX and RATE_LIMIT_MAX_FAILURES instead',
-    })
-    .optional(),
   RATE_LIMIT_MAX_FAILURES: integer(1, NIST_MAX_FAILURES).default(NIST_MAX_FAILURES),
   RATE_LIMIT_FREE_FAILURES: integer(0, NIST_MAX_FAILURES).default(5),
   // Up to an hour, as NIST SP 800-63B §5.2.2's example; well inside the day failures are remembered.
@@ -119,7 +114,46 @@ const environment = z.object({
       .string()
       .min(MIN_METRICS_TOKEN_LENGTH, `must be at least ${MIN_METRICS_TOKEN_LENGTH} characters`),
   ),
-});
+  // Unset: served outside production only (the document maps every route for a visitor).
+  DOCS_ENABLED: flag,
+
+  // Connections of this instance's pool; the session feed holds one more of its own.
+  // At least two: at start the migration lock holds one while the migrations use another.
+  DATABASE_POOL_SIZE: integer(2, MAX_POOL_SIZE).default(10),
+  // Seconds the instance keeps serving after a stop signal, already unready,
+  // while load balancers notice; then the drain.
+  SHUTDOWN_DELAY: seconds(0, 600).default(0),
+  // How long in-flight requests may take to finish before their connections are closed.
+  SHUTDOWN_DRAIN_TIMEOUT: seconds(1, 600).default(10),
+
+  // Read by main.ts and the keys CLI before the rest: where the embedded
+  // database and the generated development secrets live.
+  LINEAGE_DATA_DIR: given(z.string()),
+};
+
+/**
+ * Variables that no longer configure anything. Silently ignoring one would
+ * leave an operator believing in a setting that no longer exists: each is
+ * refused at boot with what replaced it, except JWT_ACCESS_SECRET, which
+ * main.ts only warns about (ignoring it is harmless).
+ */
+const retired = {
+  RATE_LIMIT_PER_ACCOUNT_HOURLY: z
+    .never({
+      error:
+        'is no longer used: set RATE_LIMIT_FREE_FAILURES, RATE_LIMIT_FAILURE_DELAY, ' +
+        'RATE_LIMIT_FAILURE_DELAY_MAX and RATE_LIMIT_MAX_FAILURES instead',
+    })
+    .optional(),
+};
+
+/** Every variable the process reads to configure itself (.env.example lists exactly these). */
+export const ENVIRONMENT_VARIABLES: readonly string[] = Object.keys(current);
+
+/** Names the process still recognises only to refuse or warn about them. */
+export const RETIRED_VARIABLES: readonly string[] = [...Object.keys(retired), 'JWT_ACCESS_SECRET'];
+
+const environment = z.object({ ...current, ...retired });
 
 type Environment = z.output<typeof environment>;
 
@@ -189,7 +223,7 @@ function toAppConfig(env: Environment, runtime: RuntimeOverrides, ctx: z.Refinem
       },
       redisUrl: env.REDIS_URL ?? null,
     },
-    database: { url: databaseUrl, embedded },
+    database: { url: databaseUrl, embedded, poolSize: env.DATABASE_POOL_SIZE },
     auth: {
       refreshSecret,
       signingKeysSecret,
@@ -221,6 +255,11 @@ function toAppConfig(env: Environment, runtime: RuntimeOverrides, ctx: z.Refinem
       eventRetention: env.EVENT_RETENTION,
     },
     observability: { logLevel: env.LOG_LEVEL, metricsToken: env.METRICS_TOKEN ?? null },
+    // The OpenAPI document and Swagger UI describe every route and parameter:
+    // useful to developers, reconnaissance elsewhere (OWASP ASVS 14.3.2), so
+    // production serves them only when asked to.
+    docsEnabled: env.DOCS_ENABLED ?? !production,
+    shutdown: { delay: env.SHUTDOWN_DELAY, drainTimeout: env.SHUTDOWN_DRAIN_TIMEOUT },
   };
 }
 
@@ -236,7 +275,10 @@ const METRICS_TOKEN_REQUIRED =
   `(use ${MIN_METRICS_TOKEN_LENGTH}+ random characters and give the scraper the same bearer token)`;
 
 /** Rules between variables, checked on the assembled config; each names the variable to fix. */
-function rules({ nodeEnv, auth, rateLimit, observability }: AppConfig, ctx: z.RefinementCtx) {
+function rules(
+  { nodeEnv, auth, rateLimit, observability, seedDemoUser }: AppConfig,
+  ctx: z.RefinementCtx,
+) {
   const refuse = (variable: keyof Environment, problem: string) =>
     ctx.addIssue({ code: 'custom', path: [variable], message: problem });
   const production = nodeEnv === 'production';
@@ -284,6 +326,13 @@ function rules({ nodeEnv, auth, rateLimit, observability }: AppConfig, ctx: z.Re
   }
   if (production && observability.metricsToken === null) {
     refuse('METRICS_TOKEN', METRICS_TOKEN_REQUIRED);
+  }
+  // Its password is published: in production it would be an account anyone can log in to.
+  if (production && seedDemoUser) {
+    refuse(
+      'SEED_DEMO_USER',
+      'cannot be true when NODE_ENV=production: the demo account has a published password',
+    );
   }
 }
 

@@ -48,10 +48,12 @@ function watchedSocket(): Socket {
 /**
  * The options of every data source the application opens. The entities come
  * from the caller (src/entities.ts), so this floor knows no feature.
+ * `poolSize` is DATABASE_POOL_SIZE (its default here too).
  */
 export function dataSourceOptions(
   url: string,
   entities: NonNullable<DataSourceOptions['entities']>,
+  poolSize = 10,
 ): DataSourceOptions {
   return {
     type: 'postgres',
@@ -70,7 +72,7 @@ export function dataSourceOptions(
     // statement, a silent server, and a transaction left idle by a crashed
     // request.
     extra: {
-      max: 10,
+      max: poolSize,
       connectionTimeoutMillis: 2000,
       statement_timeout: 10_000,
       stream: watchedSocket,

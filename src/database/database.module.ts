@@ -21,8 +21,10 @@ export class DatabaseModule {
       imports: [
         TypeOrmModule.forRootAsync({
           inject: [ConfigService],
-          useFactory: (config: ConfigService<AppConfig, true>) =>
-            dataSourceOptions(config.get('database', { infer: true }).url, entities),
+          useFactory: (config: ConfigService<AppConfig, true>) => {
+            const { url, poolSize } = config.get('database', { infer: true });
+            return dataSourceOptions(url, entities, poolSize);
+          },
           dataSourceFactory: async (options) => {
             const dataSource = await new DataSource(options!).initialize();
             await runMigrationsLocked(dataSource);

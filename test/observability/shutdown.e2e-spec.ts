@@ -5,8 +5,9 @@ import { PASSWORD, uniqueUsername } from '../support/requests.js';
 
 /**
  * Graceful shutdown of the real process (`npm test` builds it first): on
- * SIGTERM a request already in flight still completes, then the process
- * closes its pool and exits 0.
+ * SIGTERM readiness turns 503 at once while the instance keeps serving for
+ * SHUTDOWN_DELAY, a request already in flight still completes, then the
+ * process closes its pool and exits 0.
  */
 describe('observability: graceful shutdown', () => {
   let child: ChildProcess | undefined;
@@ -50,5 +51,36 @@ describe('observability: graceful shutdown', () => {
     expect(log).not.toContain('still running');
     // Nothing is listening any more.
     await expect(fetch(`${url}/health`)).rejects.toThrow();
+  });
+
+  it('answers /health/ready 503 from the signal while /health/live still answers, then exits 0', async () => {
+    // Long enough for the probes below to land inside the delay on a slow machine.
+    const app = await startAppProcess({ SHUTDOWN_DELAY: '5' });
+    child = app.process;
+    const { url, output, exited, process: proc } = app;
+    const status = (path: string) => fetch(`${url}${path}`).then((res) => res.status);
+    expect(await status('/health/ready')).toBe(200);
+
+    proc.kill('SIGTERM');
+    // The first probe may be answered before the signal is handled; none after it is 200.
+    let ready = await status('/health/ready');
+    while (ready === 200) ready = await status('/health/ready');
+    expect(ready).toBe(503);
+    const res = await fetch(`${url}/health/ready`);
+    expect(res.headers.get('retry-after')).toMatch(/^[1-9]\d*$/);
+    expect(((await res.json()) as { code?: string }).code).toBe('service_unavailable');
+    // Still serving: liveness and the API answer during the delay.
+    expect(await status('/health/live')).toBe(200);
+    expect(await status('/.well-known/jwks.json')).toBe(200);
+    expect(proc.exitCode).toBeNull();
+
+    expect(await exited).toBe(0);
+    const log = output.join('');
+    const unready = log.indexOf('unready; serving for 5 s more, then draining');
+    const draining = log.indexOf('finishing in-flight requests');
+    expect(unready).toBeGreaterThan(-1);
+    expect(draining).toBeGreaterThan(unready);
+    expect(log.indexOf('"msg":"Stopped"')).toBeGreaterThan(draining);
+    await expect(fetch(`${url}/health/live`)).rejects.toThrow();
   });
 });

@@ -33,7 +33,8 @@ export async function freePort(): Promise<number> {
 
 /**
  * Starts the built server on a free loopback port against the e2e database
- * and waits until /health answers. `env` adds to or overrides the defaults
+ * and waits until /health/ready answers 200 (database, signing key and
+ * session feed all there). `env` adds to or overrides the defaults
  * (NODE_ENV=test, the e2e DATABASE_URL, secrets, cost-4 bcrypt, no rate limits;
  * a free port unless PORT is given).
  */
@@ -64,7 +65,7 @@ export async function startAppProcess(env: Record<string, string> = {}): Promise
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300 && child.exitCode === null; i += 1) {
-    const up = await fetch(`${url}/health`).then(
+    const up = await fetch(`${url}/health/ready`).then(
       (res) => res.ok,
       () => false,
     );

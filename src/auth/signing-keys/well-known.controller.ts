@@ -1,6 +1,12 @@
 import { Controller, Get, Header } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
-import { ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
+import {
+  ApiOkResponse,
+  ApiOperation,
+  ApiProperty,
+  ApiPropertyOptional,
+  ApiTags,
+} from '@nestjs/swagger';
 import { Public } from '../../common/public.decorator.js';
 import type { AppConfig } from '../../config/configuration.js';
 import { DPOP_ALGORITHMS } from '../dpop/dpop-proof.js';
@@ -96,8 +102,11 @@ class MetadataDto {
   })
   access_token_signing_alg_values_supported!: string[];
 
-  @ApiProperty({ example: url('/docs') })
-  service_documentation!: string;
+  @ApiPropertyOptional({
+    example: url('/docs'),
+    description: 'Swagger UI; absent where the deployment does not serve it (DOCS_ENABLED)',
+  })
+  service_documentation?: string;
 
   @ApiProperty({ example: url('/auth/register'), description: 'Lineage: create an account (JSON)' })
   lineage_signup_endpoint!: string;
@@ -146,7 +155,10 @@ export class WellKnownController {
       // RFC 8414 keeps for RFC 7591 client registration, which this is not.
       response_types_supported: [],
       access_token_signing_alg_values_supported: [SIGNING_ALG],
-      service_documentation: `${base}/docs`,
+      // RFC 8414 §2: OPTIONAL; named only where /docs is served.
+      ...(config.get('docsEnabled', { infer: true })
+        ? { service_documentation: `${base}/docs` }
+        : {}),
       lineage_signup_endpoint: `${base}/auth/register`,
       lineage_login_endpoint: `${base}/auth/login`,
       lineage_refresh_endpoint: `${base}/auth/refresh`,
