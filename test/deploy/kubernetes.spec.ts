@@ -151,7 +151,8 @@ describe('container files', () => {
     for (const name of ['app', 'api']) {
       expect(compose.services[name].healthcheck?.test.join(' ')).toContain('/health/ready');
       expect(compose.services[name].environment).toMatchObject({
-        PUBLIC_URL: expect.stringMatching(/^\$\{[A-Z_]+:\?/) as unknown,
+        // Required: no default an operator could forget to replace.
+        PUBLIC_URL: expect.stringMatching(/\$\{PUBLIC_URL:\?[^}]+\}+$/) as unknown,
       });
     }
   });
