@@ -67,15 +67,15 @@ export function createTabCoordinator(
 ): TabCoordinator | undefined {
   if (typeof BroadcastChannel === 'undefined') return undefined;
   const channel = new BroadcastChannel(name);
-  const locks = (globalThis.navigator as { locks?: LockManagerLike } | undefined)?.locks;
+  const locks = (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator?.locks;
   /** Outcome messages seen so far (`tokens`, `signed_out`, `session_ended`, `refresh_failed`). */
   let outcomes = 0;
   let lastOutcome: TabMessage | undefined;
   let announcedUntil = 0;
   const waiters = new Set<() => void>();
 
-  channel.onmessage = (event: MessageEvent<TabMessage>) => {
-    const message = event.data;
+  channel.onmessage = (event: { data: unknown }) => {
+    const message = event.data as TabMessage;
     if (message.type === 'refreshing') {
       announcedUntil = Date.now() + ANNOUNCED_REFRESH_MS;
       return;

@@ -252,7 +252,7 @@ interface Init {
   method: Method;
   headers: Record<string, string>;
   body?: string;
-  credentials?: RequestCredentials;
+  credentials?: 'include';
 }
 type Query = Record<string, string | number | boolean | undefined>;
 
@@ -288,7 +288,8 @@ function sessionIdOf(accessToken: string): string | undefined {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-const inBrowser = () => typeof document !== 'undefined';
+// Read off globalThis: the SDK is also compiled without the DOM library (by the tests).
+const inBrowser = () => (globalThis as { document?: unknown }).document !== undefined;
 
 /** A 400 for a refresh by cookie without the cookie: the request named no session. */
 const isNoCookie = (error: LineageApiError) =>
