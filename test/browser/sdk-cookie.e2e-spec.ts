@@ -1,8 +1,9 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { describeInChromium, launchChromium } from '../support/browser.js';
 import { PASSWORD, uniqueUsername } from '../support/requests.js';
-import { compileSdk, loadSdkPage, serveSdkPage } from '../support/sdk-page.js';
-import { useTestApp } from '../support/test-app.js';
+import { compileSdk, loadSdkPage, serveSdkPage, startSdkPageServer } from '../support/sdk-page.js';
+import { freePort } from '../support/app-process.js';
+import { startTestApp, useTestApp } from '../support/test-app.js';
 import { countRequests } from '../client/support.js';
 
 const STEP_MS = 15_000;
@@ -24,7 +25,9 @@ const PAGE = `<!doctype html>
   const retry = new URLSearchParams(location.search).has('retry')
     ? { attempts: 3, baseDelay: 50 }
     : undefined;
-  const client = createLineageClient({ baseUrl: location.origin, retry });
+  // The API's origin: the page's own, or another one of the same site (\`?api=\`).
+  const baseUrl = new URLSearchParams(location.search).get('api') ?? location.origin;
+  const client = createLineageClient({ baseUrl, retry });
   const events = [];
   client.onAuthStateChange((event) => events.push(event));
 
@@ -32,7 +35,9 @@ const PAGE = `<!doctype html>
     try {
       return { value: await promise };
     } catch (error) {
-      return { error: { status: error.status, code: error.code, name: error.name } };
+      return {
+        error: { status: error.status, code: error.code, name: error.name, requestId: error.requestId },
+      };
     }
   }
 
@@ -42,6 +47,7 @@ const PAGE = `<!doctype html>
     restore: () => outcome(client.restore()),
     refresh: () => outcome(client.refresh()),
     me: () => outcome(client.users.me()),
+    missing: () => outcome(client.todos.get('00000000-0000-4000-8000-000000000000')),
     logout: () => outcome(client.logout()),
     loggedIn: () => client.isLoggedIn(),
     accessToken: () => client.getAccessToken(),
@@ -54,7 +60,7 @@ const PAGE = `<!doctype html>
 
 interface Outcome<T> {
   value?: T;
-  error?: { status?: number; code?: string; name: string };
+  error?: { status?: number; code?: string; name: string; requestId?: string };
 }
 interface PageEvent {
   type: string;
@@ -72,6 +78,7 @@ interface TestPage {
     restore(): Promise<Outcome<User | null>>;
     refresh(): Promise<Outcome<undefined>>;
     me(): Promise<Outcome<User>>;
+    missing(): Promise<Outcome<unknown>>;
     logout(): Promise<Outcome<undefined>>;
     loggedIn(): Promise<boolean>;
     accessToken(): Promise<string | null>;
@@ -320,3 +327,58 @@ describeInChromium('client SDK with the refresh cookie in a real browser', () =>
     90_000,
   );
 });
+
+describeInChromium(
+  'client SDK with the refresh cookie, from another origin of the same site (CORS)',
+  () => {
+    // The page at another port of 127.0.0.1: another origin, the same site, so
+    // the SameSite=Strict cookie goes along with credentialed requests.
+    let pageServer: Awaited<ReturnType<typeof startSdkPageServer>> | undefined;
+    let pageOrigin: string;
+    let corsApi: Awaited<ReturnType<typeof startTestApp>> | undefined;
+    let apiUrl: string;
+    let browser: Browser;
+    let sdk: Awaited<ReturnType<typeof compileSdk>> | undefined;
+
+    beforeAll(async () => {
+      sdk = await compileSdk();
+      pageServer = await startSdkPageServer(sdk.dir, PAGE);
+      pageOrigin = pageServer.origin;
+      const port = await freePort();
+      apiUrl = `http://127.0.0.1:${port}`;
+      corsApi = await startTestApp({ CORS_ORIGINS: pageOrigin, PUBLIC_URL: apiUrl });
+      await corsApi.app.listen({ port, host: '127.0.0.1' });
+      browser = await launchChromium();
+    }, 90_000);
+
+    afterAll(async () => {
+      await browser?.close();
+      await sdk?.remove();
+      await pageServer?.close();
+      await corsApi?.close();
+    });
+
+    it('signs up, survives a reload through restore(), and reads the request id of an error', async () => {
+      const context = await browser.newContext();
+      try {
+        const page = await context.newPage();
+        page.setDefaultTimeout(STEP_MS);
+        await page.goto(`${pageOrigin}/sdk-test/index.html?api=${encodeURIComponent(apiUrl)}`);
+        await page.locator('body[data-ready="true"]').waitFor({ state: 'attached' });
+        const username = uniqueUsername('cors');
+        const registered = await call(page, 'register', username, PASSWORD);
+        expect(registered.error).toBeUndefined();
+        expect(registered.value).not.toContain('refresh_token');
+
+        await loadSdkPage(page, pageOrigin, true);
+        expect((await call(page, 'restore')).value).toMatchObject({ username });
+
+        const missing = await call(page, 'missing');
+        expect(missing.error).toMatchObject({ status: 404, code: 'not_found' });
+        expect(missing.error?.requestId).toEqual(expect.any(String));
+      } finally {
+        await context.close();
+      }
+    }, 90_000);
+  },
+);

@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -54,4 +56,40 @@ export async function loadSdkPage(page: Page, baseUrl: string, reload = false): 
   if (reload) await page.reload();
   else await page.goto(`${baseUrl}${SDK_PAGE_PREFIX}index.html`);
   await page.locator('body[data-ready="true"]').waitFor({ state: 'attached' });
+}
+
+/**
+ * A plain HTTP server on 127.0.0.1 serving the test page and the compiled SDK
+ * at the same paths as serveSdkPage: a page of its own origin, for tests
+ * that call the API cross-origin. A real server rather than a Playwright
+ * route: Chromium places a document it did not fetch from an address outside
+ * the loopback space, and its Local Network Access checks then refuse the
+ * page's requests to the API on 127.0.0.1.
+ */
+export async function startSdkPageServer(
+  sdkDir: string,
+  html: string,
+): Promise<{ origin: string; close: () => Promise<void> }> {
+  const server = createServer((request, response) => {
+    const path = new URL(request.url ?? '/', 'http://page').pathname;
+    const relative = path.startsWith(SDK_PAGE_PREFIX) ? path.slice(SDK_PAGE_PREFIX.length) : '';
+    const module = /^sdk\/([\w-]+\.js)$/.exec(relative);
+    if (relative === 'index.html') {
+      response.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8' }).end(html);
+    } else if (module) {
+      readFile(join(sdkDir, module[1])).then(
+        (body) =>
+          response.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8' }).end(body),
+        () => response.writeHead(404).end('not found'),
+      );
+    } else {
+      response.writeHead(404).end('not found');
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
 }
