@@ -91,7 +91,10 @@ export type TokenTransport = 'cookie' | 'body';
  */
 export type AuthStateEvent =
   | {
-      /** Register, login, a restore() that found a session, or another tab's sign-in. */
+      /**
+       * Register, login, a restore() that found a session, another tab's
+       * sign-in, or the first refresh of tokens a storage already held.
+       */
       type: 'signed_in';
       source: EventSource;
     }
@@ -347,6 +350,8 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
   /** Why the session ended, for callers that awaited another tab's refresh. */
   let endedBy: LineageApiError | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
+  /** Whether `signed_in` was emitted for the session held now (so it comes first, and once). */
+  let announced = false;
 
   function emit(event: AuthStateEvent): void {
     for (const listener of [...listeners]) {
@@ -516,12 +521,13 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
 
   /** Keeps the tokens, as this client or another tab received them. */
   async function keep(tokens: StoredTokens, source: EventSource): Promise<void> {
-    const before = await storage.get();
     await storage.set(tokens);
     sessionKnown = true;
     endedBy = undefined;
     schedule(tokens);
-    emit({ type: before === null ? 'signed_in' : 'token_refreshed', source });
+    const type = announced ? 'token_refreshed' : 'signed_in';
+    announced = true;
+    emit({ type, source });
   }
 
   async function storeTokens(tokens: TokenResponse): Promise<StoredTokens> {
@@ -567,6 +573,7 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
     await storage.clear();
     schedule(null);
     sessionKnown = true;
+    announced = false;
     return held !== null;
   }
 
@@ -589,8 +596,8 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
     const current = await storage.get();
     if (current !== null && !stillCurrent(current)) return;
     endedBy = error;
-    // A restore that finds a dead cookie reports it too: the page had a session.
-    const restoring = !sessionKnown;
+    // This client's restore that finds a dead cookie reports it too: the page had a session.
+    const restoring = !sessionKnown && source === 'this_tab';
     const had = (await forget()) || restoring;
     if (source === 'this_tab') {
       tabs?.post({
@@ -896,7 +903,10 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
         const tokens = await storage.get();
         if (tokens === null) return null;
         schedule(tokens);
-        emit({ type: 'signed_in', source: 'this_tab' });
+        if (!announced) {
+          announced = true;
+          emit({ type: 'signed_in', source: 'this_tab' });
+        }
       }
       try {
         return await json<User>(
