@@ -511,7 +511,8 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
     if (!autoRefresh || tokens === null || tokens.expires_at === undefined) return;
-    const delay = Math.max(0, tokens.expires_at - leewayMs(tokens) - now());
+    // setTimeout fires at once for a delay past 2^31 - 1 ms (about 24.8 days).
+    const delay = Math.min(2 ** 31 - 1, Math.max(0, tokens.expires_at - leewayMs(tokens) - now()));
     timer = setTimeout(() => {
       timer = undefined;
       // Failures surface through the next request and the events.
@@ -521,6 +522,17 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
 
   /** Keeps the tokens, as this client or another tab received them. */
   async function keep(tokens: StoredTokens, source: EventSource): Promise<void> {
+    const held = await storage.get();
+    // Another session replaces the held one (a login over it, here or in
+    // another tab): this client has left the old one, which ends its events.
+    if (
+      announced &&
+      held !== null &&
+      sessionIdOf(held.access_token) !== sessionIdOf(tokens.access_token)
+    ) {
+      announced = false;
+      emit({ type: 'signed_out', source });
+    }
     await storage.set(tokens);
     sessionKnown = true;
     endedBy = undefined;

@@ -195,6 +195,37 @@ describeInChromium('client SDK with the refresh cookie in a real browser', () =>
     }
   }, 90_000);
 
+  it('restore() with a cookie whose session was ended elsewhere resolves to null and emits session_ended', async () => {
+    const context = await newProfile();
+    try {
+      const page = await openTab(context);
+      await signUp(page);
+      const accessToken = await call(page, 'accessToken');
+      if (accessToken === null) throw new Error('no access token after signing up');
+      // Another device ends every session of the account.
+      await t
+        .http()
+        .post('/auth/logout-all')
+        .set('Authorization', `Bearer ${accessToken}`)
+        .send({})
+        .expect(200);
+
+      await loadSdkPage(page, baseUrl, true);
+      const restored = await call(page, 'restore');
+
+      expect(restored).toEqual({ value: null });
+      expect(await call(page, 'events')).toEqual([
+        { type: 'session_ended', source: 'this_tab', code: 'session_revoked' },
+      ]);
+      // The refusal cleared the dead cookie: the next restore finds none, and says nothing.
+      expect(await call(page, 'restore')).toEqual({ value: null });
+      expect(await call(page, 'events')).toHaveLength(1);
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 90_000);
+
   it('two tabs refreshing at once make one refresh request, and both get its access token', async () => {
     const context = await newProfile();
     try {

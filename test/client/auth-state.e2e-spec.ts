@@ -100,6 +100,14 @@ describe('client SDK: auth-state events, proactive refresh, every route (e2e)', 
     expect(await client.getAccessToken()).toBeNull();
   });
 
+  it('a login over a held session ends its events: signed_out, then signed_in', async () => {
+    const { client, events, username } = await watched(baseUrl);
+
+    await client.login({ username, password: PASSWORD });
+
+    expect(types(events)).toEqual(['signed_in', 'signed_out', 'signed_in']);
+  });
+
   it('emits session_ended with the server code when the session is revoked elsewhere, and stops listening on unsubscribe', async () => {
     const first = await watched(baseUrl);
     const second = createLineageClient({ baseUrl });
