@@ -63,7 +63,7 @@ const NOT_AVAILABLE = Symbol('lock held elsewhere');
  */
 export function createTabCoordinator(
   name: string,
-  onMessage: (message: TabMessage) => void,
+  onMessage: (message: TabMessage) => Promise<void>,
 ): TabCoordinator | undefined {
   if (typeof BroadcastChannel === 'undefined') return undefined;
   const channel = new BroadcastChannel(name);
@@ -81,10 +81,14 @@ export function createTabCoordinator(
       return;
     }
     announcedUntil = 0;
-    onMessage(message);
-    outcomes += 1;
-    lastOutcome = message;
-    for (const wake of waiters) wake();
+    // Counted once handled, so a tab woken by it finds the tokens already kept.
+    void onMessage(message)
+      .catch(() => undefined)
+      .then(() => {
+        outcomes += 1;
+        lastOutcome = message;
+        for (const wake of waiters) wake();
+      });
   };
 
   /** Resolves once an outcome beyond `seen` has arrived, or after `ms`. */

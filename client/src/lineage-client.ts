@@ -336,7 +336,7 @@ export function createLineageClient(options: LineageClientOptions): LineageClien
   const listeners = new Set<AuthStateListener>();
   const tabs: TabCoordinator | undefined =
     cookie && (options.crossTab ?? true)
-      ? createTabCoordinator(`lineage:${baseUrl}`, (message) => void fromOtherTab(message))
+      ? createTabCoordinator(`lineage:${baseUrl}`, (message) => fromOtherTab(message))
       : undefined;
 
   /** The refresh every caller that needs one right now awaits. */
