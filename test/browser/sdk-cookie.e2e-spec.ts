@@ -27,7 +27,8 @@ const PAGE = `<!doctype html>
     : undefined;
   // The API's origin: the page's own, or another one of the same site (\`?api=\`).
   const baseUrl = new URLSearchParams(location.search).get('api') ?? location.origin;
-  const client = createLineageClient({ baseUrl, retry });
+  const dpop = new URLSearchParams(location.search).has('dpop') ? true : undefined;
+  const client = createLineageClient({ baseUrl, retry, dpop });
   const events = [];
   client.onAuthStateChange((event) => events.push(event));
 
@@ -44,6 +45,9 @@ const PAGE = `<!doctype html>
   globalThis.sdkTest = {
     register: (username, password) =>
       outcome(client.register({ username, password }).then((tokens) => Object.keys(tokens))),
+    tokenType: (username, password) =>
+      outcome(client.register({ username, password }).then((tokens) => tokens.token_type)),
+    sessions: () => outcome(client.sessions.list()),
     restore: () => outcome(client.restore()),
     refresh: () => outcome(client.refresh()),
     me: () => outcome(client.users.me()),
@@ -75,6 +79,8 @@ interface User {
 interface TestPage {
   sdkTest: {
     register(username: string, password: string): Promise<Outcome<string[]>>;
+    tokenType(username: string, password: string): Promise<Outcome<string>>;
+    sessions(): Promise<Outcome<{ current: boolean; dpop_bound: boolean }[]>>;
     restore(): Promise<Outcome<User | null>>;
     refresh(): Promise<Outcome<undefined>>;
     me(): Promise<Outcome<User>>;
@@ -177,6 +183,28 @@ describeInChromium('client SDK with the refresh cookie in a real browser', () =>
       expect(sessionStarts.count).toBe(0);
       expect(types(await call(page, 'events'))).toEqual(['signed_in']);
       expect((await call(page, 'me')).value).toMatchObject({ username });
+      expect(problems).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 90_000);
+
+  it('with DPoP too: the session is bound, and restore() after a reload signs the cookie refresh with the kept key', async () => {
+    const context = await newProfile();
+    try {
+      const page = await openTab(context, '?dpop');
+      expect(await call(page, 'tokenType', uniqueUsername('cookie'), PASSWORD)).toEqual({
+        value: 'DPoP',
+      });
+      await loadSdkPage(page, baseUrl, true);
+      refreshes.count = 0;
+
+      expect((await call(page, 'restore')).value).toBeTruthy();
+
+      expect(refreshes.count).toBe(1);
+      expect((await call(page, 'sessions')).value).toEqual([
+        expect.objectContaining({ current: true, dpop_bound: true }),
+      ]);
       expect(problems).toEqual([]);
     } finally {
       await context.close();
