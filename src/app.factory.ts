@@ -203,8 +203,15 @@ export async function createApp(
       credentials: true,
       methods: ['GET', 'POST', 'PATCH', 'DELETE'],
       allowedHeaders: ['Authorization', 'Content-Type', 'X-Token-Transport', 'DPoP'],
-      // RFC 9449 §8: a browser client must be able to read the nonce it is asked to use.
-      exposedHeaders: ['X-Total-Count', 'Retry-After', 'DPoP-Nonce', 'WWW-Authenticate'],
+      // RFC 9449 §8: a browser client must be able to read the nonce it is asked to use;
+      // and the request id, which a client quotes when it reports a failure.
+      exposedHeaders: [
+        'X-Total-Count',
+        'Retry-After',
+        'DPoP-Nonce',
+        'WWW-Authenticate',
+        'X-Request-Id',
+      ],
       maxAge: 600,
     });
   }

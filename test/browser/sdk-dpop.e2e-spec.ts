@@ -1,19 +1,12 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { calculateJwkThumbprint, type JWK } from 'jose';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import type { StoredTokens } from '../../client/src/lineage-client.js';
 import { PASSWORD, uniqueUsername } from '../support/requests.js';
 import { describeInChromium, launchChromium } from '../support/browser.js';
+import { compileSdk, loadSdkPage, serveSdkPage } from '../support/sdk-page.js';
 import { useTestApp } from '../support/test-app.js';
 import { expiredAccessToken } from '../support/tokens.js';
 
-const ROOT = join(import.meta.dirname, '..', '..');
-/** Where the page and the SDK are served from: the API's own origin, so no CORS is involved. */
-const PREFIX = '/sdk-test/';
 const STEP_MS = 15_000;
 const EXPECTED_REFUSAL = /^Failed to load resource: the server responded with a status of 40[01]\b/;
 
@@ -44,7 +37,13 @@ const PAGE = `<!doctype html>
     clear: () => sessionStorage.removeItem('lineage-tokens'),
   };
   const baseUrl = location.origin;
-  const client = createLineageClient({ baseUrl, storage: sessionTokens, dpop: true });
+  // The body transport, for the same reason (the cookie one is the browser default).
+  const client = createLineageClient({
+    baseUrl,
+    transport: 'body',
+    storage: sessionTokens,
+    dpop: true,
+  });
 
   const encoder = new TextEncoder();
   const base64url = (bytes) =>
@@ -96,6 +95,7 @@ const PAGE = `<!doctype html>
       };
       const thief = createLineageClient({
         baseUrl,
+        transport: 'body',
         storage: memoryTokenStorage(tokens),
         fetch: logged,
         dpop: { keys: memoryDpopKeyStore() },
@@ -158,32 +158,20 @@ function call<K extends keyof PageApi>(
 describeInChromium('client SDK with DPoP in a real browser', () => {
   const t = useTestApp({}, { listen: true });
   let browser: Browser;
-  let sdkDir: string;
+  let sdk: Awaited<ReturnType<typeof compileSdk>> | undefined;
   let baseUrl: string;
   /** Uncaught script errors and console errors of the page open now. */
   const pageProblems: string[] = [];
 
   beforeAll(async () => {
     baseUrl = t.baseUrl;
-    // The SDK as it ships: compiled by its own tsconfig (DOM library, no Node types).
-    sdkDir = await mkdtemp(join(tmpdir(), 'lineage-sdk-'));
-    await promisify(execFile)(
-      process.execPath,
-      [
-        join(ROOT, 'node_modules/typescript/bin/tsc'),
-        '-p',
-        'client/tsconfig.json',
-        '--outDir',
-        sdkDir,
-      ],
-      { cwd: ROOT },
-    );
+    sdk = await compileSdk();
     browser = await launchChromium();
   }, 90_000);
 
   afterAll(async () => {
     await browser?.close();
-    if (sdkDir) await rm(sdkDir, { recursive: true, force: true });
+    await sdk?.remove();
   });
 
   /** A new browser profile (empty IndexedDB and sessionStorage) with the page open. */
@@ -200,29 +188,12 @@ describeInChromium('client SDK with DPoP in a real browser', () => {
         pageProblems.push(`console: ${message.text()}`);
       }
     });
-    await page.route(`${baseUrl}${PREFIX}**`, async (route) => {
-      const path = new URL(route.request().url()).pathname.slice(PREFIX.length);
-      if (path === 'index.html') {
-        return route.fulfill({ contentType: 'text/html; charset=utf-8', body: PAGE });
-      }
-      const module = /^sdk\/([\w-]+\.js)$/.exec(path);
-      if (module) {
-        return route.fulfill({
-          contentType: 'text/javascript; charset=utf-8',
-          body: await readFile(join(sdkDir, module[1])),
-        });
-      }
-      return route.fulfill({ status: 404, body: 'not found' });
-    });
+    await serveSdkPage(page, baseUrl, sdk!.dir, PAGE);
     await load(page);
     return { context, page };
   }
 
-  async function load(page: Page, reload = false): Promise<void> {
-    if (reload) await page.reload();
-    else await page.goto(`${baseUrl}${PREFIX}index.html`);
-    await page.locator('body[data-ready="true"]').waitFor({ state: 'attached' });
-  }
+  const load = (page: Page, reload = false) => loadSdkPage(page, baseUrl, reload);
 
   async function storedTokens(page: Page): Promise<StoredTokens> {
     const tokens = await call(page, 'tokens');

@@ -25,6 +25,8 @@ describe('client SDK: session, resources and errors (e2e)', () => {
     expect(await storage.get()).toEqual({
       access_token: tokens.access_token,
       refresh_token: tokens.refresh_token,
+      expires_at: expect.any(Number) as number,
+      expires_in: tokens.expires_in,
     });
 
     const me = await client.users.me();

@@ -661,6 +661,7 @@ describe('CORS (ASVS 14.5.3, API8:2023)', () => {
       expect(simple.headers['access-control-allow-credentials']).toBe('true');
       expect(simple.headers.vary).toMatch(/origin/i);
       expect(simple.headers['access-control-expose-headers']).toMatch(/retry-after/i);
+      expect(simple.headers['access-control-expose-headers']).toMatch(/x-request-id/i);
 
       const pre = await preflight(t, app);
       expect(pre.status).toBeLessThan(300);
