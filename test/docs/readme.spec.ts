@@ -2,6 +2,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { TABLE_END, TABLE_START, withErrorTable } from '../../src/cli/error-table.js';
 import { renderErrorTable } from '../../src/common/error-catalog.js';
+import { ENVIRONMENT_VARIABLES } from '../../src/config/environment.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -47,6 +48,16 @@ describe('README.md', () => {
     expect(readme).toContain(TABLE_END);
     // On failure: `npm run docs:errors` rewrites the table.
     expect(withErrorTable(readme, renderErrorTable())).toBe(readme);
+  });
+
+  it('lists every variable the configuration reads in its Configuration table', () => {
+    const readme = read('README.md');
+    const section = readme.slice(readme.indexOf('\n## Configuration\n'));
+    const table = section.slice(0, section.indexOf('\n## ', 1));
+    const rows = new Set([...table.matchAll(/^\| `([A-Z0-9_]+)`/gm)].map((match) => match[1]));
+    // Rows that name two variables at once (`JWT_ISSUER`, `JWT_AUDIENCE`).
+    for (const match of table.matchAll(/^\| `([A-Z0-9_]+)`, `([A-Z0-9_]+)`/gm)) rows.add(match[2]);
+    expect(ENVIRONMENT_VARIABLES.filter((name) => !rows.has(name))).toEqual([]);
   });
 
   it.each(DOCUMENTS)('%s links only to files and headings that exist', (path) => {
