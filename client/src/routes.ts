@@ -1,11 +1,4 @@
-import type {
-  AuthEvent,
-  LineageClient,
-  LogoutAllResult,
-  Session,
-  Todo,
-  User,
-} from './lineage-client.js';
+import type { AuthEvent, LineageClient, LogoutAllResult, Session, Todo, User } from './api.js';
 import type { ClientSession } from './session.js';
 import { json, optionalJson, type Query } from './transport.js';
 import { fillPath, type HttpMethod } from './typed-request.js';

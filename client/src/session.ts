@@ -8,7 +8,7 @@ import type {
   LineageClient,
   TokenResponse,
   User,
-} from './lineage-client.js';
+} from './api.js';
 import type { StoredTokens, TokenStorage } from './token-storage.js';
 import { type Call, expectOk, json, type Transport } from './transport.js';
 
