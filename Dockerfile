@@ -37,5 +37,5 @@ EXPOSE 8000
 # it and uses its own probes (deploy/kubernetes); docker-compose.yml checks readiness instead.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.PORT}/health/live`).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
-# The same V8 flags as `npm run start:prod` (see README, Performance).
+# The same V8 flags as `npm run start:prod` (docs/performance.md).
 CMD ["node", "--max-old-space-size=200", "--initial-old-space-size=160", "--no-allocation-site-pretenuring", "dist/src/main.js"]

@@ -36,7 +36,7 @@ describe('auth (e2e)', () => {
     return row.generation;
   };
 
-  describe('the README curl flow, literally', () => {
+  describe('a session with the demo account, start to end', () => {
     it('login, refresh, todos, logout with the login-time refresh token, then both 401', async () => {
       const loginRes = await t
         .http()

@@ -257,7 +257,7 @@ export function createSession(options: SessionOptions): ClientSession {
    * One refresh at a time (single flight), and with the cookie transport one
    * for all tabs. The server answers a token presented again, while its
    * successor is unused, with that same successor (RFC 9700 §4.14.2 rotation,
-   * as the README's rule table says), so parallel refreshes would be safe;
+   * as the rule table in docs/sessions.md says), so parallel refreshes would be safe;
    * sharing one spares the round trips and the re-issue events they record.
    */
   function refreshOnce(presented: StoredTokens | null): Promise<StoredTokens> {

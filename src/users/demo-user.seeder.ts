@@ -12,9 +12,9 @@ export const DEMO_USERNAME = 'testuser';
 export const DEMO_PASSWORD = 'testpass123';
 
 /**
- * Creates the demo account, so the README's curl script runs unmodified
- * against a local instance. Only on the embedded development default, or
- * when SEED_DEMO_USER=true; never otherwise.
+ * Creates the demo account, so a fresh local instance can be tried without
+ * registering. Only on the embedded development default, or when
+ * SEED_DEMO_USER=true outside production; never otherwise.
  */
 @Injectable()
 export class DemoUserSeeder implements OnApplicationBootstrap {

@@ -14,7 +14,7 @@ import { USERNAME_PATTERN, USERNAME_RULE } from '../../common/username.js';
 
 export const PASSWORD_MIN_LENGTH = 8;
 // bcrypt only reads the first 72 bytes of its input; longer passwords are
-// refused with a reason instead of being silently truncated (see README).
+// refused with a reason instead of being silently truncated (docs/security.md, "Passwords").
 
 @ValidatorConstraint({ name: 'maxUtf8Bytes' })
 class MaxUtf8Bytes implements ValidatorConstraintInterface {
