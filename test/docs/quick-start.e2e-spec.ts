@@ -61,12 +61,19 @@ function run(script: string): Promise<{ code: number | null; stdout: string; std
 }
 
 const tools = ['bash', 'curl', 'jq'].filter((name) => !hasCommand(name));
-const describeWithTools = tools.length === 0 || IN_CI ? describe : describe.skip;
-if (tools.length > 0 && !IN_CI) {
-  console.warn(`Skipping the README quick start: ${tools.join(', ')} not installed.`);
+// A developer's own `npm start` holds the port the script talks to.
+const portFree = await portIsFree(PORT);
+const missing = [
+  ...(tools.length > 0 ? [`${tools.join(', ')} not installed`] : []),
+  ...(portFree ? [] : [`port ${PORT} in use (is the server running?)`]),
+];
+// In CI nothing is skipped: beforeAll then fails, saying why.
+const describeRunnable = missing.length === 0 || IN_CI ? describe : describe.skip;
+if (missing.length > 0 && !IN_CI) {
+  console.warn(`Skipping the README quick start: ${missing.join('; ')}.`);
 }
 
-describeWithTools('the README curl quick start', () => {
+describeRunnable('the README curl quick start', () => {
   const serverUrl = process.env.TEST_DATABASE_URL;
   const database = `lineage_quick_start_${process.pid}`;
   let dataDir: string;
