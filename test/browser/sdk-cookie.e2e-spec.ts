@@ -1,7 +1,13 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { describeInChromium, launchChromium } from '../support/browser.js';
 import { PASSWORD, uniqueUsername } from '../support/requests.js';
-import { compileSdk, loadSdkPage, serveSdkPage, startSdkPageServer } from '../support/sdk-page.js';
+import {
+  compileSdk,
+  loadSdkPage,
+  pageFunctions,
+  serveSdkPage,
+  startSdkPageServer,
+} from '../support/sdk-page.js';
 import { freePort } from '../support/app-process.js';
 import { startTestApp, useTestApp } from '../support/test-app.js';
 import { countRequests } from '../client/support.js';
@@ -94,19 +100,7 @@ interface TestPage {
 }
 type PageApi = TestPage['sdkTest'];
 
-function call<K extends keyof PageApi>(
-  page: Page,
-  name: K,
-  ...args: Parameters<PageApi[K]>
-): Promise<Awaited<ReturnType<PageApi[K]>>> {
-  return page.evaluate(
-    ({ name, args }) => {
-      const fn = (globalThis as unknown as TestPage).sdkTest[name] as (...a: unknown[]) => unknown;
-      return fn(...args);
-    },
-    { name, args },
-  ) as Promise<Awaited<ReturnType<PageApi[K]>>>;
-}
+const call = pageFunctions<PageApi>('sdkTest');
 
 const types = (events: PageEvent[]) => events.map((event) => event.type);
 
@@ -160,6 +154,16 @@ describeInChromium('client SDK with the refresh cookie in a real browser', () =>
     // The refresh token went into the cookie, not into the page.
     expect(registered.value).not.toContain('refresh_token');
     return username;
+  }
+
+  /** Two tabs of one profile on one session: signed up in the first, restored in the second. */
+  async function twoSignedInTabs(context: BrowserContext): Promise<[Page, Page]> {
+    const first = await openTab(context);
+    await signUp(first);
+    const second = await openTab(context);
+    // The second tab learns of the session from the first (or the cookie): either way, one session.
+    expect((await call(second, 'restore')).value).toBeTruthy();
+    return [first, second];
   }
 
   it('survives a reload: restore() refreshes by cookie, with no new login, and script never sees the cookie', async () => {
@@ -257,11 +261,7 @@ describeInChromium('client SDK with the refresh cookie in a real browser', () =>
   it('two tabs refreshing at once make one refresh request, and both get its access token', async () => {
     const context = await newProfile();
     try {
-      const first = await openTab(context);
-      await signUp(first);
-      const second = await openTab(context);
-      // The second tab learns of the session from the first (or the cookie): either way, one session.
-      expect((await call(second, 'restore')).value).toBeTruthy();
+      const [first, second] = await twoSignedInTabs(context);
       const before = [(await call(first, 'events')).length, (await call(second, 'events')).length];
       refreshes.count = 0;
 
@@ -294,10 +294,7 @@ describeInChromium('client SDK with the refresh cookie in a real browser', () =>
   it('a logout in one tab signs the other out: it gets signed_out and its next call is refused', async () => {
     const context = await newProfile();
     try {
-      const first = await openTab(context);
-      await signUp(first);
-      const second = await openTab(context);
-      expect((await call(second, 'restore')).value).toBeTruthy();
+      const [first, second] = await twoSignedInTabs(context);
       expect((await call(second, 'me')).value).toBeTruthy();
 
       expect(await call(first, 'logout')).toEqual({});

@@ -3,7 +3,7 @@ import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import type { StoredTokens } from '../../client/src/lineage-client.js';
 import { PASSWORD, uniqueUsername } from '../support/requests.js';
 import { describeInChromium, launchChromium } from '../support/browser.js';
-import { compileSdk, loadSdkPage, serveSdkPage } from '../support/sdk-page.js';
+import { compileSdk, loadSdkPage, pageFunctions, serveSdkPage } from '../support/sdk-page.js';
 import { useTestApp } from '../support/test-app.js';
 import { expiredAccessToken } from '../support/tokens.js';
 
@@ -140,20 +140,7 @@ interface TestPage {
 
 type PageApi = TestPage['dpopTest'];
 
-/** Calls one of the page's functions (the function runs in the page, so it names only its globals). */
-function call<K extends keyof PageApi>(
-  page: Page,
-  name: K,
-  ...args: Parameters<PageApi[K]>
-): Promise<Awaited<ReturnType<PageApi[K]>>> {
-  return page.evaluate(
-    ({ name, args }) => {
-      const fn = (globalThis as unknown as TestPage).dpopTest[name] as (...a: unknown[]) => unknown;
-      return fn(...args);
-    },
-    { name, args },
-  ) as Promise<Awaited<ReturnType<PageApi[K]>>>;
-}
+const call = pageFunctions<PageApi>('dpopTest');
 
 describeInChromium('client SDK with DPoP in a real browser', () => {
   const t = useTestApp({}, { listen: true });

@@ -93,3 +93,24 @@ export async function startSdkPageServer(
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
+
+/**
+ * Calls the test page's functions, which it publishes on `globalThis[name]`:
+ * each runs in the page, so it names only the page's own globals.
+ */
+export function pageFunctions<Api extends Record<string, (...args: never[]) => unknown>>(
+  name: string,
+) {
+  return <K extends keyof Api & string>(
+    page: Page,
+    fn: K,
+    ...args: Parameters<Api[K]>
+  ): Promise<Awaited<ReturnType<Api[K]>>> =>
+    page.evaluate(
+      ({ name, fn, args }) => {
+        const api = (globalThis as unknown as Record<string, Record<string, unknown>>)[name];
+        return (api?.[fn] as (...a: unknown[]) => unknown)(...args);
+      },
+      { name, fn, args },
+    ) as Promise<Awaited<ReturnType<Api[K]>>>;
+}
